@@ -1,0 +1,168 @@
+"""Frozen configuration objects and the enums that name modes.
+
+Everything here is plain data (no numpy arrays, no torch) so that it can be
+written to checkpoints and to ONNX metadata as JSON and read back unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def look_up(kind: type[E], value: object, what: str | None = None) -> E:
+    """Resolve ``value`` (an enum member or its string value) to a member of ``kind``.
+
+    A typo raises :class:`ConfigError` naming the closest valid spelling.
+    """
+    if isinstance(value, kind):
+        return value
+    name = what or kind.__name__
+    choices = [str(m.value) for m in kind]
+    if isinstance(value, str):
+        key = value.strip().lower()
+        for member in kind:
+            if str(member.value) == key:
+                return member
+        close = difflib.get_close_matches(key, choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}.{hint}")
+    raise ConfigError(
+        f"{name} must be a string, got {type(value).__name__}; expected one of {', '.join(choices)}"
+    )
+
+
+class Padding(str, enum.Enum):
+    """Convolution padding of the network."""
+
+    VALID = "valid"  # the paper: each 3x3 convolution shrinks the map by 2 px
+    SAME = "same"  # zero-padded convolutions, output as large as input
+
+
+class BorderMode(str, enum.Enum):
+    """How the image is extended beyond its edges before tiling.
+
+    Only one convention is used across the project (in-memory, streamed and
+    Dask paths): ``symmetric`` mirrors with the edge pixel repeated, which is
+    ``cv2.BORDER_REFLECT`` == ``numpy.pad(mode="symmetric")`` ==
+    ``dask.array.map_overlap(boundary="reflect")``. Unlike reflect-101 it is
+    defined for 1-pixel-wide images.
+    """
+
+    SYMMETRIC = "symmetric"
+
+
+class NormMode(str, enum.Enum):
+    """How raw pixel values are mapped to the network's input range."""
+
+    DTYPE_RANGE = "dtype_range"  # divide by the dtype's maximum (255, 65535); floats as given
+    FIXED_RANGE = "fixed_range"  # (x - low) / (high - low) with the model's low/high
+    PERCENTILE = "percentile"  # per image: low/high percentiles mapped to 0..1
+
+
+class Precision(str, enum.Enum):
+    """Numeric precision of an exported graph."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input normalisation, applied per channel after conversion to float32.
+
+    ``x = (scale(raw) - mean) / std`` where ``scale`` depends on ``mode``:
+    ``dtype_range`` divides integers by their dtype's maximum; ``fixed_range``
+    maps ``[low, high]`` to ``[0, 1]``; ``percentile`` maps the image's
+    ``low``-th and ``high``-th percentiles to ``[0, 1]``. With ``clip`` the
+    scaled values are clipped to ``[0, 1]``.
+    """
+
+    mode: NormMode = NormMode.DTYPE_RANGE
+    low: float = 0.0
+    high: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    clip: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", look_up(NormMode, self.mode, "normalisation mode"))
+        if not self.std > 0:
+            raise ConfigError(f"normalisation std must be > 0, got {self.std}")
+        if self.mode is not NormMode.DTYPE_RANGE and not self.high > self.low:
+            raise ConfigError(
+                f"normalisation needs high > low, got low={self.low}, high={self.high}"
+            )
+        if self.mode is NormMode.PERCENTILE and not (0 <= self.low < self.high <= 100):
+            raise ConfigError(
+                f"percentile normalisation needs 0 <= low < high <= 100, got {self.low}, {self.high}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mode"] = self.mode.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Normalization:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of a U-Net. The defaults are the paper's network.
+
+    ``depth`` is the number of 2x2 max-pools; ``base_width`` the number of
+    feature maps at the top level (doubled at each level below).
+    """
+
+    in_channels: int = 1
+    classes: int = 2
+    depth: int = 4
+    base_width: int = 64
+    padding: Padding = Padding.VALID
+    batch_norm: bool = False
+    dropout: float = 0.0
+    convs_per_level: int = 2
+    kernel_size: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "padding", look_up(Padding, self.padding, "padding"))
+        for name in ("in_channels", "classes", "base_width", "convs_per_level"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.classes < 2:
+            raise ConfigError(
+                f"classes must be >= 2 (softmax over classes), got {self.classes}; "
+                "use 2 for foreground/background"
+            )
+        if not isinstance(self.depth, int) or not 0 <= self.depth <= 8:
+            raise ConfigError(f"depth must be an integer in 0..8, got {self.depth!r}")
+        if self.kernel_size not in (3, 5, 7):
+            raise ConfigError(f"kernel_size must be 3, 5 or 7, got {self.kernel_size!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["padding"] = self.padding.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown architecture keys {unknown}; expected a subset of {sorted(known)}"
+            )
+        return cls(**d)

@@ -1,0 +1,52 @@
+"""Exceptions raised by unet-edge.
+
+Every exception subclasses :class:`UnetEdgeError` *and* the builtin it most
+resembles, so callers can catch either. Messages say what was received, what
+was expected and how to fix it; the CLI prints them as one line.
+"""
+
+from __future__ import annotations
+
+
+class UnetEdgeError(Exception):
+    """Base class of every error unet-edge raises on purpose."""
+
+
+class InputError(UnetEdgeError, ValueError):
+    """An image, array or argument has the wrong shape, dtype or value."""
+
+
+class ImageReadError(UnetEdgeError, OSError):
+    """A file could not be read as an image (missing, empty, truncated, not an image)."""
+
+
+class OutputExistsError(UnetEdgeError, FileExistsError):
+    """An output file exists and overwriting was not allowed."""
+
+
+class OutputError(UnetEdgeError, OSError):
+    """An output could not be written (folder missing or vanished, no permission)."""
+
+
+class ModelError(UnetEdgeError, ValueError):
+    """A model file is not a unet-edge ONNX graph or its metadata is invalid."""
+
+
+class CheckpointError(UnetEdgeError, ValueError):
+    """A file is not a unet-edge checkpoint, or the checkpoint is incomplete."""
+
+
+class ExportError(UnetEdgeError, RuntimeError):
+    """Exporting to ONNX failed, or the exported graph disagrees with PyTorch."""
+
+
+class ProviderError(UnetEdgeError, RuntimeError):
+    """An execution provider was asked for but cannot run here."""
+
+
+class ConfigError(UnetEdgeError, ValueError):
+    """A configuration value (tile size, option name, mode) is not valid."""
+
+
+class DataError(UnetEdgeError, ValueError):
+    """A training or evaluation data folder is unusable (missing pairs, bad labels)."""

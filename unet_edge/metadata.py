@@ -1,0 +1,204 @@
+"""The one owner of the ONNX metadata schema.
+
+An exported graph carries a versioned JSON description under the
+``metadata_props`` key :data:`KEY`. It holds everything the runtime needs:
+architecture (from which halo, alignment and legal tile sizes follow),
+input channels and normalisation, class names, the border convention, the
+numeric precision and where the model came from. :func:`write` stamps it,
+:func:`read` validates it and returns a :class:`ModelInfo`; nothing else in
+the package parses the JSON.
+
+Schema version 1::
+
+    {"schema": "unet-edge/model", "schema_version": 1,
+     "name": str, "architecture": {UNetConfig fields},
+     "geometry": {"halo": int, "alignment": int, "min_input": int,
+                  "input_step": int, "size_rule": str},   # derived, for other tools
+     "input": {"name": str, "layout": "NCHW", "channels": int,
+               "normalization": {Normalization fields}},
+     "output": {"name": str, "kind": "probabilities", "classes": [str, ...]},
+     "border": "symmetric", "precision": "fp32" | "fp16" | "int8",
+     "provenance": {...}, "metrics": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import BorderMode, Normalization, Precision, UNetConfig, look_up
+from .errors import ConfigError, ModelError
+from .geometry import Geometry
+
+if TYPE_CHECKING:
+    import onnx
+
+KEY = "unet_edge"
+SCHEMA = "unet-edge/model"
+SCHEMA_VERSION = 1
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Validated description of an exported model."""
+
+    architecture: UNetConfig
+    normalization: Normalization
+    class_names: tuple[str, ...]
+    name: str = "unet"
+    border: BorderMode = BorderMode.SYMMETRIC
+    precision: Precision = Precision.FP32
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.architecture.classes:
+            raise ModelError(
+                f"{len(self.class_names)} class names {list(self.class_names)} for a model with "
+                f"{self.architecture.classes} classes; give one name per class"
+            )
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.from_config(self.architecture)
+
+    @property
+    def channels(self) -> int:
+        return self.architecture.in_channels
+
+    @property
+    def classes(self) -> int:
+        return self.architecture.classes
+
+    def with_precision(self, precision: Precision | str) -> ModelInfo:
+        return replace(self, precision=look_up(Precision, precision, "precision"))
+
+    def to_dict(self) -> dict[str, Any]:
+        g = self.geometry
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "name": self.name,
+            "architecture": self.architecture.to_dict(),
+            "geometry": {
+                "halo": g.halo,
+                "alignment": g.alignment,
+                "min_input": g.min_input,
+                "input_step": g.alignment,
+                "size_rule": (
+                    f"tile input = {g.min_input} + {g.alignment}k; useful output = input - "
+                    f"{2 * g.halo}; tiles start at multiples of {g.alignment} px"
+                ),
+            },
+            "input": {
+                "name": self.input_name,
+                "layout": "NCHW",
+                "channels": self.channels,
+                "normalization": self.normalization.to_dict(),
+            },
+            "output": {
+                "name": self.output_name,
+                "kind": "probabilities",
+                "classes": list(self.class_names),
+            },
+            "border": self.border.value,
+            "precision": self.precision.value,
+            "provenance": dict(self.provenance),
+            "metrics": dict(self.metrics),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _need(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise ModelError(
+            f"model metadata (schema {SCHEMA} v{SCHEMA_VERSION}) is missing key {where}{key!r}; "
+            "re-export the model with `unet-edge export`"
+        )
+    return d[key]
+
+
+def from_dict(d: Mapping[str, Any]) -> ModelInfo:
+    """Validate a decoded description and build a :class:`ModelInfo`."""
+    if _need(d, "schema", "") != SCHEMA:
+        raise ModelError(f"metadata schema is {d['schema']!r}, expected {SCHEMA!r}")
+    version = _need(d, "schema_version", "")
+    if version != SCHEMA_VERSION:
+        raise ModelError(
+            f"model metadata schema version {version!r} is not supported by this unet-edge "
+            f"(reads version {SCHEMA_VERSION}); upgrade unet-edge or re-export the model"
+        )
+    inp = _need(d, "input", "")
+    out = _need(d, "output", "")
+    try:
+        return ModelInfo(
+            architecture=UNetConfig.from_dict(_need(d, "architecture", "")),
+            normalization=Normalization.from_dict(_need(inp, "normalization", "input.")),
+            class_names=tuple(str(c) for c in _need(out, "classes", "output.")),
+            name=str(d.get("name", "unet")),
+            border=look_up(BorderMode, _need(d, "border", ""), "border mode"),
+            precision=look_up(Precision, _need(d, "precision", ""), "precision"),
+            input_name=str(_need(inp, "name", "input.")),
+            output_name=str(_need(out, "name", "output.")),
+            provenance=dict(d.get("provenance", {})),
+            metrics=dict(d.get("metrics", {})),
+        )
+    except (ConfigError, TypeError) as e:
+        raise ModelError(f"invalid model metadata: {e}") from None
+
+
+def from_props(props: Mapping[str, str], source: str = "model") -> ModelInfo:
+    """Read the description from ONNX ``metadata_props`` (or ORT's custom metadata map)."""
+    if KEY not in props:
+        raise ModelError(
+            f"{source} has no unet-edge metadata (key {KEY!r} missing from metadata_props; "
+            f"found {sorted(props) or 'none'}); export it with `unet-edge export` or stamp it "
+            "with unet_edge.metadata.write"
+        )
+    try:
+        d = json.loads(props[KEY])
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{source}: unet-edge metadata is not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ModelError(f"{source}: unet-edge metadata must be a JSON object")
+    return from_dict(d)
+
+
+def write(model: onnx.ModelProto, info: ModelInfo) -> None:
+    """Stamp ``info`` into ``model.metadata_props`` in place (replacing an older stamp)."""
+    keep = [p for p in model.metadata_props if p.key != KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    entry = model.metadata_props.add()
+    entry.key = KEY
+    entry.value = info.to_json()
+    model.doc_string = (
+        f"unet-edge {info.name}: {info.geometry.describe()}; classes {list(info.class_names)}"
+    )
+
+
+def read(source: str | Path | onnx.ModelProto) -> ModelInfo:
+    """Read and validate the description of an ONNX file or in-memory model."""
+    import onnx
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except FileNotFoundError:
+            raise ModelError(f"model file {path} does not exist") from None
+        except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
+            raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
+        name = str(path)
+    else:
+        model, name = source, "model"
+    return from_props({p.key: p.value for p in model.metadata_props}, name)
