@@ -25,6 +25,27 @@ from .errors import (
 from .geometry import Geometry
 from .metadata import ModelInfo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .runtime import Segmenter
+
+
+def __getattr__(name: str) -> object:
+    # Segmenter pulls in onnxruntime; import it on first use so `import unet_edge` stays light.
+    if name == "Segmenter":
+        from .runtime import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module 'unet_edge' has no attribute {name!r}")
+
+
+def load(model: str | None = None, **kwargs: object) -> Segmenter:
+    """Open a model (default: the shipped ISBI 2012 model); same arguments as :class:`Segmenter`."""
+    from .runtime import Segmenter
+
+    return Segmenter(model, **kwargs)  # type: ignore[arg-type]
+
+
 try:
     __version__ = _metadata.version("unet-edge")
 except _metadata.PackageNotFoundError:  # running from a source tree without install
@@ -48,7 +69,9 @@ __all__ = [
     "Padding",
     "Precision",
     "ProviderError",
+    "Segmenter",
     "UNetConfig",
     "UnetEdgeError",
     "__version__",
+    "load",
 ]

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError
 
-E = TypeVar("E", bound=enum.Enum)
+_E = TypeVar("_E", bound=enum.Enum)
 
 
-def look_up(kind: type[E], value: object, what: str | None = None) -> E:
+def look_up(kind: type[_E], value: object, what: str | None = None) -> _E:
     """Resolve ``value`` (an enum member or its string value) to a member of ``kind``.
 
     A typo raises :class:`ConfigError` naming the closest valid spelling.

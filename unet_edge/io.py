@@ -1,0 +1,215 @@
+"""All file I/O of the runtime: images in, masks and probabilities out.
+
+Reading keeps the pixel type (8-bit, 16-bit, float32). PNG, JPEG and BMP go
+through OpenCV (colour returned as RGB), TIFF through tifffile (multi-page
+files come back as a (Z, H, W[, C]) stack). Every write goes to a temporary
+file in the destination folder and is renamed over the target, so a crash
+never leaves a partial file; inputs are never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import tifffile
+
+from .errors import ImageReadError, InputError, OutputError, OutputExistsError
+
+OPENCV_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+TIFF_SUFFIXES = {".tif", ".tiff"}
+SUFFIXES = OPENCV_SUFFIXES | TIFF_SUFFIXES
+
+_MAGIC = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".bmp": (b"BM",),
+    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+
+
+def _check_readable(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise ImageReadError(f"input {path} does not exist")
+    if path.is_dir():
+        raise ImageReadError(f"input {path} is a folder, expected an image file")
+    if suffix not in SUFFIXES:
+        raise ImageReadError(
+            f"{path} has suffix {path.suffix!r}; supported images are "
+            f"{', '.join(sorted(SUFFIXES))}"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageReadError(f"{path} is empty (0 bytes); re-export or re-copy the image")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith(_MAGIC[suffix]):
+        raise ImageReadError(
+            f"{path} is not a {suffix[1:].upper()} file (its first bytes are {head[:8]!r}); "
+            "check the file or give it the right suffix"
+        )
+    return suffix
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image with its pixel type unchanged.
+
+    Returns (H, W) for grayscale, (H, W, C) RGB(A) for colour, and (Z, H, W)
+    or (Z, H, W, C) for multi-page TIFF stacks. Raises
+    :class:`ImageReadError` for missing, empty, truncated or mislabelled files.
+    """
+    path = Path(path)
+    suffix = _check_readable(path)
+    if suffix in TIFF_SUFFIXES:
+        try:
+            arr = tifffile.imread(path)
+        except Exception as e:
+            raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+        arr = np.asarray(arr)
+        if arr.ndim < 2 or 0 in arr.shape:
+            raise ImageReadError(f"{path} holds an array of shape {arr.shape}, not an image")
+        return arr
+    # OpenCV reports a truncated PNG on stderr and may return a partial image; decode
+    # ourselves with a size check so a damaged file is an error, not a half-black frame.
+    data = np.fromfile(path, dtype=np.uint8)
+    if suffix == ".png" and not _png_complete(data):
+        raise ImageReadError(f"{path} is a truncated or damaged PNG (no IEND chunk); re-copy it")
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(f"{path} could not be decoded as {suffix[1:].upper()}; it may be damaged")
+    if arr.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        arr = cv2.cvtColor(arr, code)
+    return arr
+
+
+def _png_complete(data: np.ndarray) -> bool:
+    tail = data[-12:].tobytes()
+    return len(data) >= 12 and tail[4:8] == b"IEND"
+
+
+def read_tiff_lazy(path: str | os.PathLike[str]) -> np.ndarray:
+    """A read-only memory map of an uncompressed TIFF (for images larger than memory)."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        return np.asarray(tifffile.memmap(path, mode="r"))
+    except Exception as e:
+        raise ImageReadError(
+            f"{path} cannot be memory-mapped ({e}); large-image mode needs an uncompressed TIFF"
+        ) from None
+
+
+def collect_inputs(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files, folders (their images, sorted) and glob patterns to a list of images."""
+    found: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            imgs = sorted(q for q in p.iterdir() if q.suffix.lower() in SUFFIXES and q.is_file())
+            if not imgs:
+                raise InputError(f"folder {p} contains no images ({', '.join(sorted(SUFFIXES))})")
+            found.extend(imgs)
+        elif p.exists():
+            found.append(p)
+        elif glob.has_magic(str(spec)):
+            matches = sorted(Path(m) for m in glob.glob(str(spec)) if Path(m).is_file())
+            if not matches:
+                raise InputError(f"pattern {spec!r} matches no files")
+            found.extend(matches)
+        else:
+            raise ImageReadError(f"input {p} does not exist")
+    if not found:
+        raise InputError("no input images given")
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def check_output(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> None:
+    """Refuse an output that exists (without ``overwrite``), is an input, or has no folder."""
+    if any(path.resolve() == Path(i).resolve() for i in inputs):
+        raise OutputExistsError(
+            f"output {path} is one of the inputs; inputs are never overwritten, choose another "
+            "--output folder"
+        )
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise OutputError(f"output folder {path.parent} does not exist; create it first")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"output folder {path.parent} does not exist (was it removed?)")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                        dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write in {path.parent}: {e.strerror}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        raise OutputError(
+            f"output folder {path.parent} disappeared while writing {path.name}"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _write_with(path: Path, writer: Callable[[Path], None]) -> Path:
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return path
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Write a uint8/uint16 (H, W) or RGB (H, W, 3) image as PNG, atomically."""
+    arr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+    def writer(tmp: Path) -> None:
+        ok, buf = cv2.imencode(".png", arr)
+        if not ok:
+            raise OutputError(f"OpenCV could not encode {path} as PNG")
+        buf.tofile(tmp)
+
+    return _write_with(Path(path), writer)
+
+
+def write_tiff(path: str | os.PathLike[str], data: np.ndarray,
+               provenance: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+    """Write an array as TIFF atomically; ``provenance`` goes into the ImageDescription as JSON."""
+
+    def writer(tmp: Path) -> None:
+        tifffile.imwrite(tmp, data, description=json.dumps(dict(provenance or {})),
+                         metadata=None, **kwargs)
+
+    return _write_with(Path(path), writer)
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance dictionary unet-edge wrote into a TIFF's ImageDescription."""
+    with tifffile.TiffFile(path) as tf:
+        desc = tf.pages.first.description
+    try:
+        d = json.loads(desc)
+    except json.JSONDecodeError:
+        return {}
+    return d if isinstance(d, dict) else {}
