@@ -78,7 +78,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
         arr = np.asarray(arr)
         if arr.ndim < 2 or 0 in arr.shape:
-            raise ImageReadError(f"{path} holds an array of shape {arr.shape}, not an image")
+            raise ImageReadError(
+                f"{path} is not a readable TIFF: it holds no image data (array of shape "
+                f"{arr.shape}); it may be truncated or damaged"
+            )
         return arr
     # OpenCV reports a truncated PNG on stderr and may return a partial image; decode
     # ourselves with a size check so a damaged file is an error, not a half-black frame.
@@ -92,6 +95,24 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         code = cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
         arr = cv2.cvtColor(arr, code)
     return arr
+
+
+def is_stack(path: str | os.PathLike[str]) -> bool:
+    """Whether a file holds a stack of frames (Z, H, W[, C]) rather than one frame.
+
+    Only TIFF files can: their first series has a leading axis that is neither
+    a spatial nor a sample (colour) axis, e.g. ``ZYX`` or ``IYX``.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return False
+    _check_readable(path)
+    try:
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            return len(series.shape) >= 3 and series.axes[0] not in "YXS"
+    except Exception as e:
+        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
 
 
 def _png_complete(data: np.ndarray) -> bool:
@@ -196,6 +217,8 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
 def write_tiff(path: str | os.PathLike[str], data: np.ndarray,
                provenance: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
     """Write an array as TIFF atomically; ``provenance`` goes into the ImageDescription as JSON."""
+
+    kwargs.setdefault("photometric", "minisblack")  # a (Z, H, W) stack is pages, not RGB
 
     def writer(tmp: Path) -> None:
         tifffile.imwrite(tmp, data, description=json.dumps(dict(provenance or {})),

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unet_edge import metadata
+from unet_edge.config import Normalization, UNetConfig
+from unet_edge.errors import ModelError
+
+
+def info() -> metadata.ModelInfo:
+    return metadata.ModelInfo(UNetConfig(base_width=8), Normalization(), ("membrane", "cell"))
+
+
+def test_round_trip_and_derived_geometry() -> None:
+    d = json.loads(info().to_json())
+    assert d["schema_version"] == metadata.SCHEMA_VERSION
+    assert d["geometry"]["halo"] == 92 and d["geometry"]["alignment"] == 16
+    assert d["border"] == "symmetric"
+    assert metadata.from_props({metadata.KEY: info().to_json()}) == info()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d.pop("border"), "missing key 'border'"),
+        (lambda d: d["input"].pop("normalization"), "missing key input.'normalization'"),
+        (lambda d: d.update(schema_version=99), "version 99 is not supported"),
+        (lambda d: d["architecture"].update(depth="four"), "invalid model metadata"),
+        (lambda d: d["output"].update(classes=["a"]), "1 class names"),
+        (lambda d: d.update(precision="fp8"), "unknown precision"),
+    ],
+)
+def test_invalid_metadata_is_specific(mutate, match: str) -> None:  # type: ignore[no-untyped-def]
+    d = json.loads(info().to_json())
+    mutate(d)
+    with pytest.raises(ModelError, match=match):
+        metadata.from_props({metadata.KEY: json.dumps(d)})
+
+
+def test_missing_and_garbled() -> None:
+    with pytest.raises(ModelError, match="no unet-edge metadata"):
+        metadata.from_props({"other": "1"})
+    with pytest.raises(ModelError, match="not valid JSON"):
+        metadata.from_props({metadata.KEY: "{"})
+
+
+def test_read_from_file(tiny_onnx: Path) -> None:
+    mi = metadata.read(tiny_onnx)
+    assert mi.geometry.halo == 92 and mi.name == "tiny"
