@@ -27,8 +27,9 @@ def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
     return lines[0]
 
 
-def test_export_then_run_on_isbi(runner: CliRunner, tiny_ckpt: Path, isbi: Path,
-                                 tmp_path: Path) -> None:
+def test_export_then_run_on_isbi(
+    runner: CliRunner, tiny_ckpt: Path, isbi: Path, tmp_path: Path
+) -> None:
     ck = tmp_path / "ck.pt"
     shutil.copy(tiny_ckpt, ck)
     r = runner.invoke(main, ["export", str(ck)])
@@ -38,8 +39,23 @@ def test_export_then_run_on_isbi(runner: CliRunner, tiny_ckpt: Path, isbi: Path,
     assert model.is_file()
     img = isbi / "train" / "image" / "03.png"
     out = tmp_path / "out"
-    r = runner.invoke(main, ["run", "--provider", "cpu", "--model", str(model), str(img), "-o",
-                             str(out), "--overlay", "--probabilities", "--tile", "300"])
+    r = runner.invoke(
+        main,
+        [
+            "run",
+            "--provider",
+            "cpu",
+            "--model",
+            str(model),
+            str(img),
+            "-o",
+            str(out),
+            "--overlay",
+            "--probabilities",
+            "--tile",
+            "300",
+        ],
+    )
     assert r.exit_code == 0, r.output
     mask = io.read_image(out / "03_mask.png")
     assert mask.shape == (512, 512) and set(np.unique(mask)) <= {0, 255}
@@ -56,21 +72,24 @@ def test_export_then_run_on_isbi(runner: CliRunner, tiny_ckpt: Path, isbi: Path,
     assert r.exit_code == 0, r.output
 
 
-def test_run_folder_glob_and_tiff_stack(runner: CliRunner, tiny_onnx: Path, isbi_image: np.ndarray,
-                                        tmp_path: Path) -> None:
+def test_run_folder_glob_and_tiff_stack(
+    runner: CliRunner, tiny_onnx: Path, isbi_image: np.ndarray, tmp_path: Path
+) -> None:
     src = tmp_path / "in"
     src.mkdir()
     io.write_png(src / "a.png", isbi_image[:64, :80])
     stack = np.stack([isbi_image[:40, :50]] * 3).astype(np.uint16) * 257
     io.write_tiff(src / "s.tif", stack)
-    r = runner.invoke(main, ["run", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path / "o"),
-                             "-q"])
+    r = runner.invoke(
+        main, ["run", "-m", str(tiny_onnx), str(src), "-o", str(tmp_path / "o"), "-q"]
+    )
     assert r.exit_code == 0, r.output
     assert r.output == ""
     assert io.read_image(tmp_path / "o" / "a_mask.png").shape == (64, 80)
     assert io.read_image(tmp_path / "o" / "s_mask.tif").shape == (3, 40, 50)
-    r = runner.invoke(main, ["run", "-m", str(tiny_onnx), str(src / "*.png"), "-o",
-                             str(tmp_path / "o2")])
+    r = runner.invoke(
+        main, ["run", "-m", str(tiny_onnx), str(src / "*.png"), "-o", str(tmp_path / "o2")]
+    )
     assert r.exit_code == 0 and (tmp_path / "o2" / "a_mask.png").is_file()
 
 
@@ -85,8 +104,14 @@ def test_run_folder_glob_and_tiff_stack(runner: CliRunner, tiny_onnx: Path, isbi
         (None, ["x.png", "--provider", "cdua"], "Did you mean 'cuda'"),
     ],
 )
-def test_run_errors(runner: CliRunner, tiny_onnx: Path, tmp_path: Path, setup: str | None,
-                    args: list[str], match: str) -> None:
+def test_run_errors(
+    runner: CliRunner,
+    tiny_onnx: Path,
+    tmp_path: Path,
+    setup: str | None,
+    args: list[str],
+    match: str,
+) -> None:
     if setup == "empty":
         (tmp_path / "empty.png").write_bytes(b"")
     elif setup == "text":
@@ -101,13 +126,25 @@ def test_run_errors(runner: CliRunner, tiny_onnx: Path, tmp_path: Path, setup: s
     assert not out.exists() or list(out.iterdir()) == []  # no partial output
 
 
-def test_cuda_without_cuda_fails_clearly(runner: CliRunner, tiny_onnx: Path,
-                                         tmp_path: Path) -> None:
+def test_cuda_without_cuda_fails_clearly(
+    runner: CliRunner, tiny_onnx: Path, tmp_path: Path
+) -> None:
     if providers.probe("cuda") is None:
         pytest.skip("CUDA works here")
     io.write_png(tmp_path / "x.png", np.zeros((8, 8), np.uint8))
-    r = runner.invoke(main, ["run", "--provider", "cuda", "-m", str(tiny_onnx),
-                             str(tmp_path / "x.png"), "-o", str(tmp_path / "out")])
+    r = runner.invoke(
+        main,
+        [
+            "run",
+            "--provider",
+            "cuda",
+            "-m",
+            str(tiny_onnx),
+            str(tmp_path / "x.png"),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     line = one_line_error(r)
     assert "cuda" in line and "cannot run" in line
     assert not (tmp_path / "out").exists()
@@ -115,12 +152,16 @@ def test_cuda_without_cuda_fails_clearly(runner: CliRunner, tiny_onnx: Path,
 
 def test_model_errors(runner: CliRunner, tmp_path: Path, tiny_ckpt: Path) -> None:
     io.write_png(tmp_path / "x.png", np.zeros((8, 8), np.uint8))
-    line = one_line_error(runner.invoke(main, ["run", "-m", str(tiny_ckpt), str(tmp_path / "x.png"),
-                                               "-o", str(tmp_path / "o")]))
+    line = one_line_error(
+        runner.invoke(
+            main, ["run", "-m", str(tiny_ckpt), str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]
+        )
+    )
     assert "not an ONNX model" in line
     (tmp_path / "sd.pt").write_bytes(b"PK\x03\x04junk")
     assert "not a readable PyTorch checkpoint" in one_line_error(
-        runner.invoke(main, ["export", str(tmp_path / "sd.pt")]))
+        runner.invoke(main, ["export", str(tmp_path / "sd.pt")])
+    )
 
 
 def test_info(runner: CliRunner, tiny_onnx: Path) -> None:

@@ -41,8 +41,9 @@ def test_export_writes_one_verified_file(ck: checkpoint.Checkpoint, tmp_path: Pa
     assert "parity with PyTorch" in report.summary()
 
 
-def test_broken_graph_is_refused(ck: checkpoint.Checkpoint, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_graph_is_refused(
+    ck: checkpoint.Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = export_mod.to_onnx
 
     def tampered(model: UNet, info: metadata.ModelInfo, opset: int = 17) -> onnx.ModelProto:
@@ -71,7 +72,7 @@ def test_refuses_overwrite(ck: checkpoint.Checkpoint, tmp_path: Path) -> None:
 def test_checkpoint_errors(tmp_path: Path, ck: checkpoint.Checkpoint) -> None:
     net = UNet(UNetConfig(base_width=2, depth=1))
     torch.save(net.state_dict(), tmp_path / "bare.pt")
-    with pytest.raises(CheckpointError, match="bare state_dict.*architecture"):
+    with pytest.raises(CheckpointError, match=r"bare state_dict.*architecture"):
         checkpoint.load(tmp_path / "bare.pt")
     torch.save({"epoch": 3}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a unet-edge checkpoint"):

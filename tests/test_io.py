@@ -57,8 +57,9 @@ def png_bytes(isbi: Path) -> bytes:
         ("bad.tif", b"II*\x00garbage", "not a readable TIFF"),
     ],
 )
-def test_bad_files(tmp_path: Path, png_bytes: bytes, name: str, content: object,
-                   match: str) -> None:
+def test_bad_files(
+    tmp_path: Path, png_bytes: bytes, name: str, content: object, match: str
+) -> None:
     p = tmp_path / name
     if content == "half":
         p.write_bytes(png_bytes[: len(png_bytes) // 2])

@@ -14,8 +14,18 @@ from unet_edge import processing, tiling
 from unet_edge.errors import InputError, ModelError, ProviderError, UnetEdgeError
 from unet_edge.runtime import Segmenter
 
-SHAPES = [(1, 1), (2, 3), (1, 200), (7, 13), (61, 53), (97, 131), (131, 97), (3, 1500),
-          (211, 4), (388, 389)]
+SHAPES = [
+    (1, 1),
+    (2, 3),
+    (1, 200),
+    (7, 13),
+    (61, 53),
+    (97, 131),
+    (131, 97),
+    (3, 1500),
+    (211, 4),
+    (388, 389),
+]
 
 
 def whole_image(seg: Segmenter, image: np.ndarray) -> np.ndarray:
@@ -50,8 +60,9 @@ def test_stride_equal_to_output_would_break_exactness(tiny_onnx: Path) -> None:
     assert np.max(np.abs(tiling.run_tiled(x, bad, seg.run_batch, 2) - ref)) > 1e-3
 
 
-def test_matches_torch_on_real_image(tiny_ckpt: Path, tiny_onnx: Path,
-                                     isbi_image: np.ndarray) -> None:
+def test_matches_torch_on_real_image(
+    tiny_ckpt: Path, tiny_onnx: Path, isbi_image: np.ndarray
+) -> None:
     torch = pytest.importorskip("torch")
     import cv2
 
@@ -93,7 +104,7 @@ def test_segment_mask_and_multichannel(rgb_onnx: Path) -> None:
     mask = seg.segment(rgb)
     assert mask.dtype == np.uint8 and mask.shape == (40, 50)
     assert np.array_equal(mask, probs.argmax(0))
-    with pytest.raises(InputError, match="3 channels|takes 3"):
+    with pytest.raises(InputError, match=r"3 channels|takes 3"):
         seg.predict(rgb[..., 0])
     with pytest.raises(InputError, match="3-channel model"):
         seg.predict(rgb[..., :2])
@@ -144,7 +155,9 @@ def test_onnx_without_metadata_is_refused(tmp_path: Path) -> None:
 
     node = helper.make_node("Identity", ["x"], ["y"])
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     path = tmp_path / "plain.onnx"
@@ -165,7 +178,7 @@ def test_cuda_request_without_cuda_is_an_error(tiny_onnx: Path) -> None:
 
     if providers.probe("cuda") is None:
         pytest.skip("CUDA works on this machine")
-    with pytest.raises(ProviderError, match="(?i)cuda"):
+    with pytest.raises(ProviderError, match=r"(?i)cuda"):
         Segmenter(tiny_onnx, provider="cuda")
     seg = Segmenter(tiny_onnx, provider="auto")
     assert seg.provider == "cpu" and seg.notes

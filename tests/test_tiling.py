@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,8 +13,18 @@ from unet_edge import tiling
 from unet_edge.errors import ConfigError, InputError
 from unet_edge.geometry import Geometry
 
-AWKWARD = [(1, 1), (1, 2), (2, 1), (3, 5000), (5000, 3), (7, 13), (97, 101), (389, 388),
-           (512, 512), (1009, 13)]
+AWKWARD = [
+    (1, 1),
+    (1, 2),
+    (2, 1),
+    (3, 5000),
+    (5000, 3),
+    (7, 13),
+    (97, 101),
+    (389, 388),
+    (512, 512),
+    (1009, 13),
+]
 
 
 def centre_crop_predictor(halo: int, crop: int = 0):
@@ -49,8 +61,9 @@ def test_identity_round_trip_same_padding(shape: tuple[int, int]) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(h=st.integers(1, 3000), w=st.integers(1, 3000), k=st.integers(1, 30),
-       depth=st.integers(1, 5))
+@given(
+    h=st.integers(1, 3000), w=st.integers(1, 3000), k=st.integers(1, 30), depth=st.integers(1, 5)
+)
 def test_plan_invariants(h: int, w: int, k: int, depth: int) -> None:
     g = Geometry(depth=depth)
     tile = g.min_input + k * g.alignment
@@ -61,7 +74,7 @@ def test_plan_invariants(h: int, w: int, k: int, depth: int) -> None:
         assert ax.pad_before == g.halo and ax.pad_after >= g.halo
         owned = [ax.owned(i) for i in range(ax.count)]
         assert owned[0][0] == 0 and owned[-1][1] == size
-        assert all(a[1] == b[0] for a, b in zip(owned, owned[1:], strict=False))  # no gaps
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(owned))  # no gaps
         assert all(0 < b - a <= ax.out for a, b in owned)
         assert g.is_legal(ax.tile) and ax.tile <= tile
 

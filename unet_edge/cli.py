@@ -31,8 +31,11 @@ class _Group(click.Group):
         except ModuleNotFoundError as e:
             if e.name and e.name.split(".")[0] in ("torch", "skimage", "dask", "distributed"):
                 extra = {"torch": "train", "skimage": "eval"}.get(e.name.split(".")[0], "dask")
-                click.echo(f"Error: this command needs {e.name}; install it with "
-                           f"pip install 'unet-edge[{extra}]'", err=True)
+                click.echo(
+                    f"Error: this command needs {e.name}; install it with "
+                    f"pip install 'unet-edge[{extra}]'",
+                    err=True,
+                )
                 ctx.exit(1)
             raise
         except KeyboardInterrupt:
@@ -66,18 +69,33 @@ def _out(verbose: int, quiet: bool) -> _Out:
 
 def _model_option(f: F) -> F:
     return click.option(
-        "--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        "--model",
+        "-m",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
         help="ONNX model from `unet-edge export` [default: the shipped ISBI 2012 model].",
     )(f)
 
 
 def _provider_options(f: F) -> F:
-    f = click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads for inference [default: all cores].")(f)
-    f = click.option("--device-id", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="GPU index for cuda/tensorrt.")(f)
+    f = click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
+        help="CPU threads for inference [default: all cores].",
+    )(f)
+    f = click.option(
+        "--device-id",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="GPU index for cuda/tensorrt.",
+    )(f)
     return click.option(
-        "--provider", "-p", default="cpu", show_default=True,
+        "--provider",
+        "-p",
+        default="cpu",
+        show_default=True,
         help="Execution provider: cpu, cuda, tensorrt or auto (best that really works).",
     )(f)
 
@@ -111,13 +129,19 @@ def main() -> None:
 # -- export -------------------------------------------------------------------
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="ONNX file to write [default: CHECKPOINT with suffix .onnx].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX file to write [default: CHECKPOINT with suffix .onnx].",
+)
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_verbosity_options
-def export(checkpoint: Path, output: Path | None, opset: int, overwrite: bool, verbose: int,
-           quiet: bool) -> None:
+def export(
+    checkpoint: Path, output: Path | None, opset: int, overwrite: bool, verbose: int, quiet: bool
+) -> None:
     """Export a training checkpoint to one self-describing ONNX file.
 
     The graph is run in ONNX Runtime and compared with PyTorch before it is
@@ -132,8 +156,10 @@ def export(checkpoint: Path, output: Path | None, opset: int, overwrite: bool, v
     report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite)
     out.info(report.summary())
     for p in report.parity:
-        out.detail(f"  parity {tuple(p['shape'])}: max abs {p['max_abs_error']:.2e}, "
-                   f"relative {p['rel_error']:.2e}")
+        out.detail(
+            f"  parity {tuple(p['shape'])}: max abs {p['max_abs_error']:.2e}, "
+            f"relative {p['rel_error']:.2e}"
+        )
 
 
 # -- run ----------------------------------------------------------------------
@@ -149,23 +175,51 @@ def _outputs_for(inp: Path, folder: Path, probabilities: bool, overlay: bool) ->
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("unet-edge-output"), show_default=True,
-              help="Folder for the results (created if missing).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("unet-edge-output"),
+    show_default=True,
+    help="Folder for the results (created if missing).",
+)
 @_model_option
 @_provider_options
-@click.option("--tile", default=None, help="Tile input size N or HxW, legal for the model "
-              "(see `unet-edge info`) [default: chosen per image].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Tiles per inference call [default: 1 on CPU, 4 on GPU].")
-@click.option("--probabilities", is_flag=True, help="Also write float32 class probabilities "
-              "as TIFF (classes, H, W).")
+@click.option(
+    "--tile",
+    default=None,
+    help="Tile input size N or HxW, legal for the model "
+    "(see `unet-edge info`) [default: chosen per image].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tiles per inference call [default: 1 on CPU, 4 on GPU].",
+)
+@click.option(
+    "--probabilities",
+    is_flag=True,
+    help="Also write float32 class probabilities as TIFF (classes, H, W).",
+)
 @click.option("--overlay", is_flag=True, help="Also write an RGB PNG of the image with the mask.")
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
 @_verbosity_options
-def run(inputs: Sequence[str], output: Path, model: Path | None, provider: str,
-        threads: int | None, device_id: int, tile: str | None, batch_size: int | None,
-        probabilities: bool, overlay: bool, overwrite: bool, verbose: int, quiet: bool) -> None:
+def run(
+    inputs: Sequence[str],
+    output: Path,
+    model: Path | None,
+    provider: str,
+    threads: int | None,
+    device_id: int,
+    tile: str | None,
+    batch_size: int | None,
+    probabilities: bool,
+    overlay: bool,
+    overwrite: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Segment images: files, folders or glob patterns.
 
     Writes NAME_mask.png (0/255 for two classes, class indices otherwise;
@@ -183,21 +237,27 @@ def run(inputs: Sequence[str], output: Path, model: Path | None, provider: str,
     for p, outs in plan:  # every output is checked before any compute
         for o in outs.values():
             if o in seen:
-                raise InputError(f"inputs {seen[o]} and {p} would both write {o}; rename one "
-                                 "or run them into different --output folders")
+                raise InputError(
+                    f"inputs {seen[o]} and {p} would both write {o}; rename one "
+                    "or run them into different --output folders"
+                )
             seen[o] = p
             if output.is_dir():
                 io.check_output(o, overwrite, paths)
-    with Segmenter(model, provider, _tile(tile), batch_size,
-                   options=_provider_opts(threads, device_id)) as seg:
+    with Segmenter(
+        model, provider, _tile(tile), batch_size, options=_provider_opts(threads, device_id)
+    ) as seg:
         output.mkdir(parents=True, exist_ok=True)  # only once the model and provider work
         for note in seg.notes:
             out.info(note)
         out.detail(f"{seg!r}: {seg.geometry.describe()}")
         prov = seg.provenance()
         show_bar = sys.stderr.isatty() and out.verbosity >= 0 and len(plan) > 1
-        with click.progressbar(plan, label="Segmenting", file=sys.stderr,
-                               show_pos=True) if show_bar else _nullbar(plan) as bar:
+        with (
+            click.progressbar(plan, label="Segmenting", file=sys.stderr, show_pos=True)
+            if show_bar
+            else _nullbar(plan) as bar
+        ):
             for path, outs in bar:
                 t0 = time.perf_counter()
                 image = io.read_image(path)
@@ -215,14 +275,18 @@ def run(inputs: Sequence[str], output: Path, model: Path | None, provider: str,
                     io.write_tiff(outs["probabilities"], probs, prov_i)
                 if "overlay" in outs:
                     frame = image if mask.ndim == 2 else image[0]
-                    io.write_png(outs["overlay"], processing.overlay(frame, mask if mask.ndim == 2
-                                                                     else mask[0]))
-                out.detail(f"{path}: {image.shape} {image.dtype} -> {outs['mask']} "
-                           f"({time.perf_counter() - t0:.2f} s, {seg.plan_for(mask.shape[-2:])})")
+                    io.write_png(
+                        outs["overlay"],
+                        processing.overlay(frame, mask if mask.ndim == 2 else mask[0]),
+                    )
+                out.detail(
+                    f"{path}: {image.shape} {image.dtype} -> {outs['mask']} "
+                    f"({time.perf_counter() - t0:.2f} s, {seg.plan_for(mask.shape[-2:])})"
+                )
     out.info(f"wrote {sum(len(o) for _, o in plan)} file(s) to {output}")
 
 
-class _nullbar:  # noqa: N801 - stands in for click.progressbar
+class _nullbar:
     def __init__(self, items: Sequence[Any]) -> None:
         self.items = items
 
@@ -253,22 +317,30 @@ def info(model: Path | None, as_json: bool) -> None:
     a = mi.architecture
     click.echo(f"model      {path} ({path.stat().st_size / 1e6:.2f} MB)")
     click.echo(f"name       {mi.name}  precision {mi.precision.value}")
-    click.echo(f"network    U-Net depth {a.depth}, base width {a.base_width}, padding "
-               f"{a.padding.value}, batch norm {a.batch_norm}")
+    click.echo(
+        f"network    U-Net depth {a.depth}, base width {a.base_width}, padding "
+        f"{a.padding.value}, batch norm {a.batch_norm}"
+    )
     click.echo(f"input      {mi.channels} channel(s), normalisation {mi.normalization.to_dict()}")
     click.echo(f"classes    {', '.join(mi.class_names)}")
     click.echo(f"geometry   halo {g.halo} px, alignment {g.alignment} px, border {mi.border.value}")
     legal = g.legal_inputs(g.min_input + 8 * g.alignment)
-    click.echo(f"tiles      legal inputs {g.min_input} + {g.alignment}k: "
-               + ", ".join(f"{t}->{g.output_size(t)}" for t in legal) + ", ...")
+    click.echo(
+        f"tiles      legal inputs {g.min_input} + {g.alignment}k: "
+        + ", ".join(f"{t}->{g.output_size(t)}" for t in legal)
+        + ", ..."
+    )
     if mi.metrics:
         click.echo(f"metrics    {json.dumps(mi.metrics, sort_keys=True)}")
     if mi.provenance:
         click.echo(f"provenance {json.dumps(mi.provenance, sort_keys=True)}")
     click.echo("providers")
     for prov, installed, reason in providers.report():
-        state = "works" if installed and reason is None else (
-            f"installed, not usable: {reason}" if installed else "not installed")
+        state = (
+            "works"
+            if installed and reason is None
+            else (f"installed, not usable: {reason}" if installed else "not installed")
+        )
         click.echo(f"  {prov.value:<9} {state}")
 
 

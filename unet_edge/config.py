@@ -102,7 +102,8 @@ class Normalization:
             )
         if self.mode is NormMode.PERCENTILE and not (0 <= self.low < self.high <= 100):
             raise ConfigError(
-                f"percentile normalisation needs 0 <= low < high <= 100, got {self.low}, {self.high}"
+                "percentile normalisation needs 0 <= low < high <= 100, "
+                f"got {self.low}, {self.high}"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -165,7 +165,7 @@ class Geometry:
         return (self.output_size(n) // self.alignment) * self.alignment
 
     def check_tile(self, n: int) -> int:
-        """Validate a user-chosen tile size, returning it or raising with the nearest legal sizes."""
+        """Return a user-chosen tile size if legal, else raise naming the nearest legal sizes."""
         try:
             self.output_size(n)
         except InputError as e:

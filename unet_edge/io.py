@@ -46,8 +46,7 @@ def _check_readable(path: Path) -> str:
         raise ImageReadError(f"input {path} is a folder, expected an image file")
     if suffix not in SUFFIXES:
         raise ImageReadError(
-            f"{path} has suffix {path.suffix!r}; supported images are "
-            f"{', '.join(sorted(SUFFIXES))}"
+            f"{path} has suffix {path.suffix!r}; supported images are {', '.join(sorted(SUFFIXES))}"
         )
     size = path.stat().st_size
     if size == 0:
@@ -75,7 +74,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         try:
             arr = tifffile.imread(path)
         except Exception as e:
-            raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+            raise ImageReadError(
+                f"{path} is not a readable TIFF ({type(e).__name__}: {e})"
+            ) from None
         arr = np.asarray(arr)
         if arr.ndim < 2 or 0 in arr.shape:
             raise ImageReadError(
@@ -88,13 +89,15 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if suffix == ".png" and not _png_complete(data):
         raise ImageReadError(f"{path} is a truncated or damaged PNG (no IEND chunk); re-copy it")
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ImageReadError(f"{path} could not be decoded as {suffix[1:].upper()}; it may be damaged")
-    if arr.ndim == 3:
-        code = cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        arr = cv2.cvtColor(arr, code)
-    return arr
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise ImageReadError(
+            f"{path} could not be decoded as {suffix[1:].upper()}; it may be damaged"
+        )
+    if decoded.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        decoded = cv2.cvtColor(decoded, code)
+    return np.asarray(decoded)
 
 
 def is_stack(path: str | os.PathLike[str]) -> bool:
@@ -153,8 +156,10 @@ def collect_inputs(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise ImageReadError(f"input {p} does not exist")
     if not found:
         raise InputError("no input images given")
-    seen: set[Path] = set()
-    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: dict[Path, Path] = {}
+    for p in found:  # the same file named twice (folder and glob) is segmented once
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def check_output(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> None:
@@ -177,8 +182,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist (was it removed?)")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                                        dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
     except OSError as e:
         raise OutputError(f"cannot write in {path.parent}: {e.strerror}") from None
     os.close(fd)
@@ -214,15 +220,20 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     return _write_with(Path(path), writer)
 
 
-def write_tiff(path: str | os.PathLike[str], data: np.ndarray,
-               provenance: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+def write_tiff(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    provenance: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Path:
     """Write an array as TIFF atomically; ``provenance`` goes into the ImageDescription as JSON."""
 
     kwargs.setdefault("photometric", "minisblack")  # a (Z, H, W) stack is pages, not RGB
 
     def writer(tmp: Path) -> None:
-        tifffile.imwrite(tmp, data, description=json.dumps(dict(provenance or {})),
-                         metadata=None, **kwargs)
+        tifffile.imwrite(
+            tmp, data, description=json.dumps(dict(provenance or {})), metadata=None, **kwargs
+        )
 
     return _write_with(Path(path), writer)
 

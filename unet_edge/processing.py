@@ -97,8 +97,16 @@ def mask_to_image(mask: np.ndarray, classes: int) -> np.ndarray:
 
 
 _PALETTE = np.array(
-    [[0, 0, 0], [255, 64, 64], [64, 200, 64], [64, 128, 255], [255, 200, 0], [200, 64, 255],
-     [0, 220, 220], [255, 128, 0]],
+    [
+        [0, 0, 0],
+        [255, 64, 64],
+        [64, 200, 64],
+        [64, 128, 255],
+        [255, 200, 0],
+        [200, 64, 255],
+        [0, 220, 220],
+        [255, 128, 0],
+    ],
     dtype=np.uint8,
 )
 
@@ -124,6 +132,8 @@ def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.4) -> np.ndarr
     colours = _PALETTE[mask.astype(np.intp) % len(_PALETTE)]
     tinted = (rgb * (1 - alpha) + colours * alpha).astype(np.uint8)
     out = np.where(mask[..., None] > 0, tinted, rgb)
-    edges = cv2.morphologyEx((mask > 0).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    edges = cv2.morphologyEx(
+        (mask > 0).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)
+    )
     out[edges > 0] = (255, 255, 0)
     return out

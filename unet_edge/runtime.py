@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from . import metadata, processing, providers, tiling
 from .config import look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
+
+if TYPE_CHECKING:
+    from .streaming import FrameResult
 
 DEFAULT_MAX_TILE = 1024
 
@@ -83,8 +86,9 @@ class Segmenter:
             for t in self.tile:
                 self.geometry.check_tile(t)
         if max_tile < self.geometry.min_input:
-            raise InputError(f"max_tile {max_tile} is below the smallest legal tile "
-                             f"{self.geometry.min_input}")
+            raise InputError(
+                f"max_tile {max_tile} is below the smallest legal tile {self.geometry.min_input}"
+            )
         self.max_tile = max_tile
         gpu = look_up(providers.Provider, provider, "provider") is not providers.Provider.CPU
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
@@ -128,8 +132,10 @@ class Segmenter:
 
     def __repr__(self) -> str:
         state = "closed" if self._session is None else self.provider
-        return (f"Segmenter({str(self.model_path)!r}, provider={state!r}, "
-                f"tile={self.tile or 'auto'}, batch_size={self.batch_size})")
+        return (
+            f"Segmenter({str(self.model_path)!r}, provider={state!r}, "
+            f"tile={self.tile or 'auto'}, batch_size={self.batch_size})"
+        )
 
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None:
@@ -152,8 +158,12 @@ class Segmenter:
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Run the graph on a float32 (N, C, th, tw) batch of legal tiles -> (N, K, oh, ow)."""
         s = self._live()
-        return providers.run_batch(s, self.info.input_name, self.info.output_name,
-                                   np.ascontiguousarray(batch, dtype=np.float32))
+        return providers.run_batch(
+            s,
+            self.info.input_name,
+            self.info.output_name,
+            np.ascontiguousarray(batch, dtype=np.float32),
+        )
 
     def plan_for(self, shape: tuple[int, int]) -> tiling.TilePlan:
         """The tile plan used for an image of ``shape`` = (height, width)."""
@@ -229,6 +239,19 @@ class Segmenter:
     def segment(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack."""
         return processing.to_mask(self.predict(image))
+
+    def stream(self, frames: Iterable[Any], *, max_queue: int = 4, drop: str = "oldest",
+               shape: tuple[int, ...] | None = None, dtype: Any = None,
+               probabilities: bool = False) -> Iterator[FrameResult]:
+        """Segment a (live) iterable of frames on a thread pipeline; one result per frame, in order.
+
+        See :func:`unet_edge.streaming.stream` for the arguments, the drop
+        policy and the per-frame latency, error and drop reporting.
+        """
+        from .streaming import stream
+
+        return stream(self, frames, max_queue=max_queue, drop=drop, shape=shape, dtype=dtype,
+                      probabilities=probabilities)
 
 
 def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  # noqa: B006

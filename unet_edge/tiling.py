@@ -207,20 +207,27 @@ def pad(image: np.ndarray, tile_plan: TilePlan) -> np.ndarray:
     """Mirror-pad a (C, H, W) array as the plan needs (``cv2.BORDER_REFLECT``)."""
     c, h, w = image.shape
     if (h, w) != (tile_plan.height, tile_plan.width):
-        raise InputError(f"image is {h}x{w} but the plan is for {tile_plan.height}x{tile_plan.width}")
+        raise InputError(
+            f"image is {h}x{w} but the plan is for {tile_plan.height}x{tile_plan.width}"
+        )
     y, x = tile_plan.y, tile_plan.x
     hp, wp = tile_plan.padded_shape
     out = np.empty((c, hp, wp), dtype=image.dtype)
     for i in range(c):  # cv2 takes up to 4 interleaved channels; planes are simplest
         out[i] = cv2.copyMakeBorder(
             np.ascontiguousarray(image[i]),
-            y.pad_before, y.pad_after, x.pad_before, x.pad_after, CV2_BORDER,
+            y.pad_before,
+            y.pad_after,
+            x.pad_before,
+            x.pad_after,
+            CV2_BORDER,
         )
     return out
 
 
-def extract(padded: np.ndarray, tile_plan: TilePlan, tiles: Sequence[Tile],
-            out: np.ndarray | None = None) -> np.ndarray:
+def extract(
+    padded: np.ndarray, tile_plan: TilePlan, tiles: Sequence[Tile], out: np.ndarray | None = None
+) -> np.ndarray:
     """Copy ``tiles`` from a padded (C, Hp, Wp) array into a (N, C, th, tw) batch."""
     th, tw = tile_plan.tile_shape
     n = len(tiles)
@@ -231,9 +238,10 @@ def extract(padded: np.ndarray, tile_plan: TilePlan, tiles: Sequence[Tile],
     return out[:n]
 
 
-def stitch(dest: np.ndarray, outputs: np.ndarray, tile_plan: TilePlan,
-           tiles: Sequence[Tile]) -> None:
-    """Write each tile's owned region of the network ``outputs`` (N, K, oh, ow) into ``dest`` (K, H, W)."""
+def stitch(
+    dest: np.ndarray, outputs: np.ndarray, tile_plan: TilePlan, tiles: Sequence[Tile]
+) -> None:
+    """Write each tile's owned region of ``outputs`` (N, K, oh, ow) into ``dest`` (K, H, W)."""
     c = tile_plan.crop
     for t, o in zip(tiles, outputs, strict=True):
         (y0, y1), (x0, x1) = t.out_y, t.out_x
@@ -246,15 +254,18 @@ def batches(tile_plan: TilePlan, batch_size: int) -> Iterator[list[Tile]]:
         yield tiles[i : i + batch_size]
 
 
-def run_tiled(image: np.ndarray, tile_plan: TilePlan, predictor: Predictor,
-              classes: int, batch_size: int = 1) -> np.ndarray:
+def run_tiled(
+    image: np.ndarray, tile_plan: TilePlan, predictor: Predictor, classes: int, batch_size: int = 1
+) -> np.ndarray:
     """Overlap-tile inference of a float32 (C, H, W) image; returns (K, H, W) float32."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     padded = pad(image, tile_plan)
     dest = np.empty((classes, tile_plan.height, tile_plan.width), dtype=np.float32)
-    buf = np.empty((min(batch_size, tile_plan.n_tiles), image.shape[0], *tile_plan.tile_shape),
-                   dtype=np.float32)
+    buf = np.empty(
+        (min(batch_size, tile_plan.n_tiles), image.shape[0], *tile_plan.tile_shape),
+        dtype=np.float32,
+    )
     for group in batches(tile_plan, batch_size):
         stitch(dest, predictor(extract(padded, tile_plan, group, buf)), tile_plan, group)
     return dest

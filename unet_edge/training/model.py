@@ -52,8 +52,9 @@ def skip_crops(config: UNetConfig) -> list[int]:
         return [0] * config.depth
     crops = []
     for level in range(config.depth):
-        sub = Geometry(config.depth - level - 1, Padding.VALID, config.convs_per_level,
-                       config.kernel_size)
+        sub = Geometry(
+            config.depth - level - 1, Padding.VALID, config.convs_per_level, config.kernel_size
+        )
         crops.append(2 * sub.halo)
     return crops
 
