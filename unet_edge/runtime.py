@@ -9,8 +9,14 @@ Threading contract: a Segmenter may be shared by any number of threads.
 ``predict``/``segment``/``stream`` hold no per-call state on the object
 (ONNX Runtime's ``InferenceSession.run`` is thread-safe, and every call uses
 its own buffers), so concurrent calls give the same results as serial ones.
-``close`` must not race with calls in flight: close after the threads are
-done (or use the Segmenter as a context manager around them).
+``close`` is safe at any time, from any thread, and more than once: a graph
+run already in progress finishes (it holds its own reference to the
+session), and every later call raises :class:`~unet_edge.UnetEdgeError`
+("closed"), including the remaining tiles of a frame being processed, so a
+frame is either complete or an error, never partial. For orderly shutdown,
+close after the threads are done (or use the Segmenter as a context manager
+around them). ``stream`` runs its own pipeline threads; see
+:mod:`unet_edge.streaming`.
 """
 
 from __future__ import annotations
@@ -240,9 +246,17 @@ class Segmenter:
         """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack."""
         return processing.to_mask(self.predict(image))
 
-    def stream(self, frames: Iterable[Any], *, max_queue: int = 4, drop: str = "oldest",
-               shape: tuple[int, ...] | None = None, dtype: Any = None,
-               probabilities: bool = False) -> Iterator[FrameResult]:
+    def stream(
+        self,
+        frames: Iterable[Any],
+        *,
+        max_queue: int = 4,
+        drop: str = "oldest",
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+        probabilities: bool = False,
+        timestamps: bool = False,
+    ) -> Iterator[FrameResult]:
         """Segment a (live) iterable of frames on a thread pipeline; one result per frame, in order.
 
         See :func:`unet_edge.streaming.stream` for the arguments, the drop
@@ -250,8 +264,16 @@ class Segmenter:
         """
         from .streaming import stream
 
-        return stream(self, frames, max_queue=max_queue, drop=drop, shape=shape, dtype=dtype,
-                      probabilities=probabilities)
+        return stream(
+            self,
+            frames,
+            max_queue=max_queue,
+            drop=drop,
+            shape=shape,
+            dtype=dtype,
+            probabilities=probabilities,
+            timestamps=timestamps,
+        )
 
 
 def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  # noqa: B006
