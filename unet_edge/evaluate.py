@@ -1,0 +1,301 @@
+"""Segmentation metrics and paired image/label folders. Torch-free.
+
+The metrics compare a predicted class mask with a ground-truth class mask of
+the same shape (H, W). *Foreground* is every class other than 0; for the
+ISBI 2012 EM data class 0 is membrane and class 1 cell interior, so the
+foreground segments are the cells.
+
+- ``pixel_error``: fraction of pixels whose foreground/background call differs.
+- ``rand_error``: adapted Rand error (``skimage.metrics.adapted_rand_error``)
+  between the connected components of the foreground of truth and prediction,
+  truth background ignored. On raw components it also punishes membranes that
+  are merely thicker than the truth's.
+- ``rand_error_expanded``: the same after growing the predicted cells over
+  the predicted background by ``expand`` px
+  (``skimage.segmentation.expand_labels``), which leaves merges and splits,
+  what the ISBI challenge's thinning step measured.
+- ``vi`` / ``vi_split`` / ``vi_merge`` (and ``*_expanded``): variation of
+  information ``skimage.metrics.variation_of_information`` on the same
+  components; split = H(pred | truth), merge = H(truth | pred).
+- ``iou`` and ``dice`` of the foreground.
+
+Masks come from the arg-max over classes, i.e. a 0.5 threshold on the
+foreground probability for two classes. scikit-image is imported inside the
+functions so that importing this module stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DataError, ImageReadError, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_FOLDER_NAMES = ("image", "images")
+LABEL_FOLDER_NAMES = ("label", "labels")
+EXPAND_PX = 10
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """Read a PNG or TIFF file with its dtype unchanged.
+
+    Returns (H, W) for grayscale or (H, W, C) for multi-channel files (OpenCV
+    channel order for PNG). Raises :class:`ImageReadError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path} does not exist or is not a file")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            arr = np.asarray(tifffile.imread(path))
+        except Exception as e:
+            raise ImageReadError(
+                f"{path} is not a readable TIFF ({type(e).__name__}: {e})"
+            ) from None
+    else:
+        import cv2
+
+        read = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if read is None:
+            raise ImageReadError(
+                f"{path} is not a readable image (empty, truncated or not a PNG); "
+                "expected an 8- or 16-bit PNG or a TIFF"
+            )
+        arr = np.asarray(read)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ImageReadError(
+            f"{path} has shape {arr.shape}; expected one 2-D image (H, W) or (H, W, C)"
+        )
+    return arr
+
+
+def read_label(path: str | Path, classes: int = 2) -> np.ndarray:
+    """Read a label image as a uint8 class map (H, W) with values in 0..classes-1.
+
+    Accepted encodings: binary 0/255 (mapped to 0/1, needs ``classes == 2``)
+    and integer class maps with values below ``classes``. A multi-channel file
+    is accepted only when all its channels are equal. Anything else raises
+    :class:`DataError` naming the file and the values found.
+    """
+    path = Path(path)
+    arr = read_array(path)
+    if arr.ndim == 3:
+        if not all(np.array_equal(arr[..., 0], arr[..., c]) for c in range(1, arr.shape[2])):
+            raise DataError(
+                f"label {path} has {arr.shape[2]} different channels; expected a single-channel "
+                "class map (0/255 or class indices)"
+            )
+        arr = arr[..., 0]
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(
+            f"label {path} has dtype {arr.dtype}; expected integer class indices or 0/255"
+        )
+    values = np.unique(arr)
+    if classes == 2 and set(values.tolist()) <= {0, 255}:
+        return (arr == 255).astype(np.uint8)
+    if values.min() < 0 or values.max() >= classes:
+        shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
+        expected = "0/255 (binary) or " if classes == 2 else ""
+        raise DataError(
+            f"label {path} has values {{{shown}}}; expected {expected}class indices "
+            f"0..{classes - 1} for {classes} classes. Fix the label file or set the number "
+            "of classes"
+        )
+    return arr.astype(np.uint8)
+
+
+def _listing(folder: Path) -> dict[str, Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    by_stem: dict[str, Path] = {}
+    for p in files:
+        if p.stem in by_stem:
+            raise DataError(
+                f"{folder} holds both {by_stem[p.stem].name} and {p.name}; keep one file per name"
+            )
+        by_stem[p.stem] = p
+    return by_stem
+
+
+def find_pairs(
+    image_dir: str | Path, label_dir: str | Path, names: Iterable[str] | None = None
+) -> list[tuple[str, Path, Path]]:
+    """Match images and labels by file name (without extension).
+
+    Returns ``(name, image_path, label_path)`` sorted by name, restricted to
+    ``names`` when given. Raises :class:`DataError` for a missing or empty
+    folder, an image without a label (naming it), or an unknown name.
+    """
+    image_dir, label_dir = Path(image_dir), Path(label_dir)
+    for what, d in (("image", image_dir), ("label", label_dir)):
+        if not d.is_dir():
+            raise DataError(f"{what} folder {d} does not exist or is not a folder")
+    images = _listing(image_dir)
+    if not images:
+        raise DataError(
+            f"image folder {image_dir} holds no images; expected files ending in "
+            f"{', '.join(IMAGE_SUFFIXES)}"
+        )
+    labels = _listing(label_dir)
+    if names is not None:
+        wanted = list(dict.fromkeys(names))
+        unknown = [n for n in wanted if n not in images]
+        if unknown:
+            raise DataError(
+                f"names {unknown[:10]} not found in image folder {image_dir} "
+                f"(it holds {', '.join(list(images)[:10])}{' ...' if len(images) > 10 else ''})"
+            )
+        if not wanted:
+            raise DataError(f"an empty list of names was given for {image_dir}")
+        images = {n: images[n] for n in sorted(wanted)}
+    missing = [p for n, p in images.items() if n not in labels]
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"label folder {label_dir} has no label for {len(missing)} image(s): {shown}; "
+            "labels must have the same file name as their image"
+        )
+    return [(n, images[n], labels[n]) for n in images]
+
+
+def split_folder(data_dir: str | Path) -> tuple[Path, Path]:
+    """The image and label sub-folders of a data folder (``image``/``label``, or plural)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist or is not a folder")
+    found = []
+    for names in (IMAGE_FOLDER_NAMES, LABEL_FOLDER_NAMES):
+        sub = next((data_dir / n for n in names if (data_dir / n).is_dir()), None)
+        if sub is None:
+            raise DataError(
+                f"data folder {data_dir} has no {names[0]}/ sub-folder; expected "
+                f"{data_dir}/image/ and {data_dir}/label/ with matching file names"
+            )
+        found.append(sub)
+    return found[0], found[1]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def foreground_components(mask: np.ndarray) -> np.ndarray:
+    """Connected components (4-connected) of ``mask > 0``: int32 (H, W), background 0."""
+    from skimage.measure import label
+
+    return label(np.asarray(mask) > 0, connectivity=1).astype(np.int32)
+
+
+def segmentation_metrics(
+    prediction: np.ndarray, truth: np.ndarray, expand: int = EXPAND_PX
+) -> dict[str, float]:
+    """All metrics of one predicted class mask against its truth, both (H, W) integer.
+
+    Lower is better for errors and VI, higher for ``iou`` and ``dice``.
+    """
+    from skimage.metrics import adapted_rand_error, variation_of_information
+    from skimage.segmentation import expand_labels
+
+    prediction, truth = np.asarray(prediction), np.asarray(truth)
+    if prediction.shape != truth.shape or prediction.ndim != 2:
+        raise InputError(
+            f"prediction {prediction.shape} and truth {truth.shape} must be 2-D and the same shape"
+        )
+    pf, tf = prediction > 0, truth > 0
+    inter = float(np.count_nonzero(pf & tf))
+    union = float(np.count_nonzero(pf | tf))
+    total = float(np.count_nonzero(pf) + np.count_nonzero(tf))
+    pc, tc = foreground_components(prediction), foreground_components(truth)
+    pe = expand_labels(pc, expand) if expand > 0 else pc
+    out = {
+        "pixel_error": float(np.count_nonzero(pf != tf)) / pf.size,
+        "iou": inter / union if union else 1.0,
+        "dice": 2 * inter / total if total else 1.0,
+    }
+    for suffix, p in (("", pc), ("_expanded", pe)):
+        are, _, _ = adapted_rand_error(tc, p, ignore_labels=(0,))
+        split, merge = variation_of_information(tc, p, ignore_labels=(0,))
+        out[f"rand_error{suffix}"] = float(are)
+        out[f"vi{suffix}"] = float(split + merge)
+        out[f"vi_split{suffix}"] = float(split)
+        out[f"vi_merge{suffix}"] = float(merge)
+    return out
+
+
+def mean_metrics(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Mean of each metric over images (metrics every image has)."""
+    if not per_image:
+        raise InputError("no per-image metrics to average")
+    keys = [k for k in per_image[0] if all(k in m for m in per_image)]
+    return {k: float(np.mean([m[k] for m in per_image])) for k in keys}
+
+
+def evaluate_predictions(
+    pairs: Sequence[tuple[str, Path, Path]],
+    segment: Callable[[np.ndarray], np.ndarray],
+    classes: int = 2,
+    expand: int = EXPAND_PX,
+    progress: Callable[[str, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Segment each image with ``segment`` (image -> (H, W) class mask) and score it.
+
+    Returns ``{"mean": {...}, "images": {name: {...}}, "threshold": ...,
+    "expand_px": expand}``. Raises :class:`DataError` when an image and its
+    label differ in size.
+    """
+    per: dict[str, dict[str, float]] = {}
+    for name, image_path, label_path in pairs:
+        image = read_array(image_path)
+        truth = read_label(label_path, classes)
+        if image.shape[:2] != truth.shape:
+            raise DataError(
+                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
+                f"{label_path} is {truth.shape[1]}x{truth.shape[0]} (width x height); "
+                "they must be the same size"
+            )
+        mask = np.asarray(segment(image))
+        per[name] = segmentation_metrics(mask, truth, expand)
+        if progress is not None:
+            progress(name, per[name])
+    return {
+        "mean": mean_metrics(list(per.values())),
+        "images": per,
+        "threshold": "argmax over classes (0.5 for two classes)",
+        "expand_px": expand,
+    }
+
+
+def evaluate_model(
+    model_path: str | Path | None,
+    images: str | Path,
+    labels: str | Path,
+    provider: str = "cpu",
+    names: Iterable[str] | None = None,
+    expand: int = EXPAND_PX,
+    progress: Callable[[str, dict[str, float]], None] | None = None,
+    **segmenter_options: Any,
+) -> dict[str, Any]:
+    """Score an ONNX model on a folder of images and a folder of labels.
+
+    Body of ``unet-edge evaluate``: runs the same :class:`unet_edge.runtime.Segmenter`
+    as ``unet-edge run``. ``model_path=None`` uses the shipped default model.
+    Returns the dictionary of :func:`evaluate_predictions` plus ``"model"``.
+    """
+    from .runtime import Segmenter
+
+    pairs = find_pairs(images, labels, names)
+    segmenter = Segmenter(model_path, provider=provider, **segmenter_options)
+    classes = len(segmenter.info.class_names) if hasattr(segmenter, "info") else 2
+    result = evaluate_predictions(pairs, segmenter.segment, classes, expand, progress)
+    result["model"] = str(model_path) if model_path is not None else "default"
+    return result

@@ -1,0 +1,177 @@
+"""Training data: paired image/label folders, cached weight maps, random tiles.
+
+A data folder holds ``image/`` and ``label/`` with matching file names (PNG
+or TIFF, 8- or 16-bit), the layout of ``shared/data/isbi2012/train``. Labels
+are binary 0/255 (0 -> class 0, 255 -> class 1; for ISBI 255 is cell
+interior, so class 1 = cell) or integer class maps.
+
+A training sample is a legal input tile ``t x t`` (see :class:`Geometry`) and
+the labels and loss weights of its central ``output_size(t)`` region. Tiles
+are cut with ``cv2.remap`` through an optional elastic field, and everything
+outside the image is mirrored with ``cv2.BORDER_REFLECT``, exactly as the
+runtime mirror-pads at inference. Numpy + OpenCV only; the loop turns samples
+into tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Normalization, NormMode
+from ..errors import DataError, InputError
+from ..evaluate import find_pairs, read_array, read_label, split_folder
+from ..geometry import Geometry
+from .augment import (
+    AugmentConfig,
+    elastic_field,
+    flip_rotate,
+    gray_values,
+    remap,
+    sampling_maps,
+)
+from .weights import SIGMA, W0, weight_map
+
+
+def scale_dtype_range(image: np.ndarray) -> np.ndarray:
+    """Integers divided by their dtype's maximum, floats as given: float32, same shape."""
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32)
+    raise InputError(f"image dtype {image.dtype} is not supported; expected integers or floats")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example.
+
+    ``image``: float32 (C, t, t), normalised. ``labels``: int64 (o, o) class
+    indices. ``weights``: float32 (o, o) loss weights. ``o = output_size(t)``.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+
+
+class SegmentationData:
+    """Images, labels and cached weight maps of a list of (name, image, label) files.
+
+    Images are kept scaled to [0, 1] (dtype range) as float32 (H, W, C);
+    labels uint8 (H, W); weight maps float32 (H, W), computed once here.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str, Path, Path]],
+        classes: int = 2,
+        in_channels: int = 1,
+        w0: float = W0,
+        sigma: float = SIGMA,
+    ) -> None:
+        if not pairs:
+            raise DataError("no image/label pairs given")
+        self.names: list[str] = []
+        self.images: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+        self.classes = classes
+        for name, image_path, label_path in pairs:
+            image = read_array(image_path)
+            if image.ndim == 2:
+                image = image[:, :, None]
+            if image.shape[2] != in_channels:
+                raise DataError(
+                    f"image {image_path} has {image.shape[2]} channel(s); the model expects "
+                    f"{in_channels}"
+                )
+            labels = read_label(label_path, classes)
+            if image.shape[:2] != labels.shape:
+                raise DataError(
+                    f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
+                    f"{label_path} is {labels.shape[1]}x{labels.shape[0]} (width x height); "
+                    "they must be the same size"
+                )
+            self.names.append(name)
+            self.images.append(scale_dtype_range(image))
+            self.labels.append(labels)
+            self.weights.append(weight_map(labels, classes, w0, sigma))
+
+    @classmethod
+    def from_folder(
+        cls, data_dir: str | Path, names: Sequence[str] | None = None, **kwargs: float
+    ) -> SegmentationData:
+        image_dir, label_dir = split_folder(data_dir)
+        return cls(find_pairs(image_dir, label_dir, names), **kwargs)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def normalization(self) -> Normalization:
+        """``dtype_range`` normalisation with the mean and std of these images."""
+        values = np.concatenate([im.ravel() for im in self.images])
+        return Normalization(
+            mode=NormMode.DTYPE_RANGE, mean=float(values.mean()), std=float(values.std())
+        )
+
+    def sample(
+        self,
+        rng: np.random.Generator,
+        geometry: Geometry,
+        tile: int,
+        normalization: Normalization,
+        augment: AugmentConfig | None = None,
+        index: int | None = None,
+        origin: tuple[int, int] | None = None,
+    ) -> Sample:
+        """A random tile of a random (or the ``index``-th) image, augmented if asked.
+
+        The output region starts at a random pixel of the image (or at
+        ``origin`` = (row, col)); the input tile extends ``halo`` px beyond it,
+        mirrored where it leaves the image.
+        """
+        out = geometry.output_size(tile)
+        halo = (tile - out) // 2
+        i = int(rng.integers(len(self))) if index is None else index
+        image, labels, weights = self.images[i], self.labels[i], self.weights[i]
+        h, w = labels.shape
+        if origin is None:
+            oy = int(rng.integers(min(0, h - out), max(0, h - out) + 1))
+            ox = int(rng.integers(min(0, w - out), max(0, w - out) + 1))
+        else:
+            oy, ox = origin
+        aug = augment or AugmentConfig.none()
+        dy, dx = elastic_field(rng, (tile, tile), aug.elastic_sigma, aug.elastic_grid)
+        if aug.shift > 0:
+            dy += np.float32(rng.uniform(-aug.shift, aug.shift))
+            dx += np.float32(rng.uniform(-aug.shift, aug.shift))
+        mx, my = sampling_maps((oy - halo, ox - halo), dy, dx)
+        x = remap(image, mx, my, nearest=False)
+        if x.ndim == 2:  # cv2 drops a single channel axis
+            x = x[:, :, None]
+        c = slice(halo, halo + out)
+        mx, my = mx[c, c], my[c, c]
+        y = remap(labels, mx, my, nearest=True)
+        wt = remap(weights, mx, my, nearest=False)
+        x = gray_values(x, rng, aug)
+        x, y, wt = flip_rotate([x, y, wt], rng, aug)
+        x = (x - np.float32(normalization.mean)) / np.float32(normalization.std)
+        return Sample(
+            np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32),
+            y.astype(np.int64),
+            wt.astype(np.float32),
+        )
+
+
+def normalize(image: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """A [0, 1]-scaled image (H, W, C) -> normalised float32 (C, H, W) for the network."""
+    if normalization.mode is not NormMode.DTYPE_RANGE:
+        raise InputError(
+            f"training supports the dtype_range normalisation, got {normalization.mode.value}"
+        )
+    x = (image - np.float32(normalization.mean)) / np.float32(normalization.std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
