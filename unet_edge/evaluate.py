@@ -47,33 +47,21 @@ EXPAND_PX = 10
 
 
 def read_array(path: str | Path) -> np.ndarray:
-    """Read a PNG or TIFF file with its dtype unchanged.
+    """Read one PNG or TIFF image with its dtype unchanged (via :func:`unet_edge.io.read_image`).
 
-    Returns (H, W) for grayscale or (H, W, C) for multi-channel files (OpenCV
-    channel order for PNG). Raises :class:`ImageReadError` naming the file.
+    Returns (H, W) for grayscale or (H, W, C) for colour. A multi-page TIFF
+    stack is refused: training and evaluation pair one image with one label.
+    Raises :class:`ImageReadError` naming the file.
     """
+    from .io import is_stack, read_image
+
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path} does not exist or is not a file")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        try:
-            arr = np.asarray(tifffile.imread(path))
-        except Exception as e:
-            raise ImageReadError(
-                f"{path} is not a readable TIFF ({type(e).__name__}: {e})"
-            ) from None
-    else:
-        import cv2
-
-        read = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if read is None:
-            raise ImageReadError(
-                f"{path} is not a readable image (empty, truncated or not a PNG); "
-                "expected an 8- or 16-bit PNG or a TIFF"
-            )
-        arr = np.asarray(read)
+    arr = read_image(path)
+    if path.suffix.lower() in (".tif", ".tiff") and is_stack(path):
+        raise ImageReadError(
+            f"{path} is a stack of {arr.shape[0]} frames; expected one 2-D image per file "
+            "(split the stack into one file per slice)"
+        )
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise ImageReadError(
             f"{path} has shape {arr.shape}; expected one 2-D image (H, W) or (H, W, C)"
@@ -295,7 +283,7 @@ def evaluate_model(
 
     pairs = find_pairs(images, labels, names)
     segmenter = Segmenter(model_path, provider=provider, **segmenter_options)
-    classes = len(segmenter.info.class_names) if hasattr(segmenter, "info") else 2
+    classes = segmenter.info.classes
     result = evaluate_predictions(pairs, segmenter.segment, classes, expand, progress)
     result["model"] = str(model_path) if model_path is not None else "default"
     return result
