@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
-from unet_edge.evaluate import evaluate_model  # noqa: E402
-from unet_edge.training import checkpoint as ckpt  # noqa: E402
-from unet_edge.training.export import export_checkpoint  # noqa: E402
-from unet_edge.training.loop import TrainConfig, train  # noqa: E402
+from unet_edge.evaluate import evaluate_model
+from unet_edge.training import checkpoint as ckpt
+from unet_edge.training.export import export_checkpoint
+from unet_edge.training.loop import TrainConfig, train
 
 ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
 pytestmark = pytest.mark.skipif(
