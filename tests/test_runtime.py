@@ -123,6 +123,9 @@ def test_dtypes_and_stacks(tiny_onnx: Path, isbi_image: np.ndarray) -> None:
     assert np.max(np.abs(ps[0] - p8)) <= 1e-6
     assert seg.segment(stack).shape == (2, 100, 120)
     assert seg.predict(img8[..., None]).shape == (2, 100, 120)  # (H, W, 1)
+    with pytest.raises(InputError, match="colour image"):
+        seg.predict(np.repeat(img8[..., None], 3, axis=2))
+    assert seg.predict([img8[:, :3]] * 5).shape == (5, 2, 100, 3)  # narrow frames as a list
 
 
 @pytest.mark.parametrize(

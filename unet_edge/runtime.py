@@ -214,6 +214,13 @@ class Segmenter:
         if image.ndim == 3:
             if image.shape[2] == c:  # (H, W, C); for 1-channel models (H, W, 1)
                 return [image], False
+            if c == 1 and image.shape[2] in (3, 4) and min(image.shape[:2]) > 4:
+                # Almost surely a colour picture, not a stack of 3-pixel-wide frames.
+                raise InputError(
+                    f"got an array of shape {image.shape}, read as an (H, W, {image.shape[2]}) "
+                    "colour image, but the model takes 1 channel; convert it to grayscale "
+                    "(a stack of frames that narrow can be passed as a list)"
+                )
             if c == 1:
                 return list(image), True  # (Z, H, W)
             raise InputError(
