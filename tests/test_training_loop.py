@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
-from unet_edge.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from unet_edge.errors import CheckpointError, ConfigError, DataError, OutputExistsError  # noqa: E402
 from unet_edge.geometry import Geometry  # noqa: E402
 from unet_edge.training import checkpoint as ckpt  # noqa: E402
 from unet_edge.training.data import SegmentationData  # noqa: E402
@@ -87,6 +87,8 @@ def test_train_writes_best_and_last_checkpoints(tmp_path: Path):
         assert 0.0 <= best.metrics[key] < 20
     assert best.training["train_names"] == ["00", "01"] and best.training["val_names"] == ["20"]
     assert len(ckpt.load(last_path(result.output)).training["history"]) == 2
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train(cfg, ISBI / "train", tmp_path / "m.pt")
     # validation sees the whole image, mirror-padded like the runtime
     data = SegmentationData.from_folder(ISBI / "train", names=["20"])
     probs = predict_whole(best.build_model(), data.images[0], best.normalization)

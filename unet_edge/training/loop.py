@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import Normalization, UNetConfig, look_up
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..evaluate import find_pairs, mean_metrics, segmentation_metrics, split_folder
 from ..geometry import Geometry
 from . import checkpoint as ckpt
@@ -245,17 +245,24 @@ def train(
     output: str | Path,
     progress: Callable[[TrainEvent], None] | None = None,
     resume: str | Path | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train on ``data_dir`` (with ``image/`` and ``label/``); best weights to ``output``.
 
     ``resume`` continues from a checkpoint written by this function (the
     ``.last`` file, or the best one), with its weights, optimiser state,
     random states and history; ``config.steps`` may be raised to train longer.
-    Returns a :class:`TrainResult`. Never prints; report through ``progress``.
+    An existing ``output`` is refused before any work unless ``overwrite`` or
+    ``resume`` is given. Returns a :class:`TrainResult`. Never prints; report
+    through ``progress``.
     """
     output = Path(output)
     if not output.parent.is_dir():
         raise ConfigError(f"output folder {output.parent} does not exist; create it first")
+    if output.exists() and not overwrite and resume is None:
+        raise OutputExistsError(
+            f"{output} exists; pass --overwrite to replace it or --resume to continue from it"
+        )
     train_pairs, val_pairs = _split(config, data_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
