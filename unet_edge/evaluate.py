@@ -174,6 +174,22 @@ def split_folder(data_dir: str | Path) -> tuple[Path, Path]:
     return found[0], found[1]
 
 
+def parse_names(spec: str) -> tuple[str, ...]:
+    """``"20-24,30"`` -> ``("20", "21", "22", "23", "24", "30")``; ranges keep zero padding."""
+    names: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if sep and lo.isdigit() and hi.isdigit():
+            if int(hi) < int(lo):
+                raise InputError(f"range {part!r} runs backwards; write it as low-high")
+            names += [str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1)]
+        else:
+            names.append(part)
+    return tuple(names)
+
+
 # --------------------------------------------------------------------------- metrics
 
 

@@ -26,13 +26,15 @@ import torch
 
 from ..config import Normalization, UNetConfig, look_up
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..evaluate import find_pairs, mean_metrics, segmentation_metrics, split_folder
+from ..evaluate import find_pairs, mean_metrics, parse_names, segmentation_metrics, split_folder
 from ..geometry import Geometry
 from . import checkpoint as ckpt
 from .augment import AugmentConfig
 from .data import SegmentationData, normalize
 from .loss import weighted_cross_entropy
 from .model import UNet, count_parameters
+
+__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "last_path", "parse_names", "train"]
 
 
 class Optimizer(str, enum.Enum):
@@ -119,22 +121,6 @@ class TrainConfig:
         d["class_names"] = list(self.class_names)
         d["train_names"] = None if self.train_names is None else list(self.train_names)
         return d
-
-
-def parse_names(spec: str) -> tuple[str, ...]:
-    """``"20-24,30"`` -> ``("20", "21", "22", "23", "24", "30")``; ranges keep zero padding."""
-    names: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        if sep and lo.isdigit() and hi.isdigit():
-            if int(hi) < int(lo):
-                raise ConfigError(f"range {part!r} runs backwards; write it as low-high")
-            names += [str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1)]
-        else:
-            names.append(part)
-    return tuple(names)
 
 
 @dataclass
