@@ -203,6 +203,12 @@ def _outputs_for(inp: Path, folder: Path, probabilities: bool, overlay: bool) ->
     help="Also write float32 class probabilities as TIFF (classes, H, W).",
 )
 @click.option("--overlay", is_flag=True, help="Also write an RGB PNG of the image with the mask.")
+@click.option(
+    "--large",
+    is_flag=True,
+    help="TIFF images larger than memory: read window by window and write a tiled mask TIFF; "
+    "memory does not grow with the image.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
 @_verbosity_options
 def run(
@@ -216,6 +222,7 @@ def run(
     batch_size: int | None,
     probabilities: bool,
     overlay: bool,
+    large: bool,
     overwrite: bool,
     verbose: int,
     quiet: bool,
@@ -232,6 +239,11 @@ def run(
     paths = io.collect_inputs(inputs)
     if output.exists() and not output.is_dir():
         raise OutputError(f"--output {output} is a file, expected a folder")
+    if large and (
+        probabilities or overlay or any(p.suffix.lower() not in io.TIFF_SUFFIXES for p in paths)
+    ):
+        raise InputError("--large takes TIFF inputs and writes only the mask; "
+                         "drop --probabilities/--overlay and non-TIFF inputs")  # fmt: skip
     plan = [(p, _outputs_for(p, output, probabilities, overlay)) for p in paths]
     seen: dict[Path, Path] = {}
     for p, outs in plan:  # every output is checked before any compute
@@ -260,6 +272,12 @@ def run(
         ):
             for path, outs in bar:
                 t0 = time.perf_counter()
+                if large:
+                    from .large import segment_large
+
+                    segment_large(seg, path, outs["mask"])
+                    out.detail(f"{path} -> {outs['mask']} ({time.perf_counter() - t0:.2f} s)")
+                    continue
                 image = io.read_image(path)
                 # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
                 stack = io.is_stack(path)

@@ -247,3 +247,99 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return d if isinstance(d, dict) else {}
+
+
+class TiffWindows:
+    """Random access to windows of a large single-image TIFF, without reading all of it.
+
+    An uncompressed, contiguous TIFF is read through a memory map of just the
+    rows a window needs, unmapped after each read, so resident memory stays
+    the size of a window however large the file is. Other TIFFs (compressed,
+    tiled) are read through tifffile's zarr store, which decodes only the
+    chunks a window touches (needs the ``[dask]`` extra for zarr).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in TIFF_SUFFIXES:
+            raise InputError(f"{self.path} is not a TIFF; large-image mode reads .tif/.tiff files")
+        _check_readable(self.path)
+        try:
+            with tifffile.TiffFile(self.path) as tf:
+                series = tf.series[0]
+                page = tf.pages.first
+                self.shape: tuple[int, ...] = tuple(int(s) for s in series.shape)
+                self.dtype = np.dtype(series.dtype)
+                contiguous = bool(page.is_contiguous) and len(tf.pages) == 1
+                self._offset = int(page.dataoffsets[0]) if contiguous else -1
+                self._byteorder = tf.byteorder
+        except Exception as e:
+            raise ImageReadError(
+                f"{self.path} is not a readable TIFF ({type(e).__name__}: {e})"
+            ) from None
+        if len(self.shape) not in (2, 3) or (len(self.shape) == 3 and self.shape[2] > 4):
+            raise InputError(
+                f"{self.path} holds an array of shape {self.shape}; large-image mode takes one "
+                "(H, W) or (H, W, C) image, not a stack (segment stacks slice by slice)"
+            )
+        self._zarr: Any = None
+        if self._offset < 0:
+            try:
+                import zarr
+            except ModuleNotFoundError:
+                raise ImageReadError(
+                    f"{self.path} is compressed or tiled; reading it window by window needs zarr "
+                    "(pip install 'unet-edge[dask]'), or save it as an uncompressed TIFF"
+                ) from None
+            self._zarr = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """Pixels ``[r0, r1) x [c0, c1)`` as a fresh (h, w[, C]) array of the file's dtype."""
+        (r0, r1), (c0, c1) = rows, cols
+        if self._zarr is not None:
+            return np.asarray(self._zarr[r0:r1, c0:c1])
+        row_shape = self.shape[1:]
+        row_bytes = int(np.prod(row_shape)) * self.dtype.itemsize
+        mm = np.memmap(
+            self.path,
+            dtype=self.dtype.newbyteorder(self._byteorder),
+            mode="r",
+            offset=self._offset + r0 * row_bytes,
+            shape=(r1 - r0, *row_shape),
+        )
+        out = np.array(mm[:, c0:c1], dtype=self.dtype)
+        del mm  # unmap now, so resident memory stays the size of one window
+        return out
+
+
+def write_tiff_tiles(
+    path: str | os.PathLike[str],
+    tiles: Iterable[np.ndarray],
+    shape: tuple[int, int],
+    dtype: Any,
+    tile: tuple[int, int],
+    provenance: Mapping[str, Any] | None = None,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write a tiled TIFF from ``tiles`` (row-major, each ``tile``-shaped), atomically.
+
+    Tiles are consumed one at a time, so the image never has to fit in memory.
+    Tile sides must be multiples of 16 (TIFF); edge tiles are full-size, their
+    pixels outside ``shape`` ignored. ``provenance`` goes into the
+    ImageDescription as JSON.
+    """
+
+    def writer(tmp: Path) -> None:
+        tifffile.imwrite(
+            tmp,
+            iter(tiles),
+            shape=shape,
+            dtype=dtype,
+            tile=tile,
+            photometric="minisblack",
+            compression=compression,
+            description=json.dumps(dict(provenance or {})),
+            metadata=None,
+        )
+
+    return _write_with(Path(path), writer)
