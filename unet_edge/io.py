@@ -282,8 +282,13 @@ class TiffWindows:
                 f"{self.path} holds an array of shape {self.shape}; large-image mode takes one "
                 "(H, W) or (H, W, C) image, not a stack (segment stacks slice by slice)"
             )
+        self.ndim = len(self.shape)
         self._zarr: Any = None
         if self._offset < 0:
+            self._open_zarr()
+
+    def _open_zarr(self) -> Any:
+        if self._zarr is None:
             try:
                 import zarr
             except ModuleNotFoundError:
@@ -292,12 +297,28 @@ class TiffWindows:
                     "(pip install 'unet-edge[dask]'), or save it as an uncompressed TIFF"
                 ) from None
             self._zarr = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        return self._zarr
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for Dask workers: each process reopens the file itself.
+        return {**self.__dict__, "_zarr": None}
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """``windows[r0:r1, c0:c1]`` (steps of 1), so Dask can read it with ``from_array``."""
+        key = key if isinstance(key, tuple) else (key,)
+        rows, cols = (*key, slice(None), slice(None))[:2]
+        r0, r1, rs = rows.indices(self.shape[0])
+        c0, c1, cs = cols.indices(self.shape[1])
+        if rs != 1 or cs != 1:
+            raise InputError("TiffWindows reads contiguous windows only (no steps)")
+        window = self.read((r0, max(r0, r1)), (c0, max(c0, c1)))
+        return window[(slice(None), slice(None), *key[2:])]
 
     def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """Pixels ``[r0, r1) x [c0, c1)`` as a fresh (h, w[, C]) array of the file's dtype."""
         (r0, r1), (c0, c1) = rows, cols
-        if self._zarr is not None:
-            return np.asarray(self._zarr[r0:r1, c0:c1])
+        if self._offset < 0:
+            return np.asarray(self._open_zarr()[r0:r1, c0:c1])
         row_shape = self.shape[1:]
         row_bytes = int(np.prod(row_shape)) * self.dtype.itemsize
         mm = np.memmap(

@@ -1,0 +1,252 @@
+"""Scale-out on Dask: the whole image's tile plan, run chunk by chunk with ``map_overlap``.
+
+``dask.array.map_overlap(depth=halo + alignment, boundary="reflect")`` hands each chunk
+its neighbours' pixels (dask's ``"reflect"`` repeats the edge pixel, the same
+convention as ``cv2.BORDER_REFLECT`` used everywhere else). Inside a chunk
+:func:`unet_edge.large.run_region` computes the chunk's rectangle of the
+*whole image's* plan: the network tiles have the whole image's shape and
+origin (multiples of the ``2**depth`` alignment in its padded coordinates),
+so every chunk sees the same pooling grid, and the kept output pixels depend
+only on pixels within ``halo`` of the chunk plus the rest of their pooling
+cells (less than ``alignment`` more pixels), which the overlap provides.
+Chunks are multiples of the plan's stride (hence of the alignment), so
+almost every network tile is computed by one chunk only.
+
+Each worker process opens one Segmenter per model and settings
+(:func:`functools.lru_cache`) and reuses it for all its chunks; the model
+file must be readable at the same path on every worker. dask, distributed
+and zarr are the optional ``[dask]`` extra and are imported on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import processing, tiling
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .runtime import Segmenter
+
+DEFAULT_CHUNK = 2048
+
+
+@functools.lru_cache(maxsize=4)
+def worker_segmenter(
+    model: str, provider: str = "cpu", batch_size: int | None = None, threads: int | None = None
+) -> Segmenter:
+    """The Segmenter of this process for a model and settings (opened once, then reused)."""
+    from .providers import ProviderOptions
+    from .runtime import Segmenter
+
+    return Segmenter(
+        model, provider, batch_size=batch_size, options=ProviderOptions(threads=threads)
+    )
+
+
+def aligned_chunks(size: int, axis: tiling.AxisPlan, target: int, halo: int) -> tuple[int, ...]:
+    """Chunk sizes along one axis: multiples of the plan's stride near ``target``.
+
+    A last chunk thinner than the halo is merged into the one before (Dask's
+    overlap needs chunks at least as deep as the overlap).
+    """
+    step = axis.stride if axis.count > 1 else size
+    chunk = max(step, (target // step) * step)
+    sizes = [chunk] * (size // chunk)
+    if size % chunk:
+        sizes.append(size % chunk)
+    if len(sizes) > 1 and sizes[-1] < halo:
+        last = sizes.pop()
+        sizes[-1] += last
+    return tuple(sizes)
+
+
+def _block(
+    block: np.ndarray,
+    *,
+    block_info: dict[Any, Any],
+    model: str,
+    provider: str,
+    batch_size: int | None,
+    threads: int | None,
+    plan: tiling.TilePlan,
+    halo: int,
+    probabilities: bool,
+) -> np.ndarray:
+    seg = worker_segmenter(model, provider, batch_size, threads)
+    (r0, r1), (c0, c1) = (
+        block_info[None]["array-location"][-2:]
+        if probabilities
+        else block_info[None]["array-location"][:2]
+    )
+    # the block holds image rows [r0 - halo, r1 + halo) (mirrored past the borders)
+    top, left = r0 - halo, c0 - halo
+
+    def read(rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        # Pixels of a network tile beyond the overlap only reach output pixels outside this
+        # chunk (valid convolutions), which are discarded: any value will do there.
+        out = np.zeros((rows[1] - rows[0], cols[1] - cols[0], *block.shape[2:]), block.dtype)
+        a, b = max(rows[0], top), min(rows[1], top + block.shape[0])
+        c, d = max(cols[0], left), min(cols[1], left + block.shape[1])
+        if a < b and c < d:
+            out[a - rows[0] : b - rows[0], c - cols[0] : d - cols[0]] = block[
+                a - top : b - top, c - left : d - left
+            ]
+        return out
+
+    probs = _run_region(seg, plan, read, (r0, r1), (c0, c1))
+    return probs if probabilities else processing.to_mask(probs)
+
+
+def _run_region(
+    seg: Segmenter, plan: tiling.TilePlan, read: Any, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray:
+    from .large import run_region
+
+    return run_region(seg, plan, read, rows, cols)
+
+
+def segment_dask(
+    image: Any,
+    model: str | os.PathLike[str] | None = None,
+    *,
+    segmenter: Segmenter | None = None,
+    provider: str = "cpu",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    probabilities: bool = False,
+) -> Any:
+    """A lazy Dask array of the mask (H, W) uint8, or probabilities (K, H, W) float32.
+
+    Args:
+        image: an (H, W) or (H, W, C) numpy array, Dask array or zarr array.
+        model: the ONNX model path, readable by every worker.
+        segmenter: an open Segmenter for ``model`` in this process; its tile
+            plan for the whole image is used (default: one with auto tiles).
+        provider, batch_size, threads: for each worker's Segmenter.
+        chunk: the wanted chunk side; rounded to a multiple of the plan's stride.
+        probabilities: return probabilities instead of the mask.
+
+    The values equal ``segmenter.predict``/``segment`` on the whole image.
+    Compute with any Dask scheduler, e.g. a ``dask.distributed`` cluster.
+    """
+    import dask.array as da
+
+    from .large import check_pointwise
+    from .runtime import Segmenter
+
+    seg = segmenter or Segmenter(model, provider, batch_size=batch_size)
+    check_pointwise(seg)
+    model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
+    arr = image if isinstance(image, da.Array) else da.from_array(image)
+    if arr.ndim not in (2, 3):
+        raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")
+    h, w = int(arr.shape[0]), int(arr.shape[1])
+    plan = seg.plan_for((h, w))
+    # A valid U-Net's output pixel depends on inputs up to the halo away *plus* the rest of
+    # its pooling cells (up to alignment - 1 px more), so the overlap is halo + alignment.
+    halo = plan.halo + plan.alignment
+    if min(h, w) <= halo:
+        raise InputError(
+            f"image {h}x{w} is not larger than the overlap {halo}; use Segmenter.predict"
+        )
+    chunks = (aligned_chunks(h, plan.y, chunk, halo), aligned_chunks(w, plan.x, chunk, halo))
+    arr = arr.rechunk(chunks + ((arr.shape[2],) if arr.ndim == 3 else ()))
+    depth = {0: halo, 1: halo, **({2: 0} if arr.ndim == 3 else {})}
+    kw: dict[str, Any] = dict(
+        model=model_path,
+        provider=seg.provider,
+        batch_size=batch_size,
+        threads=threads,
+        plan=plan,
+        halo=halo,
+        probabilities=probabilities,
+    )
+    if probabilities:
+        out_chunks: tuple[tuple[int, ...], ...] = ((seg.info.classes,), *chunks)
+        extra: dict[str, Any] = {"new_axis": 0} if arr.ndim == 2 else {}
+    else:
+        out_chunks, extra = chunks, {}
+    if arr.ndim == 3:
+        extra["drop_axis"] = 2
+        if probabilities:
+            extra["new_axis"] = 0
+    return da.map_overlap(
+        _block,
+        arr,
+        depth=depth,
+        boundary="reflect",
+        trim=False,
+        allow_rechunk=False,
+        chunks=out_chunks,
+        dtype=np.float32 if probabilities else np.uint8,
+        meta=np.empty((0,) * len(out_chunks), np.float32 if probabilities else np.uint8),
+        **extra,
+        **kw,
+    )
+
+
+def segment_to_zarr(
+    image: Any,
+    output: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    *,
+    segmenter: Segmenter | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> Path:
+    """Compute :func:`segment_dask` into a zarr array at ``output``, with provenance attributes.
+
+    ``image`` may also be a TIFF path (read lazily through tifffile's zarr
+    store) or a zarr path. The array's attributes hold ``unet_edge``: the
+    Segmenter's provenance (model name and hash, provider, precision, tile
+    plan, version).
+    """
+    import dask.array as da
+    import zarr
+
+    from .errors import OutputExistsError
+    from .runtime import Segmenter
+
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
+    if isinstance(image, (str, os.PathLike)):
+        src = Path(image)
+        if src.suffix.lower() in (".tif", ".tiff"):
+            from .io import TiffWindows
+
+            win = TiffWindows(src)  # picklable: each worker reads its own windows
+            image = da.from_array(
+                win,
+                chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:],
+                meta=np.empty((0,) * win.ndim, win.dtype),
+            )
+        else:
+            image = da.from_zarr(str(src))
+    seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"))
+    result = segment_dask(
+        image, model if model is not None else seg.model_path, segmenter=seg, **kwargs
+    )
+    plan = seg.plan_for((int(image.shape[0]), int(image.shape[1])))
+    z = zarr.open_array(
+        str(out),
+        mode="w",
+        shape=result.shape,
+        dtype=result.dtype,
+        chunks=tuple(c[0] for c in result.chunks),
+    )
+    z.attrs["unet_edge"] = {
+        **seg.provenance(),
+        "tile_plan": repr(plan),
+        "output": "probabilities" if result.ndim == 3 else "mask",
+    }
+    target: Any = z  # zarr arrays take numpy-style slice assignment
+    da.store(result, target, lock=False)
+    return out
