@@ -137,10 +137,22 @@ def main() -> None:
     help="ONNX file to write [default: CHECKPOINT with suffix .onnx].",
 )
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
+@click.option(
+    "--fp16",
+    is_flag=True,
+    help="Write a half-precision graph for CUDA/TensorRT "
+    "(float32 in and out; slow on the CPU provider).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @_verbosity_options
 def export(
-    checkpoint: Path, output: Path | None, opset: int, overwrite: bool, verbose: int, quiet: bool
+    checkpoint: Path,
+    output: Path | None,
+    opset: int,
+    fp16: bool,
+    overwrite: bool,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Export a training checkpoint to one self-describing ONNX file.
 
@@ -153,7 +165,7 @@ def export(
         raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
     from .training.export import export_checkpoint
 
-    report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite)
+    report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite, fp16=fp16)
     out.info(report.summary())
     for p in report.parity:
         out.detail(
@@ -360,6 +372,145 @@ def info(model: Path | None, as_json: bool) -> None:
             else (f"installed, not usable: {reason}" if installed else "not installed")
         )
         click.echo(f"  {prov.value:<9} {state}")
+
+
+# -- quantize -----------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--calibrate",
+    "-c",
+    "calibrate",
+    multiple=True,
+    required=True,
+    help="Calibration images: files, folders or globs (repeatable).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX file to write [default: MODEL with suffix .int8.onnx].",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Share of pixels whose class must match fp32 [default: 0.995].",
+)
+@click.option("--tile", default=None, help="Calibration tile N or HxW [default: as `run`].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@_verbosity_options
+def quantize(
+    model: Path,
+    calibrate: Sequence[str],
+    output: Path | None,
+    threshold: float | None,
+    tile: str | None,
+    overwrite: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Write a static int8 (QDQ, uint8 activations, int8 weights) copy of an fp32 MODEL.
+
+    Calibrated on real images; written only if its masks agree with the fp32
+    model's on those images (default: at least 99.5% of pixels).
+    """
+    from . import io, precision
+
+    out = _out(verbose, quiet)
+    output = output or model.with_name(model.name.removesuffix(".onnx") + ".int8.onnx")
+    if output.exists() and not overwrite:
+        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+    images = io.collect_inputs(calibrate)
+    report = precision.quantize(
+        model,
+        images,
+        output,
+        overwrite=overwrite,
+        tile=_tile(tile),
+        threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
+    )
+    out.info(report.summary())
+
+
+# -- bench --------------------------------------------------------------------
+_BACKENDS_HELP = (
+    "Comma-separated subset of torch, ort-fp32, ort-int8, cuda-fp32, tensorrt-fp32, "
+    "tensorrt-fp16, openvino [default: all]."
+)
+
+
+@main.command()
+@_model_option
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="ISBI 2012 train folder (image/, label/) [default: ../shared/data/isbi2012/"
+    "train beside the repository].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("benchmarks/results"),
+    show_default=True,
+    help="Folder for bench.json, bench.md and bench.png.",
+)
+@click.option("--quick", is_flag=True, help="Seconds instead of minutes: 512x512 only, one repeat.")
+@click.option(
+    "--sizes", default=None, help="Image sides, comma-separated [default: 512,1024,2048,4096]."
+)
+@click.option("--backends", default=None, help=_BACKENDS_HELP)
+@click.option(
+    "--int8-model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A quantised model to use [default: quantise MODEL on ISBI slices 00-04].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for every backend [default: all cores].",
+)
+@_verbosity_options
+def bench(
+    model: Path | None,
+    data: Path | None,
+    output: Path,
+    quick: bool,
+    sizes: str | None,
+    backends: str | None,
+    int8_model: Path | None,
+    threads: int | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Measure speed and fidelity of every backend on the same model, images and tiles."""
+    from . import bench as bench_mod
+    from .runtime import default_model_path
+
+    out = _out(verbose, quiet)
+    model = model or default_model_path()
+    data = data or Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012" / "train"
+    kw: dict[str, Any] = {"threads": threads, "int8_model": int8_model}
+    if sizes:
+        try:
+            kw["sizes"] = tuple(int(v) for v in sizes.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected sides like 512,2048, got {sizes!r}") from None
+    if backends:
+        kw["backends"] = tuple(v.strip() for v in backends.split(","))
+    cfg = (
+        bench_mod.BenchConfig.quick_config(model, data, output, **kw)
+        if quick
+        else bench_mod.BenchConfig(model=model, data=data, out_dir=output, **kw)
+    )
+    result = bench_mod.run(cfg, progress=out.detail)
+    out.info((output / "bench.md").read_text())
+    out.info(f"wrote bench.json, bench.md and bench.png to {output} in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ around them). ``stream`` runs its own pipeline threads; see
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import metadata, processing, providers, tiling
+from . import cost, metadata, processing, providers, tiling
 from .config import look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .streaming import FrameResult
 
 DEFAULT_MAX_TILE = 1024
+#: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
+DEFAULT_MEMORY_BUDGET = 1 << 30
 
 
 def default_model_path() -> Path:
@@ -67,7 +70,9 @@ class Segmenter:
     tile:
         Tile input size (int or (height, width)), legal for the model
         (``Geometry.legal_inputs``). None picks, per image size, the tile that
-        computes the fewest pixels within ``max_tile``.
+        computes the fewest pixels within ``max_tile`` whose estimated
+        activation memory (:func:`unet_edge.cost.activation_bytes`, times the
+        batch size) fits ``memory_budget`` bytes (None: no budget).
     batch_size:
         Tiles per inference call (None: 1 on the CPU, 4 on a GPU).
     """
@@ -81,6 +86,7 @@ class Segmenter:
         *,
         options: providers.ProviderOptions | None = None,
         max_tile: int = DEFAULT_MAX_TILE,
+        memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         self.model_path = Path(model) if model is not None else default_model_path()
         if not self.model_path.is_file():
@@ -96,6 +102,7 @@ class Segmenter:
                 f"max_tile {max_tile} is below the smallest legal tile {self.geometry.min_input}"
             )
         self.max_tile = max_tile
+        self.memory_budget = memory_budget
         gpu = look_up(providers.Provider, provider, "provider") is not providers.Provider.CPU
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -176,7 +183,15 @@ class Segmenter:
         key = (int(shape[0]), int(shape[1]))
         p = self._plans.get(key)
         if p is None:
-            tile = self.tile or tiling.choose_tile(key, self.geometry, self.max_tile)
+            tile = self.tile or tiling.choose_tile(
+                key,
+                self.geometry,
+                self.max_tile,
+                tile_bytes=functools.partial(
+                    cost.activation_bytes, self.info.architecture, batch=self.batch_size
+                ),
+                memory_budget=self.memory_budget,
+            )
             p = tiling.plan(key, self.geometry, tile)
             with self._plans_lock:
                 if len(self._plans) > 64:

@@ -173,7 +173,12 @@ def whole_image_plan(shape: tuple[int, int], geometry: Geometry) -> TilePlan:
 
 
 def choose_tile(
-    shape: tuple[int, int], geometry: Geometry, max_tile: int = 1024
+    shape: tuple[int, int],
+    geometry: Geometry,
+    max_tile: int = 1024,
+    *,
+    tile_bytes: Callable[[int, int], int] | None = None,
+    memory_budget: int | None = None,
 ) -> tuple[int, int]:
     """Pick the tile (height, width) that processes the fewest pixels for this image.
 
@@ -183,8 +188,13 @@ def choose_tile(
     pixels... and more at the borders), while a tile much larger than the
     image wastes mirrored pixels. ``max_tile`` bounds the side (memory).
     Ties go to the fewer, larger tiles (less per-call overhead).
+
+    Memory: with ``tile_bytes`` (tile height, width -> bytes of one inference
+    call, e.g. :func:`unet_edge.cost.activation_bytes` for the architecture
+    and batch size) and ``memory_budget``, tiles whose estimate exceeds the
+    budget are not considered; :class:`ConfigError` if even the smallest is
+    too big.
     """
-    best: tuple[int, int, int, int] | None = None
     cands = geometry.legal_inputs(max(max_tile, geometry.min_input))
     cands = [t for t in cands if geometry.stride(t) > 0] or cands[-1:]
     per_axis = []
@@ -194,13 +204,22 @@ def choose_tile(
             ap = _plan_axis(size, t, geometry, "axis")
             costs[ap.tile] = (ap.count * ap.tile, ap.count)
         per_axis.append(costs)
-    for ty, (cy, ny) in per_axis[0].items():
-        for tx, (cx, nx) in per_axis[1].items():
-            key = (cy * cx, ny * nx, ty, tx)
-            if best is None or key < best:
-                best = key
-    assert best is not None
-    return best[2], best[3]
+    keys = sorted(
+        (cy * cx, ny * nx, ty, tx)
+        for ty, (cy, ny) in per_axis[0].items()
+        for tx, (cx, nx) in per_axis[1].items()
+    )
+    if tile_bytes is None or memory_budget is None:
+        return keys[0][2], keys[0][3]
+    for key in keys:  # cheapest first: the first that fits is the answer
+        if tile_bytes(key[2], key[3]) <= memory_budget:
+            return key[2], key[3]
+    need, ty, tx = min((tile_bytes(k[2], k[3]), k[2], k[3]) for k in keys)
+    raise ConfigError(
+        f"no legal tile fits the memory budget of {memory_budget / 2**20:.0f} MiB: the "
+        f"smallest, {ty}x{tx}, needs about {need / 2**20:.0f} MiB; raise the budget or lower "
+        "the batch size"
+    )
 
 
 def pad(image: np.ndarray, tile_plan: TilePlan) -> np.ndarray:

@@ -1,0 +1,382 @@
+"""Reduced-precision graphs: fp16 for GPUs, static int8 (QDQ) calibrated on real images.
+
+Torch-free: quantisation works on an exported fp32 graph and runs wherever
+the runtime runs.
+
+**fp16** (:func:`to_fp16`): weights and activations in half precision with
+float32 inputs and outputs (``keep_io_types``), so the runtime feeds the same
+float32 tiles. Meant for CUDA and TensorRT; ONNX Runtime's CPU provider runs
+such a graph only through slow fallback kernels and casts, so on a CPU use the
+fp32 or int8 graph.
+
+**int8** (:func:`quantize`): ONNX Runtime's static quantisation in QDQ
+format, uint8 activations and per-channel int8 weights (on AVX-512 VNNI CPUs
+this pair is the fast one; int8/int8 is not). Activation ranges come from a
+:class:`TileReader` that feeds real, normalised tiles cut from the calibration
+images with the model's own tiling (mirror padding included), so the ranges
+are those the runtime will see. The softmax stays in float, so the output is
+still a float32 probability. The quantised graph is kept only if its masks
+agree with the fp32 model's on the calibration images: at least
+:data:`AGREEMENT_THRESHOLD` of all pixels must get the same class; otherwise
+nothing is written and :class:`~unet_edge.errors.ExportError` says by how
+much it missed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from . import io, metadata, processing, tiling
+from .config import Precision
+from .errors import ExportError, InputError, ModelError, OutputExistsError
+from .metadata import ModelInfo
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "AGREEMENT_THRESHOLD",
+    "QuantizeReport",
+    "TileReader",
+    "agreement",
+    "calibration_tiles",
+    "quantize",
+    "to_fp16",
+]
+
+#: Share of pixels whose class must be unchanged (int8 vs fp32) for a quantised model to be kept.
+AGREEMENT_THRESHOLD = 0.995
+#: Calibration tiles used at most; more are subsampled evenly over the images.
+MAX_CALIBRATION_TILES = 32
+#: MinMax calibration folds the ranges every this many tiles (bounds its memory).
+_CALIB_CHUNK = 4
+
+
+# ---------------------------------------------------------------------------
+# fp16
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An fp16 copy of an fp32 unet-edge graph, float32 inputs/outputs, precision "fp16".
+
+    Uses ``onnxruntime.transformers.float16`` (the same conversion as
+    onnxconverter-common). The metadata is restamped with precision ``fp16``.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    info = metadata.read(model)
+    if info.precision is not Precision.FP32:
+        raise ModelError(
+            f"the model is already {info.precision.value}; convert the fp32 model to fp16"
+        )
+    out = convert_float_to_float16(model, keep_io_types=True)
+    # The converter appends the input/output Casts at the end of the node list;
+    # onnxruntime does not mind, but onnx.checker (and other runtimes) want
+    # the nodes in topological order.
+    _topological_sort(out.graph)
+    metadata.write(out, info.with_precision(Precision.FP16))
+    return out
+
+
+def _topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = [n for n in pending if not all(i in ready for i in n.input)]
+        done = [n for n in pending if all(i in ready for i in n.input)]
+        if not done:
+            raise ModelError(
+                f"the graph has a cycle or a dangling input near node {rest[0].name!r}"
+            )
+        for n in done:
+            ordered.append(n)
+            ready.update(n.output)
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+# ---------------------------------------------------------------------------
+# int8 calibration data
+
+
+def _frames(images: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """Split stacks into frames: (H, W) and (H, W, C) pass, (Z, H, W[, C]) become Z frames."""
+    out: list[np.ndarray] = []
+    for im in images:
+        # A 3-D array is a stack unless its last axis is a small channel axis.
+        if im.ndim == 4 or (im.ndim == 3 and im.shape[2] > 4):
+            out.extend(im)
+        else:
+            out.append(im)
+    return out
+
+
+def calibration_tiles(
+    info: ModelInfo,
+    frames: Sequence[np.ndarray],
+    tile: int | tuple[int, int] | None = None,
+    max_tiles: int = MAX_CALIBRATION_TILES,
+    max_tile: int = 1024,
+) -> list[np.ndarray]:
+    """Normalised float32 (1, C, th, tw) tiles cut from ``frames`` as the runtime cuts them.
+
+    Each frame is normalised per the model's metadata, planned with ``tile``
+    (``None``: :func:`unet_edge.tiling.choose_tile`, as :class:`Segmenter`
+    does), mirror-padded and cut. At most ``max_tiles`` are returned, spread
+    evenly over all tiles of all frames.
+    """
+    if max_tiles < 1:
+        raise InputError(f"max_tiles must be >= 1, got {max_tiles}")
+    g = info.geometry
+    found: list[tuple[np.ndarray, tiling.TilePlan, tiling.Tile]] = []
+    for frame in frames:
+        x = processing.normalize(frame, info.normalization, info.channels)
+        shape = (x.shape[1], x.shape[2])
+        t = tile if tile is not None else tiling.choose_tile(shape, g, max_tile)
+        p = tiling.plan(shape, g, t)
+        padded = tiling.pad(x, p)
+        found.extend((padded, p, tl) for tl in p.tiles())
+    if not found:
+        raise InputError("no calibration images were given")
+    keep = np.unique(np.linspace(0, len(found) - 1, min(max_tiles, len(found))).round().astype(int))
+    return [tiling.extract(found[i][0], found[i][1], [found[i][2]]).copy() for i in keep]
+
+
+class TileReader(CalibrationDataReader):
+    """Feeds calibration tiles to onnxruntime's calibrator, one (1, C, th, tw) tile per call."""
+
+    def __init__(self, input_name: str, tiles: Sequence[np.ndarray]) -> None:
+        self.input_name = input_name
+        self.tiles = list(tiles)
+        self._next = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.tiles):
+            return None
+        self._next += 1
+        return {self.input_name: self.tiles[self._next - 1]}
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+
+# ---------------------------------------------------------------------------
+# Agreement
+
+
+def agreement(
+    reference: str | os.PathLike[str],
+    candidate: str | os.PathLike[str],
+    frames: Sequence[np.ndarray],
+    tile: int | tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Compare two models' outputs on ``frames`` (CPU, same tiling).
+
+    Returns ``pixel_agreement`` (share of all pixels with the same class),
+    ``per_image`` agreements, ``min_image_agreement``, ``max_abs_prob_diff``
+    and ``pixels``.
+    """
+    from .runtime import Segmenter
+
+    per: list[float] = []
+    same = total = 0
+    worst = 0.0
+    with Segmenter(reference, "cpu", tile) as ref, Segmenter(candidate, "cpu", tile) as cand:
+        for f in frames:
+            a, b = ref.predict(f), cand.predict(f)
+            ma, mb = processing.to_mask(a), processing.to_mask(b)
+            s = int(np.count_nonzero(ma == mb))
+            same += s
+            total += ma.size
+            per.append(s / ma.size)
+            worst = max(worst, float(np.max(np.abs(a - b))))
+    return {
+        "pixel_agreement": same / total,
+        "min_image_agreement": min(per),
+        "per_image": per,
+        "max_abs_prob_diff": worst,
+        "pixels": total,
+    }
+
+
+# ---------------------------------------------------------------------------
+# int8
+
+
+@dataclass
+class QuantizeReport:
+    """What :func:`quantize` did."""
+
+    path: Path
+    source: Path
+    calibration_images: list[str]
+    calibration_tiles: int
+    tile_shape: tuple[int, int]
+    threshold: float
+    agreement: dict[str, Any] = field(default_factory=dict)
+    file_bytes: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        a = self.agreement
+        return (
+            f"wrote {self.path} ({self.file_bytes / 1e6:.2f} MB, int8 QDQ u8/s8 per-channel): "
+            f"calibrated on {self.calibration_tiles} {self.tile_shape[0]}x{self.tile_shape[1]} "
+            f"tiles from {len(self.calibration_images)} image(s); masks agree with fp32 on "
+            f"{100 * a['pixel_agreement']:.3f}% of pixels (threshold "
+            f"{100 * self.threshold:.1f}%, worst image {100 * a['min_image_agreement']:.3f}%), "
+            f"max probability difference {a['max_abs_prob_diff']:.3f}"
+        )
+
+
+def _softmax_nodes(model_path: Path) -> list[str]:
+    import onnx
+
+    m = onnx.load(str(model_path), load_external_data=False)
+    return [n.name for n in m.graph.node if n.op_type == "Softmax"]
+
+
+def quantize(
+    model: str | os.PathLike[str],
+    calibrate: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    threshold: float = AGREEMENT_THRESHOLD,
+    tile: int | tuple[int, int] | None = None,
+    max_tiles: int = MAX_CALIBRATION_TILES,
+    overwrite: bool = False,
+) -> QuantizeReport:
+    """Write a static int8 QDQ copy of the fp32 ``model`` calibrated on the ``calibrate`` images.
+
+    The images (any format :func:`unet_edge.io.read_image` reads; stacks give
+    one frame per slice) are used twice: to calibrate the activation ranges
+    and to check the result. ``output`` is written only if the int8 masks
+    agree with the fp32 masks on at least ``threshold`` of all pixels.
+
+    Raises:
+        OutputExistsError: ``output`` exists and ``overwrite`` is False.
+        ModelError: ``model`` is not an fp32 unet-edge graph.
+        ExportError: the agreement is below ``threshold`` (nothing written).
+    """
+    t0 = time.perf_counter()
+    src, out = Path(model), Path(output)
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"threshold must be in (0, 1], got {threshold}")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    if out.resolve() == src.resolve():
+        raise OutputExistsError(f"{out} is the input model; choose another output file")
+    if not src.is_file():
+        raise ModelError(f"model file {src} does not exist")
+    info = metadata.read(src)
+    if info.precision is not Precision.FP32:
+        raise ModelError(
+            f"{src} is already {info.precision.value}; quantize the fp32 model from "
+            "`unet-edge export`"
+        )
+    paths = [Path(p) for p in calibrate]
+    if not paths:
+        raise InputError("no calibration images given; pass --calibrate with image files")
+    frames = _frames(io.read_image(p) for p in paths)
+    tiles = calibration_tiles(info, frames, tile, max_tiles)
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="unet-edge-quant-") as tmpd:
+        pre, q = Path(tmpd) / "pre.onnx", Path(tmpd) / "int8.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(q),
+            TileReader(info.input_name, tiles),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=_softmax_nodes(pre),
+            extra_options={"CalibMaxIntermediateOutputs": _CALIB_CHUNK},
+        )
+        proto = onnx.load(str(q))
+        calib = {
+            "method": "MinMax",
+            "images": [p.name for p in paths],
+            "frames": len(frames),
+            "tiles": len(tiles),
+            "tile": list(tiles[0].shape[2:]),
+        }
+        prov = {
+            **dict(info.provenance),
+            "quantized_from": src.name,
+            "quantization": {
+                "format": "QDQ",
+                "activations": "uint8",
+                "weights": "int8 per-channel",
+                "excluded": "softmax",
+                "onnxruntime": ort.__version__,
+                "calibration": calib,
+            },
+        }
+        metadata.write(proto, _replace_info(info, prov, {}))
+        onnx.save_model(proto, str(q), save_as_external_data=False)
+        agree = agreement(src, q, frames, tile)
+        agree["threshold"] = threshold
+        if not agree["pixel_agreement"] >= threshold:
+            raise ExportError(
+                f"the int8 model's masks agree with fp32 on {100 * agree['pixel_agreement']:.3f}% "
+                f"of the calibration pixels, below the threshold {100 * threshold:.2f}%; "
+                f"{out} was not written. Calibrate on more representative images or keep fp32"
+            )
+        summary = {k: v for k, v in agree.items() if k != "per_image"}
+        metrics = {**dict(info.metrics), "int8_vs_fp32": summary}
+        metadata.write(proto, _replace_info(info, prov, metrics))
+        with io.atomic_path(out) as tmp:
+            onnx.save_model(proto, str(tmp), save_as_external_data=False)
+    return QuantizeReport(
+        path=out,
+        source=src,
+        calibration_images=[p.name for p in paths],
+        calibration_tiles=len(tiles),
+        tile_shape=(int(tiles[0].shape[2]), int(tiles[0].shape[3])),
+        threshold=threshold,
+        agreement=agree,
+        file_bytes=out.stat().st_size,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _replace_info(
+    info: ModelInfo, provenance: dict[str, Any], metrics: dict[str, Any]
+) -> ModelInfo:
+    from dataclasses import replace
+
+    return replace(
+        info.with_precision(Precision.INT8),
+        provenance=provenance,
+        metrics=metrics or dict(info.metrics),
+    )
