@@ -14,9 +14,10 @@ changes. Backends:
 
 Each frame goes through the real pipeline, timed per stage: ``read``
 (PNG from disk), ``normalise``, ``tile`` (mirror-pad and cut), ``infer``,
-``stitch`` and ``write`` (mask to PNG). The first frame of every
-configuration is a warm-up (it runs every tile shape once) and is not
-counted; medians and percentiles are over the repeats after it.
+``stitch`` and ``write`` (mask to PNG). Before a configuration is timed,
+one untimed frame warms up every batch shape it sends, unless the same
+backend ran those shapes before; medians and percentiles are over the
+timed repeats.
 
 Images of 512x512 up to 4096x4096 are made from real ISBI 2012 slices laid
 side by side, every other one mirrored so that edges meet.
@@ -93,6 +94,14 @@ class BenchConfig:
     fidelity: tuple[str, ...] = ("20", "21", "22", "23", "24")
     gemm_n: int = 4096
     quick: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_repeats <= self.max_repeats:
+            raise ConfigError(
+                f"need 1 <= min_repeats <= max_repeats, got {self.min_repeats}, {self.max_repeats}"
+            )
+        if self.batch_size < 1 or not self.sizes:
+            raise ConfigError("batch_size must be >= 1 and sizes must not be empty")
 
     @classmethod
     def quick_config(cls, model: Path, data: Path, out_dir: Path, **kw: Any) -> BenchConfig:
@@ -243,6 +252,7 @@ class _Backend:
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    warmed: set[tuple[int, ...]] = field(default_factory=set)  # batch shapes run before
 
 
 def _ort_backend(name: str, model: Path, provider: str, cfg: BenchConfig, **opts: Any) -> _Backend:
@@ -430,10 +440,17 @@ def _measure(
     assert backend.predictor is not None
     walls: list[float] = []
     stages: list[dict[str, float]] = []
-    # The memory figure spans the warm-up: onnxruntime's arena keeps what it once took,
-    # so the increase is what this configuration needed beyond the earlier ones.
+    # Warm up every batch shape this plan sends (full batches and the last, smaller one)
+    # unless an earlier configuration ran it already. The memory figure spans the
+    # warm-up: onnxruntime's arena keeps what it once took, so the increase is what this
+    # configuration needed beyond the earlier ones.
+    shapes = {(min(batch, plan.n_tiles), *plan.tile_shape)}
+    if plan.n_tiles % batch:
+        shapes.add((plan.n_tiles % batch, *plan.tile_shape))
     with _PeakRSS() as mem:
-        probs, _ = timed_frame(path, info, plan, backend.predictor, batch, out_path)  # warm-up
+        if not shapes <= backend.warmed:
+            timed_frame(path, info, plan, backend.predictor, batch, out_path)
+            backend.warmed |= shapes
         t_start = time.perf_counter()
         while len(walls) < cfg.max_repeats and (
             len(walls) < cfg.min_repeats or time.perf_counter() - t_start < cfg.min_seconds
