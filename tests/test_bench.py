@@ -109,3 +109,14 @@ def test_quick_bench_cli_writes_json_markdown_png(
     assert result["sweeps"]["tile"] and result["sweeps"]["batch"]
     fid = result["fidelity_summary"]
     assert fid["ort-fp32"]["class_diff_share"] == 0.0 and "rand_error_change" in fid["torch"]
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 5), (3, 40, 33), (5, 1, 1), (1, 3, 3), (4, 2, 8, 9)])
+def test_fast_to_mask_equals_argmax(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    ax = len(shape) - 3
+    for p in (rng.random(shape), rng.integers(0, 3, shape)):  # the second is full of ties
+        p = p.astype(np.float32)
+        got = processing.to_mask(p)
+        assert got.dtype == np.uint8
+        assert np.array_equal(got, np.argmax(p, axis=ax).astype(np.uint8))
