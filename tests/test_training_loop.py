@@ -87,6 +87,9 @@ def test_train_writes_best_and_last_checkpoints(tmp_path: Path):
         assert 0.0 <= best.metrics[key] < 20
     assert best.training["train_names"] == ["00", "01"] and best.training["val_names"] == ["20"]
     assert len(ckpt.load(last_path(result.output)).training["history"]) == 2
+    assert "optimizer" not in best.training  # lean: the optimiser state is in .last only
+    with pytest.raises(CheckpointError, match=r"m\.last\.pt"):
+        train(cfg, ISBI / "train", tmp_path / "m2.pt", resume=result.output)
     with pytest.raises(OutputExistsError, match="--overwrite"):
         train(cfg, ISBI / "train", tmp_path / "m.pt")
     # validation sees the whole image, mirror-padded like the runtime

@@ -1,16 +1,19 @@
 """Recipe of the shipped default model: train on ISBI 2012 slices 00-19, validate on 20-24.
 
-    python export/isbi2012-default/train.py [DATA_DIR] [OUTPUT]
+    python export/isbi2012-default/train.py [DATA_DIR] [OUTPUT] [--steps N] [--val-every N]
+                                            [--resume CHECKPOINT]
 
 Defaults: DATA_DIR = ../shared/data/isbi2012/train relative to the repository
-root, OUTPUT = /tmp/train/isbi2012-default.pt. Prints one line per 50 steps
-and every validation. The model card (MODEL_CARD.md) records what it reached.
+root, OUTPUT = /tmp/train/isbi2012-default.pt, and the config below. Prints
+one line per 50 steps and every validation. The model card (MODEL_CARD.md)
+records what it reached and how it was run.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -36,11 +39,22 @@ CONFIG = TrainConfig(
 
 
 def main() -> None:
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/data/isbi2012/train"
-    output = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("/tmp/train/isbi2012-default.pt")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "data", nargs="?", type=Path, default=ROOT.parent / "shared/data/isbi2012/train"
+    )
+    parser.add_argument(
+        "output", nargs="?", type=Path, default=Path("/tmp/train/isbi2012-default.pt")
+    )
+    parser.add_argument("--steps", type=int, default=CONFIG.steps)
+    parser.add_argument("--val-every", type=int, default=CONFIG.val_every)
+    parser.add_argument("--resume", type=Path, default=None)
+    args = parser.parse_args()
+    config = dataclasses.replace(CONFIG, steps=args.steps, val_every=args.val_every)
+    data, output = args.data, args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    print("config", json.dumps(CONFIG.to_dict()), flush=True)
+    print("config", json.dumps(config.to_dict()), "resume", args.resume, flush=True)
 
     def report(e: TrainEvent) -> None:
         if e.step % 50 == 0 or e.val is not None:
@@ -50,7 +64,7 @@ def main() -> None:
                 line += " BEST" if e.best else ""
             print(line, flush=True)
 
-    result = train(CONFIG, data, output, progress=report)
+    result = train(config, data, output, progress=report, resume=args.resume)
     print(
         "done",
         json.dumps(

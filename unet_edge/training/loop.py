@@ -6,8 +6,9 @@ validates every ``val_every`` steps on whole held-out images (mirror-padded
 exactly as the runtime does), writes the best weights to ``output`` and the
 latest state to ``<output stem>.last<suffix>`` for resuming. Both files are
 ordinary checkpoints (:mod:`unet_edge.training.checkpoint`) whose
-``training`` dictionary holds the step, the optimiser state, the random
-generator states, the history and the training config.
+``training`` dictionary holds the step, the history and the training config;
+the ``.last`` file also holds the optimiser state and the random generator
+states, so the best checkpoint stays as small as the weights.
 """
 
 from __future__ import annotations
@@ -293,8 +294,8 @@ def _train(
         t = state.training
         if "optimizer" not in t or "step" not in t:
             raise CheckpointError(
-                f"{resume} has no training state (step, optimizer); resume from a checkpoint "
-                "written by `unet-edge train`"
+                f"{resume} has no optimiser and random state to resume from; resume from the "
+                f"{last_path(resume).name} file that `unet-edge train` writes next to it"
             )
         model.load_state_dict(state.state_dict)
         optimizer.load_state_dict(t["optimizer"])
@@ -310,12 +311,9 @@ def _train(
     t0 = time.perf_counter()
     last = last_path(output)
 
-    def snapshot(step: int, metrics: dict[str, Any]) -> ckpt.Checkpoint:
-        training = {
+    def snapshot(step: int, metrics: dict[str, Any], resumable: bool) -> ckpt.Checkpoint:
+        training: dict[str, Any] = {
             "step": step,
-            "optimizer": optimizer.state_dict(),
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
             "history": history,
             "best_value": best_value,
             "best_step": best_step,
@@ -324,6 +322,10 @@ def _train(
             "train_names": list(data.names),
             "val_names": list(val.names) if val else [],
         }
+        if resumable:  # optimiser moments and random states: only in the .last file
+            training["optimizer"] = optimizer.state_dict()
+            training["numpy_rng"] = rng.bit_generator.state
+            training["torch_rng"] = torch.get_rng_state()
         return ckpt.from_model(
             model, normalization, config.class_names, config.name, training, metrics
         )
@@ -352,14 +354,14 @@ def _train(
             history.append({"step": done, "loss": event.loss, **metrics})
             if is_best:
                 best_value, best_step, best_metrics = value, done, {"step": done, **metrics}
-                ckpt.save(snapshot(done, best_metrics), output)
-            ckpt.save(snapshot(done, best_metrics), last)
+                ckpt.save(snapshot(done, best_metrics, resumable=False), output)
+            ckpt.save(snapshot(done, best_metrics, resumable=True), last)
             event.val, event.best = metrics, is_best
         if progress is not None:
             progress(event)
 
     if not output.exists():  # resumed at or past the last step: nothing was written
-        ckpt.save(snapshot(start, best_metrics), output)
+        ckpt.save(snapshot(start, best_metrics, resumable=False), output)
     return TrainResult(
         output=output,
         last=last,
