@@ -36,6 +36,7 @@ Nothing here prints; :func:`run` returns the results and writes
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -488,6 +489,23 @@ def _measure(
     return probs, row
 
 
+def _default_tile(
+    info: metadata.ModelInfo, shape: tuple[int, ...], cfg: BenchConfig
+) -> tuple[int, int]:
+    """The tile a default :class:`~unet_edge.runtime.Segmenter` picks for this image size."""
+    from .runtime import DEFAULT_MAX_TILE, DEFAULT_MEMORY_BUDGET
+
+    return tiling.choose_tile(
+        (int(shape[0]), int(shape[1])),
+        info.geometry,
+        DEFAULT_MAX_TILE,
+        tile_bytes=functools.partial(
+            cost.activation_bytes, info.architecture, batch=cfg.batch_size
+        ),
+        memory_budget=DEFAULT_MEMORY_BUDGET,
+    )
+
+
 def _diff(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
     return {
         "max_abs_prob_diff": float(np.max(np.abs(ref - got))),
@@ -516,7 +534,7 @@ def _fidelity(
         truth_path = cfg.data / "label" / path.name
         truth = read_label(truth_path) if truth_path.is_file() else None
         x = processing.normalize(image, info.normalization, info.channels)
-        p = tiling.plan(x.shape[1:], info.geometry, tiling.choose_tile(x.shape[1:], info.geometry))
+        p = tiling.plan(x.shape[1:], info.geometry, _default_tile(info, x.shape[1:], cfg))
         assert ref.predictor is not None
         base = tiling.run_tiled(x, p, ref.predictor, info.classes, cfg.batch_size)
         base_are = None
@@ -593,7 +611,7 @@ def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict
         for size in cfg.sizes:
             img = work / f"synth_{size}.png"
             io.write_png(img, synth_image(slices, size))
-            tile = cfg.tile or tiling.choose_tile((size, size), g)
+            tile = cfg.tile or _default_tile(info, (size, size), cfg)
             plan = tiling.plan((size, size), g, tile)
             ref = None
             for b in live:
@@ -646,7 +664,7 @@ def _sweeps(
         out["tile"].append(
             {"sweep": "tile", **_measure(b, img, info, plan, cfg, 1, work / "m.png")[1]}
         )
-    sweep_tile = cfg.tile or tiling.choose_tile((cfg.sweep_size,) * 2, g)
+    sweep_tile = cfg.tile or _default_tile(info, (cfg.sweep_size,) * 2, cfg)
     plan = tiling.plan((cfg.sweep_size,) * 2, g, sweep_tile)
     for n in cfg.batch_sweep:
         say(f"batch sweep {cfg.sweep_size}x{cfg.sweep_size} tile {plan.tile_shape[0]} batch {n}")
@@ -766,6 +784,11 @@ def _f(v: float | None, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
 
+def _core(peak: dict[str, Any]) -> str:
+    run = peak["runs"].get(peak.get("peak_from") or "", {})
+    return str(run.get("openblas_core") or "unknown")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The results as Markdown tables."""
     peak = result["peak"]
@@ -780,19 +803,23 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['machine']['cores']} cores; onnxruntime {result['machine']['onnxruntime']}. "
         f"fp32 peak: numpy SGEMM {peak['n']} = {_f(peak['peak_gflops'], '.0f')} GFLOP/s "
         f"({peak['peak_from']}; OPENBLAS_CORETYPE in the environment: "
-        f"{peak['environment'].get('OPENBLAS_CORETYPE')}). Medians over the repeats after one "
-        "warm-up frame per configuration; images are real ISBI 2012 slices tiled and mirrored.",
+        f"{peak['environment'].get('OPENBLAS_CORETYPE')}; OpenBLAS core "
+        f"{_core(peak)}). Each row: n timed frames (median, p99) after every batch shape was "
+        "warmed up once; one frame = read PNG, normalise, tile, infer, stitch, write mask PNG. "
+        "Images are real ISBI 2012 slices tiled and mirrored; the tile is what a default "
+        "Segmenter picks. % peak = model GFLOP/s (conv FLOPs / infer time) over the SGEMM peak.",
         "",
-        "| backend | image | tile | tiles | wall s (p50) | p99 s | Mpx/s | vs torch "
+        "| backend | image | tile | tiles | n | wall s (p50) | p99 s | Mpx/s | vs torch "
         "| model GFLOP/s | % peak | non-model % | process peak RSS MiB | max abs Δp | class Δ % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "|---" * 15 + "|",
     ]
     for r in rows:
         d = r.get("vs_fp32") or {}
         cd = d.get("class_diff_share")
         share = r.get("peak_share")
         lines.append(
-            f"| {r['backend']} | {r['size']}² | {r['tile']} | {r['tiles']} | {r['wall_s']:.3f} "
+            f"| {r['backend']} | {r['size']}² | {r['tile']} | {r['tiles']} | {r['repeats']} "
+            f"| {r['wall_s']:.3f} "
             f"| {r['p99_s']:.3f} | {r['mpx_per_s']:.2f} | {_f(r.get('speedup_vs_torch'), '.2f')}x "
             f"| {r['gflops']:.0f} | {_f(share and 100 * share, '.0f')} "
             f"| {100 * r['non_model_share']:.1f} | {r['peak_rss_mib']:.0f} "
