@@ -33,6 +33,15 @@ def test_multipage_tiff_is_a_stack(tmp_path: Path) -> None:
     assert np.array_equal(io.read_image(p), stack)
 
 
+def test_mixed_size_stack_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(p) as tw:
+        tw.write(np.zeros((10, 12), np.uint16))
+        tw.write(np.zeros((11, 12), np.uint16))
+    with pytest.raises(ImageReadError, match="different sizes"):
+        io.read_image(p)
+
+
 def test_colour_png_is_rgb(tmp_path: Path) -> None:
     rgb = np.zeros((4, 5, 3), np.uint8)
     rgb[..., 0] = 200  # red

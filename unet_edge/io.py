@@ -72,7 +72,17 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     suffix = _check_readable(path)
     if suffix in TIFF_SUFFIXES:
         try:
-            arr = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tf:
+                shapes = [tuple(s.shape) for s in tf.series]
+                if len(shapes) > 1:
+                    # tifffile would return the first series alone: never drop pages silently.
+                    raise ImageReadError(
+                        f"{path} is a stack with pages of different sizes {shapes[:4]}"
+                        f"{' ...' if len(shapes) > 4 else ''}; split it into one file per size"
+                    )
+                arr = tf.asarray()
+        except ImageReadError:
+            raise
         except Exception as e:
             raise ImageReadError(
                 f"{path} is not a readable TIFF ({type(e).__name__}: {e})"
