@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from unet_edge.config import Normalization
+
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from unet_edge.errors import CheckpointError, ConfigError, DataError, OutputExistsError  # noqa: E402
@@ -19,6 +21,7 @@ from unet_edge.training.loop import (  # noqa: E402
     parse_names,
     predict_whole,
     train,
+    with_threshold,
 )
 from unet_edge.training.loss import weighted_cross_entropy  # noqa: E402
 from unet_edge.training.model import UNet  # noqa: E402
@@ -138,3 +141,20 @@ def test_config_and_split_errors(tmp_path: Path):
         TrainConfig(optimizer="adma")
     with pytest.raises(DataError, match=r"\['99'\] have no image"):
         train(TrainConfig(val_names=("99",), **TINY), ISBI / "train", tmp_path / "x.pt")
+
+
+def test_with_threshold_moves_the_argmax_to_the_threshold(one_thread):
+    torch.manual_seed(1)
+    model = UNet(TrainConfig(width=4, depth=2, tile=92).architecture)
+    with torch.no_grad():
+        model.head.bias[1] += 0.3  # some pixels on both sides of any threshold
+    base = ckpt.from_model(model, Normalization(), ("membrane", "cell"))
+    image = np.random.default_rng(0).random((40, 50, 1)).astype(np.float32)
+    p = predict_whole(base.build_model(), image, base.normalization)[1]
+    for t in (0.3, 0.5, 0.7):
+        shifted = with_threshold(base, t)
+        q = predict_whole(shifted.build_model(), image, shifted.normalization)
+        assert shifted.training["threshold"] == t
+        np.testing.assert_array_equal(q.argmax(0) == 1, p > t)
+    with pytest.raises(ConfigError, match=r"in \(0, 1\)"):
+        with_threshold(base, 1.0)

@@ -190,6 +190,56 @@ def validate(model: UNet, data: SegmentationData, normalization: Normalization) 
     return mean_metrics(per)
 
 
+def threshold_table(
+    model: UNet,
+    data: SegmentationData,
+    normalization: Normalization,
+    thresholds: Sequence[float],
+    foreground: int = 1,
+) -> list[dict[str, float]]:
+    """Mean metrics over ``data`` when a pixel is ``foreground`` iff its probability > t.
+
+    For two-class models. Returns one dictionary per threshold, with ``"threshold"``.
+    """
+    if model.config.classes != 2:
+        raise ConfigError(f"threshold tables need a two-class model, got {model.config.classes}")
+    probs = [predict_whole(model, im, normalization)[foreground] for im in data.images]
+    table = []
+    for t in thresholds:
+        per = []
+        for p, labels in zip(probs, data.labels, strict=True):
+            mask = np.where(p > t, foreground, 1 - foreground).astype(np.uint8)
+            per.append(segmentation_metrics(mask, labels))
+        table.append({"threshold": float(t), **mean_metrics(per)})
+    return table
+
+
+def with_threshold(checkpoint: ckpt.Checkpoint, threshold: float) -> ckpt.Checkpoint:
+    """A two-class checkpoint whose arg-max equals ``p(class 1) > threshold`` of the original.
+
+    Adds ``log((1 - t) / t)`` to the class-1 bias of the 1x1 head, so the
+    runtime (which takes the arg-max) needs no threshold of its own; its
+    probabilities become those of the shifted logits. Recorded in
+    ``training["threshold"]``.
+    """
+    if checkpoint.config.classes != 2:
+        raise ConfigError(f"thresholds need a two-class model, got {checkpoint.config.classes}")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+    state = {k: v.clone() for k, v in checkpoint.state_dict.items()}
+    state["head.bias"][1] += math.log((1.0 - threshold) / threshold)
+    training = {**checkpoint.training, "threshold": float(threshold)}
+    return ckpt.Checkpoint(
+        checkpoint.config,
+        state,
+        checkpoint.normalization,
+        checkpoint.class_names,
+        checkpoint.name,
+        training,
+        dict(checkpoint.metrics),
+    )
+
+
 def _is_better(metric: str, new: float, old: float | None) -> bool:
     if old is None:
         return True
