@@ -28,20 +28,27 @@ def crops(isbi: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def fragile_onnx(models_dir: Path) -> Path:
-    """A width-2 U-Net whose two logits nearly tie: int8 noise flips many pixels' class."""
+def fragile_onnx(models_dir: Path, crops: list[Path]) -> Path:
+    """A width-2 U-Net whose class boundary runs through the middle of its logit differences.
+
+    Half the pixels of the calibration crops sit on each side of the boundary
+    and many close to it, so int8 noise flips far more than 0.5% of them.
+    """
     torch = pytest.importorskip("torch")
     from unet_edge.config import Normalization, UNetConfig
+    from unet_edge.processing import normalize
     from unet_edge.training import checkpoint
     from unet_edge.training.export import export_checkpoint
     from unet_edge.training.model import UNet
 
     torch.manual_seed(0)
-    net = UNet(UNetConfig(base_width=2))
+    norm = Normalization(mean=0.5, std=0.25)
+    net = UNet(UNetConfig(base_width=2)).eval()
+    x = normalize(io.read_image(crops[0]), norm, 1)[None, :, :188, :188]
     with torch.no_grad():
-        net.head.weight[1] = net.head.weight[0] + 1e-3 * torch.randn_like(net.head.weight[0])
-        net.head.bias[1] = net.head.bias[0]
-    ck = checkpoint.from_model(net, Normalization(mean=0.5, std=0.25), ("a", "b"), name="fragile")
+        logits = net(torch.from_numpy(np.ascontiguousarray(x)))
+        net.head.bias[1] -= torch.median(logits[:, 1] - logits[:, 0])
+    ck = checkpoint.from_model(net, norm, ("a", "b"), name="fragile")
     path = models_dir / "fragile.onnx"
     export_checkpoint(checkpoint.save(ck, models_dir / "fragile.pt"), path, overwrite=True)
     return path
@@ -82,7 +89,7 @@ def test_quantize_refuses_below_threshold_and_writes_nothing(
     # Accepted with a loose threshold: that tells us the true agreement...
     loose = precision.quantize(fragile_onnx, crops, tmp_path / "loose.onnx", threshold=0.5)
     agree = loose.agreement["pixel_agreement"]
-    assert 0.5 < agree < precision.AGREEMENT_THRESHOLD
+    assert 0.5 < agree < 0.99
     # ...so a threshold just above it, and the default one, must refuse.
     for threshold in (agree + (1 - agree) / 2, precision.AGREEMENT_THRESHOLD):
         out = tmp_path / f"refused{threshold:.4f}.onnx"

@@ -14,9 +14,10 @@ format, uint8 activations and per-channel int8 weights (on AVX-512 VNNI CPUs
 this pair is the fast one; int8/int8 is not). Activation ranges come from a
 :class:`TileReader` that feeds real, normalised tiles cut from the calibration
 images with the model's own tiling (mirror padding included), so the ranges
-are those the runtime will see. The softmax stays in float, so the output is
-still a float32 probability. The quantised graph is kept only if its masks
-agree with the fp32 model's on the calibration images: at least
+are those the runtime will see. The 1x1 head convolution (the logits) and the
+softmax stay in float, so the output is still a float32 probability. The
+quantised graph is kept only if its masks agree with the fp32 model's on the
+calibration images: at least
 :data:`AGREEMENT_THRESHOLD` of all pixels must get the same class; otherwise
 nothing is written and :class:`~unet_edge.errors.ExportError` says by how
 much it missed.
@@ -254,11 +255,26 @@ class QuantizeReport:
         )
 
 
-def _softmax_nodes(model_path: Path) -> list[str]:
+def _float_nodes(model_path: Path) -> list[str]:
+    """Nodes kept in float: the softmax and the 1x1 head convolution that makes the logits.
+
+    The class of a pixel is the sign of a logit difference; quantising the
+    logits themselves to 256 levels flipped ~0.2% more pixels on ISBI slices
+    20-24 (99.38% -> 99.59% agreement with the head in float) for ~0.1% of
+    the FLOPs.
+    """
     import onnx
 
     m = onnx.load(str(model_path), load_external_data=False)
-    return [n.name for n in m.graph.node if n.op_type == "Softmax"]
+    producer = {o: n for n in m.graph.node for o in n.output}
+    names = []
+    for n in m.graph.node:
+        if n.op_type == "Softmax":
+            names.append(n.name)
+            head = producer.get(n.input[0])
+            if head is not None and head.op_type == "Conv":
+                names.append(head.name)
+    return names
 
 
 def quantize(
@@ -319,7 +335,7 @@ def quantize(
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=_softmax_nodes(pre),
+            nodes_to_exclude=_float_nodes(pre),
             extra_options={"CalibMaxIntermediateOutputs": _CALIB_CHUNK},
         )
         proto = onnx.load(str(q))
@@ -337,7 +353,7 @@ def quantize(
                 "format": "QDQ",
                 "activations": "uint8",
                 "weights": "int8 per-channel",
-                "excluded": "softmax",
+                "float": "head 1x1 convolution and softmax",
                 "onnxruntime": ort.__version__,
                 "calibration": calib,
             },
