@@ -107,3 +107,24 @@ def test_metrics_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_isbi
+@pytest.mark.slow
+def test_shipped_default_model_scores_as_its_model_card_says():
+    import json
+
+    from unet_edge.evaluate import evaluate_model, parse_names
+
+    root = Path(__file__).resolve().parents[1]
+    recorded = json.loads((root / "export" / "isbi2012-default" / "metrics.json").read_text())
+    if not (root / "unet_edge" / "data" / "default.onnx").is_file():
+        pytest.fail(
+            "unet_edge/data/default.onnx is missing; run export/isbi2012-default/finalize.py"
+        )
+    result = evaluate_model(
+        None, ISBI / "train" / "image", ISBI / "train" / "label", names=parse_names("20-24")
+    )
+    for key in ("pixel_error", "rand_error", "rand_error_expanded", "iou"):
+        assert result["mean"][key] == pytest.approx(recorded["mean"][key], abs=1e-3), key
+    assert result["mean"]["rand_error_expanded"] <= 0.10
