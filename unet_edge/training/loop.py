@@ -289,8 +289,9 @@ def train(
     ``resume`` continues from a checkpoint written by this function (the
     ``.last`` file, or the best one), with its weights, optimiser state,
     random states and history; ``config.steps`` may be raised to train longer.
-    An existing ``output`` is refused before any work unless ``overwrite`` or
-    ``resume`` is given. Returns a :class:`TrainResult`. Never prints; report
+    Without validation names (``config.val_names`` empty) every checkpoint
+    step overwrites ``output`` with the latest weights. An existing ``output``
+    is refused before any work unless ``overwrite`` or ``resume`` is given. Returns a :class:`TrainResult`. Never prints; report
     through ``progress``.
     """
     output = Path(output)
