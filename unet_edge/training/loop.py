@@ -291,8 +291,8 @@ def train(
     random states and history; ``config.steps`` may be raised to train longer.
     Without validation names (``config.val_names`` empty) every checkpoint
     step overwrites ``output`` with the latest weights. An existing ``output``
-    is refused before any work unless ``overwrite`` or ``resume`` is given. Returns a :class:`TrainResult`. Never prints; report
-    through ``progress``.
+    is refused before any work unless ``overwrite`` or ``resume`` is given.
+    Returns a :class:`TrainResult`. Never prints; report through ``progress``.
     """
     output = Path(output)
     if not output.parent.is_dir():
