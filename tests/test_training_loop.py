@@ -158,3 +158,13 @@ def test_with_threshold_moves_the_argmax_to_the_threshold(one_thread):
         np.testing.assert_array_equal(q.argmax(0) == 1, p > t)
     with pytest.raises(ConfigError, match=r"in \(0, 1\)"):
         with_threshold(base, 1.0)
+
+
+def test_paper_sgd_option_trains_and_resumes(tmp_path: Path):
+    cfg = TrainConfig(
+        steps=2, optimizer="sgd", lr=1e-3, val_names=("20",), train_names=("00",), **TINY
+    )
+    result = train(cfg, ISBI / "train", tmp_path / "sgd.pt")
+    state = ckpt.load(last_path(result.output)).training
+    assert state["config"]["optimizer"] == "sgd" and state["config"]["momentum"] == 0.99
+    assert "momentum_buffer" in next(iter(state["optimizer"]["state"].values()))
