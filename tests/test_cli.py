@@ -175,3 +175,68 @@ def test_info(runner: CliRunner, tiny_onnx: Path) -> None:
 def test_version(runner: CliRunner) -> None:
     r = runner.invoke(main, ["--version"])
     assert r.exit_code == 0 and "unet-edge" in r.output
+
+
+def test_train_then_evaluate(runner: CliRunner, isbi: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    ck = tmp_path / "t.pt"
+    args = [
+        "train",
+        str(isbi / "train"),
+        "-o",
+        str(ck),
+        "--width",
+        "2",
+        "--depth",
+        "2",
+        "--tile",
+        "124",
+        "--steps",
+        "4",
+        "--val",
+        "24",
+        "--val-every",
+        "2",
+        "--train-names",
+        "00,01",
+    ]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "best checkpoint" in r.output and ck.is_file() and (tmp_path / "t.last.pt").is_file()
+    assert "--overwrite" in one_line_error(runner.invoke(main, args))
+    r = runner.invoke(main, ["export", str(ck)])
+    assert r.exit_code == 0, r.output
+    js = tmp_path / "scores.json"
+    r = runner.invoke(
+        main,
+        [
+            "evaluate",
+            str(tmp_path / "t.onnx"),
+            str(isbi / "train" / "image"),
+            str(isbi / "train" / "label"),
+            "--names",
+            "23-24",
+            "--json",
+            str(js),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 image(s)" in r.output and "rand_error_expanded" in r.output
+    import json
+
+    scores = json.loads(js.read_text())
+    assert set(scores["images"]) == {"23", "24"} and 0 <= scores["mean"]["pixel_error"] <= 1
+
+
+def test_train_and_evaluate_errors(runner: CliRunner, tmp_path: Path, tiny_onnx: Path) -> None:
+    assert "does not exist" in one_line_error(
+        runner.invoke(main, ["train", str(tmp_path / "none"), "-o", str(tmp_path / "c.pt")])
+    )
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    line = one_line_error(
+        runner.invoke(
+            main, ["evaluate", str(tiny_onnx), str(tmp_path / "img"), str(tmp_path / "lab")]
+        )
+    )
+    assert "img" in line

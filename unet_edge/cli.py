@@ -374,6 +374,262 @@ def info(model: Path | None, as_json: bool) -> None:
         click.echo(f"  {prov.value:<9} {state}")
 
 
+# -- train ---------------------------------------------------------------------
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint to write (best weights); resumable state goes to OUTPUT.last.pt.",
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Feature maps at the top level (the paper: 64).",
+)
+@click.option("--depth", type=click.IntRange(0, 8), default=4, show_default=True)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=1),
+    default=444,
+    show_default=True,
+    help="Training tile input size (legal for the depth).",
+)
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "sgd"]),
+    default="adam",
+    show_default=True,
+    help="sgd is the paper's (momentum 0.99, batch 1).",
+)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option(
+    "--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--val",
+    "val",
+    default="",
+    help="Image names held out for validation, e.g. "
+    "20-24 or 20,21 [default: none, the last weights are kept].",
+)
+@click.option(
+    "--train-names", default=None, help="Image names to train on [default: all not in --val]."
+)
+@click.option("--val-every", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option(
+    "--select",
+    default="rand_error_expanded",
+    show_default=True,
+    type=click.Choice(
+        ["rand_error_expanded", "pixel_error", "rand_error", "vi", "vi_expanded", "iou", "dice"]
+    ),
+    help="Validation metric that picks the best checkpoint.",
+)
+@click.option("--seed", type=int, default=2012, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Disable elastic/flip/gray-value augmentation.")
+@click.option(
+    "--elastic-sigma",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Std (px) of the 3x3-grid elastic displacements.",
+)
+@click.option("--name", default=None, help="Model name [default: OUTPUT's stem].")
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Continue from OUTPUT.last.pt written by an earlier run.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@_verbosity_options
+def train(
+    data_dir: Path,
+    output: Path,
+    width: int,
+    depth: int,
+    tile: int,
+    steps: int,
+    lr: float,
+    optimizer: str,
+    momentum: float,
+    schedule: str,
+    batch_size: int,
+    val: str,
+    train_names: str | None,
+    val_every: int,
+    select: str,
+    seed: int,
+    threads: int,
+    no_augment: bool,
+    elastic_sigma: float,
+    name: str | None,
+    resume: Path | None,
+    overwrite: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Train a U-Net the paper's way on DATA_DIR (with image/ and label/ folders).
+
+    Random mirrored tiles, elastic deformations, softmax cross-entropy weighted by the
+    border weight map (w0 = 10, sigma = 5 px). The ISBI 2012 recipe of the shipped model:
+    unet-edge train ../shared/data/isbi2012/train -o ckpt.pt --val 20-24
+    """
+    from .evaluate import parse_names
+    from .training.loop import Optimizer, Schedule, TrainConfig, TrainEvent
+    from .training.loop import train as run_training
+
+    out = _out(verbose, quiet)
+    config = TrainConfig(
+        width=width,
+        depth=depth,
+        tile=tile,
+        steps=steps,
+        lr=lr,
+        optimizer=Optimizer(optimizer),
+        momentum=momentum,
+        schedule=Schedule(schedule),
+        batch_size=batch_size,
+        val_names=parse_names(val) if val else (),
+        train_names=parse_names(train_names) if train_names else None,
+        seed=seed,
+        val_every=val_every,
+        threads=threads,
+        augment=not no_augment,
+        elastic_sigma=elastic_sigma,
+        select=select,
+        name=name or output.stem,
+    )
+    show_bar = sys.stderr.isatty() and out.verbosity >= 0
+    bar = click.progressbar(length=steps, label="Training", file=sys.stderr) if show_bar else None
+
+    def progress(e: TrainEvent) -> None:
+        if bar is not None:
+            bar.pos = e.step - 1
+            bar.update(1)
+            bar.label = f"Training (loss {e.loss:.3f})"
+        if e.val is not None:
+            shown = {
+                k: round(v, 4) for k, v in e.val.items() if "_split" not in k and "_merge" not in k
+            }
+            out.info(f"step {e.step}: {json.dumps(shown)}{' (best)' if e.best else ''}")
+        elif bar is None and e.step % 50 == 0:
+            out.detail(f"step {e.step}/{e.steps} loss {e.loss:.4f} lr {e.lr:.2e}")
+
+    try:
+        result = run_training(
+            config, data_dir, output, progress=progress, resume=resume, overwrite=overwrite
+        )
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    out.info(
+        f"best checkpoint {result.output} (step {result.best_step}, "
+        f"{result.parameters:,} parameters, {result.elapsed_s / 60:.1f} min); "
+        f"resume state {result.last}"
+    )
+    if result.best_metrics:
+        out.info(
+            "validation " + json.dumps({k: round(v, 4) for k, v in result.best_metrics.items()})
+        )
+
+
+# -- evaluate ------------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("labels", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--names", default=None, help="Only these image names, e.g. 20-24.")
+@click.option(
+    "--expand",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Pixels predicted cells grow over predicted background for the *_expanded scores.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the scores as JSON.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json file.")
+@_provider_options
+@click.option("--tile", default=None, help="Tile input size N or HxW [default: auto].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@_verbosity_options
+def evaluate(
+    model: Path,
+    images: Path,
+    labels: Path,
+    names: str | None,
+    expand: int,
+    json_path: Path | None,
+    overwrite: bool,
+    provider: str,
+    threads: int | None,
+    device_id: int,
+    tile: str | None,
+    batch_size: int | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Score MODEL on IMAGES against LABELS (matching names); MODEL `default` is the shipped one.
+
+    Pixel error, adapted Rand error and variation of information (on connected
+    components of the foreground; raw and with predicted cells expanded), IoU and
+    Dice, per image and averaged. Runs the same Segmenter as `run`.
+    """
+    from . import io
+    from .evaluate import evaluate_model, parse_names
+
+    out = _out(verbose, quiet)
+    if json_path is not None:
+        io.check_output(json_path, overwrite)
+    result = evaluate_model(
+        None if str(model) == "default" else model,
+        images,
+        labels,
+        provider=provider,
+        names=parse_names(names) if names else None,
+        expand=expand,
+        progress=lambda name, m: out.detail(
+            f"{name}: " + json.dumps({k: round(v, 4) for k, v in m.items()})
+        ),
+        tile=_tile(tile),
+        batch_size=batch_size,
+        options=_provider_opts(threads, device_id),
+    )
+    mean = result["mean"]
+    click.echo(f"{len(result['images'])} image(s), model {result['model']}")
+    for key in (
+        "pixel_error",
+        "rand_error",
+        "rand_error_expanded",
+        "vi",
+        "vi_expanded",
+        "iou",
+        "dice",
+    ):
+        if key in mean:
+            click.echo(f"  {key:<20} {mean[key]:.4f}")
+    if json_path is not None:
+        text = json.dumps(result, indent=2, sort_keys=True, default=str)
+        with io.atomic_path(json_path) as tmp:
+            tmp.write_text(text + "\n")
+        out.info(f"wrote {json_path}")
+
+
 # -- quantize -----------------------------------------------------------------
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
