@@ -39,7 +39,10 @@ from .metadata import ModelInfo
 if TYPE_CHECKING:
     from .streaming import FrameResult
 
-DEFAULT_MAX_TILE = 1024
+# Large tiles waste less work on halos (ISBI model, 4096x4096: 1.31x the output area with
+# 1564 tiles vs 1.55x with 1020) and ran ~15% faster in the tile sweep; the memory budget,
+# not this cap, is what keeps them affordable.
+DEFAULT_MAX_TILE = 2048
 #: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
 DEFAULT_MEMORY_BUDGET = 1 << 30
 
