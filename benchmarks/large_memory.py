@@ -25,9 +25,9 @@ CHILD = """  # noqa: E501
 import json, resource, sys, time
 from unet_edge import Segmenter
 from unet_edge.large import segment_large
-model, src, dst = sys.argv[1:4]
+model, src, dst, budget = sys.argv[1:5]
 t0 = time.perf_counter()
-with Segmenter(model) as seg:
+with Segmenter(model, memory_budget=int(budget)) as seg:
     plan = seg.plan_for(tuple(__import__('tifffile').TiffFile(src).series[0].shape))
     segment_large(seg, src, dst)
 # VmHWM is this process's own peak RSS (ru_maxrss would inherit the parent's across fork)
@@ -59,6 +59,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp"))
     ap.add_argument(
+        "--memory-budget",
+        type=int,
+        default=256,
+        help="activation-memory estimate for the tile choice, MiB (as `unet-edge run --large`)",
+    )
+    ap.add_argument(
         "--isbi",
         type=Path,
         default=Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012",
@@ -71,7 +77,15 @@ def main() -> None:
         gb = src.stat().st_size / 1e9
         print(f"wrote {src} ({gb:.2f} GB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, args.model, str(src), str(dst)],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                args.model,
+                str(src),
+                str(dst),
+                str(args.memory_budget << 20),
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -221,6 +221,13 @@ def _outputs_for(inp: Path, folder: Path, probabilities: bool, overlay: bool) ->
     help="TIFF images larger than memory: read window by window and write a tiled mask TIFF; "
     "memory does not grow with the image.",
 )
+@click.option(
+    "--memory-budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MiB of estimated activation memory per inference call when the tile is chosen "
+    "[default: 1024; 256 with --large].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
 @_verbosity_options
 def run(
@@ -235,6 +242,7 @@ def run(
     probabilities: bool,
     overlay: bool,
     large: bool,
+    memory_budget: int | None,
     overwrite: bool,
     verbose: int,
     quiet: bool,
@@ -268,8 +276,18 @@ def run(
             seen[o] = p
             if output.is_dir():
                 io.check_output(o, overwrite, paths)
+    if memory_budget is None and large:
+        from .large import LARGE_MEMORY_BUDGET
+
+        memory_budget = LARGE_MEMORY_BUDGET >> 20
+    budget = {} if memory_budget is None else {"memory_budget": memory_budget << 20}
     with Segmenter(
-        model, provider, _tile(tile), batch_size, options=_provider_opts(threads, device_id)
+        model,
+        provider,
+        _tile(tile),
+        batch_size,
+        options=_provider_opts(threads, device_id),
+        **budget,
     ) as seg:
         output.mkdir(parents=True, exist_ok=True)  # only once the model and provider work
         for note in seg.notes:

@@ -75,6 +75,10 @@ def _overlapping(axis: tiling.AxisPlan, lo: int, hi: int) -> range:
     return range(ks[0], ks[-1] + 1) if ks else range(0)
 
 
+#: Activation-memory estimate for the tile choice of large images (real use is ~1.6x).
+LARGE_MEMORY_BUDGET = 256 << 20
+
+
 def check_pointwise(seg: Segmenter) -> None:
     """Refuse models whose normalisation needs statistics of the whole image."""
     if seg.info.normalization.mode is NormMode.PERCENTILE:
