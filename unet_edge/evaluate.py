@@ -69,6 +69,18 @@ def read_array(path: str | Path) -> np.ndarray:
     return arr
 
 
+def check_same_size(
+    image: np.ndarray, labels: np.ndarray, image_path: str | Path, label_path: str | Path
+) -> None:
+    """Raise :class:`DataError` naming both files unless image and labels have the same (H, W)."""
+    if image.shape[:2] != labels.shape:
+        raise DataError(
+            f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
+            f"{label_path} is {labels.shape[1]}x{labels.shape[0]} (width x height); "
+            "they must be the same size"
+        )
+
+
 def read_label(path: str | Path, classes: int = 2) -> np.ndarray:
     """Read a label image as a uint8 class map (H, W) with values in 0..classes-1.
 
@@ -261,12 +273,7 @@ def evaluate_predictions(
     for name, image_path, label_path in pairs:
         image = read_array(image_path)
         truth = read_label(label_path, classes)
-        if image.shape[:2] != truth.shape:
-            raise DataError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
-                f"{label_path} is {truth.shape[1]}x{truth.shape[0]} (width x height); "
-                "they must be the same size"
-            )
+        check_same_size(image, truth, image_path, label_path)
         mask = np.asarray(segment(image))
         per[name] = segmentation_metrics(mask, truth, expand)
         if progress is not None:

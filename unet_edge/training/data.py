@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import Normalization, NormMode
 from ..errors import DataError, InputError
-from ..evaluate import find_pairs, read_array, read_label, split_folder
+from ..evaluate import check_same_size, find_pairs, read_array, read_label, split_folder
 from ..geometry import Geometry
 from .augment import (
     AugmentConfig,
@@ -90,12 +90,7 @@ class SegmentationData:
                     f"{in_channels}"
                 )
             labels = read_label(label_path, classes)
-            if image.shape[:2] != labels.shape:
-                raise DataError(
-                    f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
-                    f"{label_path} is {labels.shape[1]}x{labels.shape[0]} (width x height); "
-                    "they must be the same size"
-                )
+            check_same_size(image, labels, image_path, label_path)
             self.names.append(name)
             self.images.append(scale_dtype_range(image))
             self.labels.append(labels)
