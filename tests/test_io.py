@@ -125,3 +125,13 @@ def test_folder_removed_mid_write(tmp_path: Path) -> None:
 def test_tiff_provenance_round_trip(tmp_path: Path) -> None:
     p = io.write_tiff(tmp_path / "m.tif", np.zeros((3, 3), np.uint8), {"model_sha256": "ab"})
     assert io.read_provenance(p) == {"model_sha256": "ab"}
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = io.write_png(tmp_path / "m.png", np.zeros((3, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert [q.name for q in tmp_path.iterdir()] == ["m.png"]

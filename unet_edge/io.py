@@ -13,7 +13,7 @@ import contextlib
 import glob
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -185,20 +185,32 @@ def check_output(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> No
         raise OutputError(f"output folder {path.parent} does not exist; create it first")
 
 
+def _create_temporary(path: Path) -> Path:
+    """An empty new file beside ``path``, with the permissions a plain open would give.
+
+    (``tempfile.mkstemp`` would make it 0600, and the rename would keep that: results
+    that colleagues in the lab cannot read.)
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot write in {path.parent}: {e.strerror}") from None
+        os.close(fd)
+        return tmp
+    raise OutputError(f"cannot create a temporary file in {path.parent}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds."""
     path = Path(path)
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist (was it removed?)")
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-        )
-    except OSError as e:
-        raise OutputError(f"cannot write in {path.parent}: {e.strerror}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)

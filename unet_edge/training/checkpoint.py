@@ -18,8 +18,6 @@ says what is missing.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 
 from ..config import Normalization, UNetConfig
 from ..errors import CheckpointError, ConfigError
+from ..io import atomic_path
 from .model import UNet
 
 FORMAT = "unet-edge-checkpoint"
@@ -95,14 +94,8 @@ def save(checkpoint: Checkpoint, path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise CheckpointError(f"folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(checkpoint.to_dict(), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
