@@ -634,9 +634,14 @@ def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict
     _add_ratios(rows, peak)
     result["targets"] = _targets(result)
     result["seconds"] = time.perf_counter() - t_all
-    (cfg.out_dir / "bench.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    (cfg.out_dir / "bench.md").write_text(markdown(result))
-    plot(result, cfg.out_dir / "bench.png")
+    from .io import atomic_path
+
+    with atomic_path(cfg.out_dir / "bench.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    with atomic_path(cfg.out_dir / "bench.md") as tmp:
+        tmp.write_text(markdown(result))
+    with atomic_path(cfg.out_dir / "bench.png") as tmp:
+        plot(result, tmp)
     return result
 
 
