@@ -4,7 +4,7 @@
 
 1. Tabulates the validation metrics (slices 20-24) of the cell-probability
    threshold over a grid and picks the threshold with the lowest pixel error
-   among those whose expanded adapted Rand error stays within MAX_RAND
+   among those whose expanded adapted Rand error stays within MAX_RAND = 0.075
    (0.5, the plain arg-max, when no other qualifies or none is better).
 2. Bakes it into the head bias (``with_threshold``), so the runtime's arg-max
    applies it, and writes export/isbi2012-default/checkpoint.pt (weights,
@@ -29,7 +29,9 @@ from unet_edge.training.loop import threshold_table, with_threshold
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-MAX_RAND = 0.10
+# Three quarters of the 0.10 target: the expanded Rand error varies far more from slice to
+# slice (0.01-0.17) than the pixel error, so the threshold keeps a margin for unseen slices.
+MAX_RAND = 0.075
 THRESHOLDS = np.round(np.arange(0.20, 0.601, 0.05), 2)
 
 
