@@ -741,7 +741,7 @@ _BACKENDS_HELP = (
     "--int8-model",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A quantised model to use [default: quantise MODEL on ISBI slices 00-04].",
+    help="A quantised model to use [default: quantise MODEL on ISBI slices 00-09].",
 )
 @click.option(
     "--threads",
