@@ -29,6 +29,7 @@ import numpy as np
 
 from . import processing, tiling
 from .errors import InputError
+from .large import run_region
 
 if TYPE_CHECKING:
     from .runtime import Segmenter
@@ -99,16 +100,8 @@ def _block(
             ]
         return out
 
-    probs = _run_region(seg, plan, read, (r0, r1), (c0, c1))
+    probs = run_region(seg, plan, read, (r0, r1), (c0, c1))
     return probs if probabilities else processing.to_mask(probs)
-
-
-def _run_region(
-    seg: Segmenter, plan: tiling.TilePlan, read: Any, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray:
-    from .large import run_region
-
-    return run_region(seg, plan, read, rows, cols)
 
 
 def segment_dask(

@@ -106,26 +106,17 @@ def run_region(
     info = seg.info
     dest = np.empty((info.classes, r1 - r0, c1 - c0), np.float32)
     th, tw = plan.tile_shape
-    crop = plan.crop
     tiles = [
-        (plan.y.origins[i], plan.y.owned(i), plan.x.origins[j], plan.x.owned(j))
-        for i in _overlapping(plan.y, r0, r1)
-        for j in _overlapping(plan.x, c0, c1)
+        plan.tile(i, j) for i in _overlapping(plan.y, r0, r1) for j in _overlapping(plan.x, c0, c1)
     ]
     shape = (plan.height, plan.width)
     for b in range(0, len(tiles), seg.batch_size):
         group = tiles[b : b + seg.batch_size]
         batch = np.empty((len(group), info.channels, th, tw), np.float32)
-        for n, (ty, _, tx, _) in enumerate(group):
-            raw = read_padded(read, shape, plan.halo, (ty, ty + th), (tx, tx + tw))
+        for n, t in enumerate(group):
+            raw = read_padded(read, shape, plan.halo, (t.y, t.y + th), (t.x, t.x + tw))
             batch[n] = processing.normalize(raw, info.normalization, info.channels)
-        out = seg.run_batch(batch)
-        for o, (ty, (oy0, oy1), tx, (ox0, ox1)) in zip(out, group, strict=True):
-            a, b_ = max(oy0, r0), min(oy1, r1)
-            c, d = max(ox0, c0), min(ox1, c1)
-            dest[:, a - r0 : b_ - r0, c - c0 : d - c0] = o[
-                :, crop + a - ty : crop + b_ - ty, crop + c - tx : crop + d - tx
-            ]
+        tiling.stitch(dest, seg.run_batch(batch), plan, group, origin=(r0, c0))
     return dest
 
 

@@ -94,12 +94,22 @@ class TilePlan:
     def n_tiles(self) -> int:
         return self.y.count * self.x.count
 
+    def tile(self, row: int, col: int) -> Tile:
+        """The tile at grid position (``row``, ``col``)."""
+        return Tile(
+            row * self.x.count + col,
+            row,
+            col,
+            self.y.origins[row],
+            self.x.origins[col],
+            self.y.owned(row),
+            self.x.owned(col),
+        )
+
     def tiles(self) -> Iterator[Tile]:
-        i = 0
-        for r, y in enumerate(self.y.origins):
-            for c, x in enumerate(self.x.origins):
-                yield Tile(i, r, c, y, x, self.y.owned(r), self.x.owned(c))
-                i += 1
+        for r in range(self.y.count):
+            for c in range(self.x.count):
+                yield self.tile(r, c)
 
     def computed_pixels(self) -> int:
         """Input pixels the network processes for this image (a proxy for its cost)."""
@@ -258,13 +268,28 @@ def extract(
 
 
 def stitch(
-    dest: np.ndarray, outputs: np.ndarray, tile_plan: TilePlan, tiles: Sequence[Tile]
+    dest: np.ndarray,
+    outputs: np.ndarray,
+    tile_plan: TilePlan,
+    tiles: Sequence[Tile],
+    origin: tuple[int, int] = (0, 0),
 ) -> None:
-    """Write each tile's owned region of ``outputs`` (N, K, oh, ow) into ``dest`` (K, H, W)."""
+    """Write each tile's owned region of ``outputs`` (N, K, oh, ow) into ``dest`` (K, h, w).
+
+    ``dest`` holds the image rectangle whose top-left pixel is ``origin``
+    (the whole image by default); each tile writes the part of its owned
+    region that falls inside it.
+    """
     c = tile_plan.crop
+    oy, ox = origin
+    h, w = dest.shape[1:]
     for t, o in zip(tiles, outputs, strict=True):
-        (y0, y1), (x0, x1) = t.out_y, t.out_x
-        dest[:, y0:y1, x0:x1] = o[:, c + y0 - t.y : c + y1 - t.y, c + x0 - t.x : c + x1 - t.x]
+        y0, y1 = max(t.out_y[0], oy), min(t.out_y[1], oy + h)
+        x0, x1 = max(t.out_x[0], ox), min(t.out_x[1], ox + w)
+        if y0 < y1 and x0 < x1:
+            dest[:, y0 - oy : y1 - oy, x0 - ox : x1 - ox] = o[
+                :, c + y0 - t.y : c + y1 - t.y, c + x0 - t.x : c + x1 - t.x
+            ]
 
 
 def batches(tile_plan: TilePlan, batch_size: int) -> Iterator[list[Tile]]:
