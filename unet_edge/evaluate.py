@@ -57,7 +57,7 @@ def read_array(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     arr = read_image(path)
-    if path.suffix.lower() in (".tif", ".tiff") and is_stack(path):
+    if is_stack(path):  # only multi-page TIFFs are
         raise ImageReadError(
             f"{path} is a stack of {arr.shape[0]} frames; expected one 2-D image per file "
             "(split the stack into one file per slice)"
