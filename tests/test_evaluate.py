@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
+from unet_edge.datasets import find_pairs, parse_names
 from unet_edge.errors import DataError, InputError
 from unet_edge.evaluate import (
     evaluate_predictions,
-    find_pairs,
     foreground_components,
     mean_metrics,
     read_label,
     segmentation_metrics,
 )
+
+pytest.importorskip("skimage", reason="the metrics need scikit-image (the [eval] extra)")
 
 ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
 needs_isbi = pytest.mark.skipif(
@@ -45,6 +46,7 @@ def test_perfect_prediction_scores_zero_errors():
 
 
 def test_thicker_membranes_hurt_raw_rand_but_not_expanded():
+    ndimage = pytest.importorskip("scipy.ndimage")
     truth = grid_cells()
     thick = ndimage.binary_erosion(truth, np.ones((3, 3))).astype(np.uint8)
     m = segmentation_metrics(thick, truth)
@@ -114,7 +116,7 @@ def test_metrics_do_not_import_torch():
 def test_shipped_default_model_scores_as_its_model_card_says():
     import json
 
-    from unet_edge.evaluate import evaluate_model, parse_names
+    from unet_edge.evaluate import evaluate_model
 
     root = Path(__file__).resolve().parents[1]
     recorded = json.loads((root / "export" / "isbi2012-default" / "metrics.json").read_text())

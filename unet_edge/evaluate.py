@@ -1,4 +1,4 @@
-"""Segmentation metrics and paired image/label folders. Torch-free.
+"""Segmentation metrics and reading of image/label pairs. Torch-free.
 
 The metrics compare a predicted class mask with a ground-truth class mask of
 the same shape (H, W). *Foreground* is every class other than 0; for the
@@ -21,7 +21,8 @@ foreground segments are the cells.
 
 Masks come from the arg-max over classes, i.e. a 0.5 threshold on the
 foreground probability for two classes. scikit-image is imported inside the
-functions so that importing this module stays light.
+functions so that importing this module stays light. Finding the pairs in a
+data folder is :mod:`unet_edge.datasets`'s.
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .datasets import check_same_size, find_pairs
+from .datasets import parse_names as parse_names  # re-exported: unet_edge/cli.py imports it here
 from .errors import DataError, ImageReadError, InputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-IMAGE_FOLDER_NAMES = ("image", "images")
-LABEL_FOLDER_NAMES = ("label", "labels")
 EXPAND_PX = 10
 
 
@@ -67,18 +67,6 @@ def read_array(path: str | Path) -> np.ndarray:
             f"{path} has shape {arr.shape}; expected one 2-D image (H, W) or (H, W, C)"
         )
     return arr
-
-
-def check_same_size(
-    image: np.ndarray, labels: np.ndarray, image_path: str | Path, label_path: str | Path
-) -> None:
-    """Raise :class:`DataError` naming both files unless image and labels have the same (H, W)."""
-    if image.shape[:2] != labels.shape:
-        raise DataError(
-            f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
-            f"{label_path} is {labels.shape[1]}x{labels.shape[0]} (width x height); "
-            "they must be the same size"
-        )
 
 
 def read_label(path: str | Path, classes: int = 2) -> np.ndarray:
@@ -114,92 +102,6 @@ def read_label(path: str | Path, classes: int = 2) -> np.ndarray:
             "of classes"
         )
     return arr.astype(np.uint8)
-
-
-def _listing(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    by_stem: dict[str, Path] = {}
-    for p in files:
-        if p.stem in by_stem:
-            raise DataError(
-                f"{folder} holds both {by_stem[p.stem].name} and {p.name}; keep one file per name"
-            )
-        by_stem[p.stem] = p
-    return by_stem
-
-
-def find_pairs(
-    image_dir: str | Path, label_dir: str | Path, names: Iterable[str] | None = None
-) -> list[tuple[str, Path, Path]]:
-    """Match images and labels by file name (without extension).
-
-    Returns ``(name, image_path, label_path)`` sorted by name, restricted to
-    ``names`` when given. Raises :class:`DataError` for a missing or empty
-    folder, an image without a label (naming it), or an unknown name.
-    """
-    image_dir, label_dir = Path(image_dir), Path(label_dir)
-    for what, d in (("image", image_dir), ("label", label_dir)):
-        if not d.is_dir():
-            raise DataError(f"{what} folder {d} does not exist or is not a folder")
-    images = _listing(image_dir)
-    if not images:
-        raise DataError(
-            f"image folder {image_dir} holds no images; expected files ending in "
-            f"{', '.join(IMAGE_SUFFIXES)}"
-        )
-    labels = _listing(label_dir)
-    if names is not None:
-        wanted = list(dict.fromkeys(names))
-        unknown = [n for n in wanted if n not in images]
-        if unknown:
-            raise DataError(
-                f"names {unknown[:10]} not found in image folder {image_dir} "
-                f"(it holds {', '.join(list(images)[:10])}{' ...' if len(images) > 10 else ''})"
-            )
-        if not wanted:
-            raise DataError(f"an empty list of names was given for {image_dir}")
-        images = {n: images[n] for n in sorted(wanted)}
-    missing = [p for n, p in images.items() if n not in labels]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(
-            f"label folder {label_dir} has no label for {len(missing)} image(s): {shown}; "
-            "labels must have the same file name as their image"
-        )
-    return [(n, images[n], labels[n]) for n in images]
-
-
-def split_folder(data_dir: str | Path) -> tuple[Path, Path]:
-    """The image and label sub-folders of a data folder (``image``/``label``, or plural)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist or is not a folder")
-    found = []
-    for names in (IMAGE_FOLDER_NAMES, LABEL_FOLDER_NAMES):
-        sub = next((data_dir / n for n in names if (data_dir / n).is_dir()), None)
-        if sub is None:
-            raise DataError(
-                f"data folder {data_dir} has no {names[0]}/ sub-folder; expected "
-                f"{data_dir}/image/ and {data_dir}/label/ with matching file names"
-            )
-        found.append(sub)
-    return found[0], found[1]
-
-
-def parse_names(spec: str) -> tuple[str, ...]:
-    """``"20-24,30"`` -> ``("20", "21", "22", "23", "24", "30")``; ranges keep zero padding."""
-    names: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        if sep and lo.isdigit() and hi.isdigit():
-            if int(hi) < int(lo):
-                raise InputError(f"range {part!r} runs backwards; write it as low-high")
-            names += [str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1)]
-        else:
-            names.append(part)
-    return tuple(names)
 
 
 # --------------------------------------------------------------------------- metrics

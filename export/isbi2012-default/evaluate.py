@@ -14,7 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from unet_edge.evaluate import evaluate_model, parse_names
+from unet_edge.datasets import parse_names
+from unet_edge.evaluate import evaluate_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
