@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -88,14 +89,44 @@ def test_small_tile_cannot_stitch() -> None:
 
 def test_mirror_is_symmetric_and_defined_for_one_pixel() -> None:
     g = Geometry(depth=1)
-    img = np.arange(3, dtype=np.float32).reshape(1, 1, 3)
+    img = np.arange(3, dtype=np.float32).reshape(1, 3)
     p = tiling.plan((1, 3), g, g.min_input)
-    padded = tiling.pad(img, p)
-    row = padded[0, p.y.pad_before, :]
-    expect = np.pad(img[0], ((0, 0), (p.x.pad_before, p.x.pad_after)), mode="symmetric")[0]
+    padded = tiling.read_mirrored(tiling.array_reader(img), (1, 3), p.halo, 0, 0, p.padded_shape)
+    row = padded[p.y.pad_before, :]
+    expect = np.pad(img, ((0, 0), (p.x.pad_before, p.x.pad_after)), mode="symmetric")[0]
     assert np.array_equal(row, expect)
-    one = tiling.pad(np.ones((1, 1, 1), np.float32), tiling.plan((1, 1), g, g.min_input))
-    assert np.all(one == 1)
+    # ... which is OpenCV's BORDER_REFLECT, the project's one convention
+    cv = cv2.copyMakeBorder(img, 0, 0, p.x.pad_before, p.x.pad_after, tiling.CV2_BORDER)[0]
+    assert np.array_equal(row, cv)
+    one = tiling.read_mirrored(
+        tiling.array_reader(np.ones((1, 1), np.float32)), (1, 1), p.halo, 0, 0, p.tile_shape
+    )
+    assert one.shape == p.tile_shape and np.all(one == 1)
+
+
+def test_kernel_region_equals_whole_image_region() -> None:
+    """Any rectangle computed alone equals the same rectangle of the whole image's result."""
+    g = Geometry(depth=2)
+    rng = np.random.default_rng(3)
+    image = rng.random((157, 211), dtype=np.float32)
+    p = tiling.plan(image.shape, g, 92)
+    prepare = tiling._chw_to_float
+
+    def predict(b: np.ndarray) -> np.ndarray:
+        return centre_crop_predictor(g.halo)(b)
+
+    whole = tiling.TileRun(p, tiling.array_reader(image[:, :, None]), prepare, 1, 3).run(predict)
+    region = (13, 40, 70, 101)
+    part = tiling.TileRun(p, tiling.array_reader(image[:, :, None]), prepare, 1, 2, region).run(
+        predict
+    )
+    t, left, h, w = region
+    assert np.array_equal(part, whole[:, t : t + h, left : left + w])
+    windows = [(0, 0, 157, 100), (0, 100, 157, 111)]
+    pieces = list(
+        tiling.run_windows(p, tiling.array_reader(image[:, :, None]), prepare, predict, 1, windows)
+    )
+    assert np.array_equal(np.concatenate([x for _, x in pieces], axis=2), whole)
 
 
 def test_choose_tile_cost_model() -> None:

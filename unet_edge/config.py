@@ -38,6 +38,11 @@ def look_up(kind: type[_E], value: object, what: str | None = None) -> _E:
     )
 
 
+def plain_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as JSON-ready data: fields by name, enum members by their value."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in asdict(obj).items()}
+
+
 class Padding(str, enum.Enum):
     """Convolution padding of the network."""
 
@@ -64,6 +69,13 @@ class NormMode(str, enum.Enum):
     DTYPE_RANGE = "dtype_range"  # divide by the dtype's maximum (255, 65535); floats as given
     FIXED_RANGE = "fixed_range"  # (x - low) / (high - low) with the model's low/high
     PERCENTILE = "percentile"  # per image: low/high percentiles mapped to 0..1
+
+
+class DropPolicy(str, enum.Enum):
+    """What a stream does when frames come faster than the model (:mod:`unet_edge.streaming`)."""
+
+    OLDEST = "oldest"  # discard the oldest waiting frame: bounded latency, frames may be lost
+    NONE = "none"  # wait: every frame is processed, latency grows if the source is faster
 
 
 class Precision(str, enum.Enum):
@@ -107,9 +119,7 @@ class Normalization:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mode"] = self.mode.value
-        return d
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalization:
@@ -154,9 +164,7 @@ class UNetConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["padding"] = self.padding.value
-        return d
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:

@@ -78,6 +78,7 @@ def _block(
     plan: tiling.TilePlan,
     halo: int,
     probabilities: bool,
+    scaling: processing.Scaling,
 ) -> np.ndarray:
     seg = worker_segmenter(model, provider, batch_size, threads)
     (r0, r1), (c0, c1) = (
@@ -88,19 +89,17 @@ def _block(
     # the block holds image rows [r0 - halo, r1 + halo) (mirrored past the borders)
     top, left = r0 - halo, c0 - halo
 
-    def read(rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    def read(t: int, lft: int, h: int, w: int) -> np.ndarray:
         # Pixels of a network tile beyond the overlap only reach output pixels outside this
         # chunk (valid convolutions), which are discarded: any value will do there.
-        out = np.zeros((rows[1] - rows[0], cols[1] - cols[0], *block.shape[2:]), block.dtype)
-        a, b = max(rows[0], top), min(rows[1], top + block.shape[0])
-        c, d = max(cols[0], left), min(cols[1], left + block.shape[1])
+        out = np.zeros((h, w, *block.shape[2:]), block.dtype)
+        a, b = max(t, top), min(t + h, top + block.shape[0])
+        c, d = max(lft, left), min(lft + w, left + block.shape[1])
         if a < b and c < d:
-            out[a - rows[0] : b - rows[0], c - cols[0] : d - cols[0]] = block[
-                a - top : b - top, c - left : d - left
-            ]
+            out[a - t : b - t, c - lft : d - lft] = block[a - top : b - top, c - left : d - left]
         return out
 
-    probs = run_region(seg, plan, read, (r0, r1), (c0, c1))
+    probs = run_region(seg, plan, read, (r0, c0, r1 - r0, c1 - c0), scaling)
     return probs if probabilities else processing.to_mask(probs)
 
 
@@ -131,16 +130,15 @@ def segment_dask(
     """
     import dask.array as da
 
-    from .large import check_pointwise
     from .runtime import Segmenter
 
     seg = segmenter or Segmenter(model, provider, batch_size=batch_size)
-    check_pointwise(seg)
     model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
     arr = image if isinstance(image, da.Array) else da.from_array(image)
     if arr.ndim not in (2, 3):
         raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")
     h, w = int(arr.shape[0]), int(arr.shape[1])
+    scaling = seg.scaling_for(arr)  # the whole image's statistics, from one strided pass
     plan = seg.plan_for((h, w))
     # A valid U-Net's output pixel depends on inputs up to the halo away *plus* the rest of
     # its pooling cells (up to alignment - 1 px more), so the overlap is halo + alignment.
@@ -150,19 +148,36 @@ def segment_dask(
             f"image {h}x{w} is not larger than the overlap {halo}; use Segmenter.predict"
         )
     chunks = (aligned_chunks(h, plan.y, chunk, halo), aligned_chunks(w, plan.x, chunk, halo))
-    arr = arr.rechunk(chunks + ((arr.shape[2],) if arr.ndim == 3 else ()))
-    depth = {0: halo, 1: halo, **({2: 0} if arr.ndim == 3 else {})}
     kw: dict[str, Any] = dict(
         model=model_path,
         provider=seg.provider,
         batch_size=batch_size,
         threads=threads,
         plan=plan,
-        halo=halo,
-        probabilities=probabilities,
+        scaling=scaling,
     )
+    return _map_overlap(arr, chunks, halo, probabilities, seg.info.classes, kw)
+
+
+def _map_overlap(
+    arr: Any,
+    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    halo: int,
+    probabilities: bool,
+    classes: int,
+    block_kw: dict[str, Any],
+) -> Any:
+    """:func:`_block` over ``arr`` cut into ``chunks`` (rows, columns), ``halo`` px of overlap.
+
+    ``block_kw`` holds :func:`_block`'s other keyword arguments. Returns the
+    lazy mask (H, W) uint8, or probabilities (``classes``, H, W) float32.
+    """
+    import dask.array as da
+
+    arr = arr.rechunk(chunks + ((arr.shape[2],) if arr.ndim == 3 else ()))
+    depth = {0: halo, 1: halo, **({2: 0} if arr.ndim == 3 else {})}
     if probabilities:
-        out_chunks: tuple[tuple[int, ...], ...] = ((seg.info.classes,), *chunks)
+        out_chunks: tuple[tuple[int, ...], ...] = ((classes,), *chunks)
         extra: dict[str, Any] = {"new_axis": 0} if arr.ndim == 2 else {}
     else:
         out_chunks, extra = chunks, {}
@@ -181,7 +196,9 @@ def segment_dask(
         dtype=np.float32 if probabilities else np.uint8,
         meta=np.empty((0,) * len(out_chunks), np.float32 if probabilities else np.uint8),
         **extra,
-        **kw,
+        halo=halo,
+        probabilities=probabilities,
+        **block_kw,
     )
 
 
@@ -237,6 +254,7 @@ def segment_to_zarr(
     )
     z.attrs["unet_edge"] = {
         **seg.provenance(),
+        "normalization": [seg.scaling_for(image).to_dict()],
         "tile_plan": repr(plan),
         "output": "probabilities" if result.ndim == 3 else "mask",
     }

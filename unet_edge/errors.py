@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class UnetEdgeError(Exception):
-    """Base class of every error unet-edge raises on purpose."""
+    """Base class of every error unet-edge raises on purpose.
+
+    ``option`` optionally names the argument that fixes the error (``"overwrite"``,
+    ``"provider"``, ``"output"``, ...). Messages name no command-line flag; a front
+    end (the CLI) uses ``option`` to add the fix in its own terms.
+    """
+
+    def __init__(self, *args: object, option: str | None = None) -> None:
+        super().__init__(*args)
+        self.option = option
 
 
 class InputError(UnetEdgeError, ValueError):
@@ -50,3 +59,7 @@ class ConfigError(UnetEdgeError, ValueError):
 
 class DataError(UnetEdgeError, ValueError):
     """A training or evaluation data folder is unusable (missing pairs, bad labels)."""
+
+
+class DroppedFrameError(UnetEdgeError, RuntimeError):
+    """A streamed frame was discarded (``drop="oldest"``) before it was processed."""

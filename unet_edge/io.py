@@ -176,11 +176,14 @@ def check_output(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> No
     """Refuse an output that exists (without ``overwrite``), is an input, or has no folder."""
     if any(path.resolve() == Path(i).resolve() for i in inputs):
         raise OutputExistsError(
-            f"output {path} is one of the inputs; inputs are never overwritten, choose another "
-            "--output folder"
+            f"output {path} is one of the inputs; inputs are never overwritten, write the "
+            "results to another folder",
+            option="output",
         )
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+        raise OutputExistsError(
+            f"{path} exists and overwriting was not asked for", option="overwrite"
+        )
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist; create it first")
 
@@ -326,15 +329,36 @@ class TiffWindows:
         return {**self.__dict__, "_zarr": None}
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        """``windows[r0:r1, c0:c1]`` (steps of 1), so Dask can read it with ``from_array``."""
+        """``windows[r0:r1:s, c0:c1:s]``, so Dask can read it with ``from_array``.
+
+        With steps (a statistics sample) only every ``s``-th row is read: one
+        strided pass over the file, in bands, so memory stays bounded.
+        """
         key = key if isinstance(key, tuple) else (key,)
         rows, cols = (*key, slice(None), slice(None))[:2]
         r0, r1, rs = rows.indices(self.shape[0])
         c0, c1, cs = cols.indices(self.shape[1])
-        if rs != 1 or cs != 1:
-            raise InputError("TiffWindows reads contiguous windows only (no steps)")
-        window = self.read((r0, max(r0, r1)), (c0, max(c0, c1)))
+        if rs < 1 or cs < 1:
+            raise InputError("TiffWindows reads forward windows only (positive steps)")
+        if rs == 1 and cs == 1:
+            window = self.read((r0, max(r0, r1)), (c0, max(c0, c1)))
+        else:
+            window = self._strided(range(r0, r1, rs), slice(c0, c1, cs))
         return window[(slice(None), slice(None), *key[2:])]
+
+    def _strided(self, rows: range, cols: slice) -> np.ndarray:
+        band = max(1, (64 << 20) // max(1, self.shape[1] * self.dtype.itemsize) // rows.step)
+        parts = []
+        for i in range(0, len(rows), band):
+            sel = rows[i : i + band]
+            if len(sel):
+                block = self.read((sel[0], sel[-1] + 1), (0, self.shape[1]))
+                parts.append(block[:: rows.step, cols])
+        return np.concatenate(parts) if parts else np.empty((0, 0, *self.shape[2:]), self.dtype)
+
+    def read_window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """The kernel's window reader (:data:`unet_edge.tiling.WindowReader`)."""
+        return self.read((top, top + height), (left, left + width))
 
     def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """Pixels ``[r0, r1) x [c0, c1)`` as a fresh (h, w[, C]) array of the file's dtype."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from . import io, metadata, processing, tiling
 from .config import Precision
 from .errors import ExportError, InputError, ModelError, OutputExistsError
 from .metadata import ModelInfo
+from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
     import onnx
@@ -122,47 +123,39 @@ def _topological_sort(graph: onnx.GraphProto) -> None:
 # int8 calibration data
 
 
-def _frames(images: Iterable[np.ndarray]) -> list[np.ndarray]:
-    """Split stacks into frames: (H, W) and (H, W, C) pass, (Z, H, W[, C]) become Z frames."""
-    out: list[np.ndarray] = []
-    for im in images:
-        # A 3-D array is a stack unless its last axis is a small channel axis.
-        if im.ndim == 4 or (im.ndim == 3 and im.shape[2] > 4):
-            out.extend(im)
-        else:
-            out.append(im)
-    return out
-
-
 def calibration_tiles(
     info: ModelInfo,
     frames: Sequence[np.ndarray],
     tile: int | tuple[int, int] | None = None,
     max_tiles: int = MAX_CALIBRATION_TILES,
-    max_tile: int = 1024,
+    max_tile: int = DEFAULT_MAX_TILE,
 ) -> list[np.ndarray]:
     """Normalised float32 (1, C, th, tw) tiles cut from ``frames`` as the runtime cuts them.
 
-    Each frame is normalised per the model's metadata, planned with ``tile``
-    (``None``: :func:`unet_edge.tiling.choose_tile`, as :class:`Segmenter`
-    does), mirror-padded and cut. At most ``max_tiles`` are returned, spread
-    evenly over all tiles of all frames.
+    Each frame (or each frame of a stack, by :func:`unet_edge.processing.as_frames`)
+    is normalised per the model's metadata with its own statistics, planned
+    with ``tile`` (``None``: :func:`unet_edge.tiling.choose_tile`, as
+    :class:`Segmenter` does), and cut by the kernel
+    (:class:`unet_edge.tiling.TileRun`). At most ``max_tiles`` are returned,
+    spread evenly over all tiles of all frames.
     """
     if max_tiles < 1:
         raise InputError(f"max_tiles must be >= 1, got {max_tiles}")
-    g = info.geometry
-    found: list[tuple[np.ndarray, tiling.TilePlan, tiling.Tile]] = []
-    for frame in frames:
-        x = processing.normalize(frame, info.normalization, info.channels)
-        shape = (x.shape[1], x.shape[2])
-        t = tile if tile is not None else tiling.choose_tile(shape, g, max_tile)
-        p = tiling.plan(shape, g, t)
-        padded = tiling.pad(x, p)
-        found.extend((padded, p, tl) for tl in p.tiles())
+    g, norm, c = info.geometry, info.normalization, info.channels
+    found: list[np.ndarray] = []
+    for image in frames:
+        for frame in processing.as_frames(image, c)[0]:
+            shape = (frame.shape[0], frame.shape[1])
+            t = tile if tile is not None else tiling.choose_tile(shape, g, max_tile)
+            scaling = processing.scaling_for(frame, norm, c)
+            prepare = processing.normalizer(norm, c, scaling)
+            plan = tiling.plan(shape, g, t)
+            run = tiling.TileRun(plan, tiling.array_reader(frame), prepare, info.classes)
+            found.extend(batch for _, batch in run.batches(reuse=False))
     if not found:
         raise InputError("no calibration images were given")
     keep = np.unique(np.linspace(0, len(found) - 1, min(max_tiles, len(found))).round().astype(int))
-    return [tiling.extract(found[i][0], found[i][1], [found[i][2]]).copy() for i in keep]
+    return [found[i] for i in keep]
 
 
 class TileReader(CalibrationDataReader):
@@ -277,6 +270,93 @@ def _float_nodes(model_path: Path) -> list[str]:
     return names
 
 
+def _fp32_source(src: Path, out: Path, threshold: float, overwrite: bool) -> ModelInfo:
+    """The metadata of the fp32 model ``src``, after the checks :func:`quantize` makes first."""
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"threshold must be in (0, 1], got {threshold}")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{out} exists and overwriting was not asked for", option="overwrite"
+        )
+    if out.resolve() == src.resolve():
+        raise OutputExistsError(
+            f"{out} is the input model; choose another output file", option="output"
+        )
+    if not src.is_file():
+        raise ModelError(f"model file {src} does not exist")
+    info = metadata.read(src)
+    if info.precision is not Precision.FP32:
+        raise ModelError(
+            f"{src} is already {info.precision.value}; quantize the fp32 model from "
+            "`unet-edge export`"
+        )
+    return info
+
+
+def _quantize_static(src: Path, pre: Path, q: Path, reader: TileReader) -> None:
+    """Write to ``q`` the QDQ u8/s8 per-channel graph of ``src`` (``pre``: its pre-processing)."""
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre),
+        str(q),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=_float_nodes(pre),
+        extra_options={"CalibMaxIntermediateOutputs": _CALIB_CHUNK},
+    )
+
+
+def _int8_provenance(
+    info: ModelInfo, src: Path, paths: list[Path], frames: int, tiles: list[np.ndarray]
+) -> dict[str, Any]:
+    """``info``'s provenance plus how the int8 graph was made and calibrated."""
+    import onnxruntime as ort
+
+    calib = {
+        "method": "MinMax",
+        "images": [p.name for p in paths],
+        "frames": frames,
+        "tiles": len(tiles),
+        "tile": list(tiles[0].shape[2:]),
+    }
+    return {
+        **dict(info.provenance),
+        "quantized_from": src.name,
+        "quantization": {
+            "format": "QDQ",
+            "activations": "uint8",
+            "weights": "int8 per-channel",
+            "float": "head 1x1 convolution and softmax",
+            "onnxruntime": ort.__version__,
+            "calibration": calib,
+        },
+    }
+
+
+def _checked_agreement(
+    src: Path,
+    q: Path,
+    frames: Sequence[np.ndarray],
+    tile: int | tuple[int, int] | None,
+    threshold: float,
+    out: Path,
+) -> dict[str, Any]:
+    """:func:`agreement` of ``q`` with ``src``, with ``threshold``; raises if below it."""
+    agree = agreement(src, q, frames, tile)
+    agree["threshold"] = threshold
+    if not agree["pixel_agreement"] >= threshold:
+        raise ExportError(
+            f"the int8 model's masks agree with fp32 on {100 * agree['pixel_agreement']:.3f}% "
+            f"of the calibration pixels, below the threshold {100 * threshold:.2f}%; "
+            f"{out} was not written. Calibrate on more representative images or keep fp32"
+        )
+    return agree
+
+
 def quantize(
     model: str | os.PathLike[str],
     calibrate: Sequence[str | os.PathLike[str]],
@@ -301,73 +381,22 @@ def quantize(
     """
     t0 = time.perf_counter()
     src, out = Path(model), Path(output)
-    if not 0.0 < threshold <= 1.0:
-        raise InputError(f"threshold must be in (0, 1], got {threshold}")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    if out.resolve() == src.resolve():
-        raise OutputExistsError(f"{out} is the input model; choose another output file")
-    if not src.is_file():
-        raise ModelError(f"model file {src} does not exist")
-    info = metadata.read(src)
-    if info.precision is not Precision.FP32:
-        raise ModelError(
-            f"{src} is already {info.precision.value}; quantize the fp32 model from "
-            "`unet-edge export`"
-        )
+    info = _fp32_source(src, out, threshold, overwrite)
     paths = [Path(p) for p in calibrate]
     if not paths:
-        raise InputError("no calibration images given; pass --calibrate with image files")
-    frames = _frames(io.read_image(p) for p in paths)
+        raise InputError("no calibration images given; pass image files", option="calibrate")
+    frames = [io.read_image(p) for p in paths]
     tiles = calibration_tiles(info, frames, tile, max_tiles)
     import onnx
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="unet-edge-quant-") as tmpd:
         pre, q = Path(tmpd) / "pre.onnx", Path(tmpd) / "int8.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(q),
-            TileReader(info.input_name, tiles),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=_float_nodes(pre),
-            extra_options={"CalibMaxIntermediateOutputs": _CALIB_CHUNK},
-        )
+        _quantize_static(src, pre, q, TileReader(info.input_name, tiles))
         proto = onnx.load(str(q))
-        calib = {
-            "method": "MinMax",
-            "images": [p.name for p in paths],
-            "frames": len(frames),
-            "tiles": len(tiles),
-            "tile": list(tiles[0].shape[2:]),
-        }
-        prov = {
-            **dict(info.provenance),
-            "quantized_from": src.name,
-            "quantization": {
-                "format": "QDQ",
-                "activations": "uint8",
-                "weights": "int8 per-channel",
-                "float": "head 1x1 convolution and softmax",
-                "onnxruntime": ort.__version__,
-                "calibration": calib,
-            },
-        }
+        prov = _int8_provenance(info, src, paths, len(frames), tiles)
         metadata.write(proto, _replace_info(info, prov, {}))
         onnx.save_model(proto, str(q), save_as_external_data=False)
-        agree = agreement(src, q, frames, tile)
-        agree["threshold"] = threshold
-        if not agree["pixel_agreement"] >= threshold:
-            raise ExportError(
-                f"the int8 model's masks agree with fp32 on {100 * agree['pixel_agreement']:.3f}% "
-                f"of the calibration pixels, below the threshold {100 * threshold:.2f}%; "
-                f"{out} was not written. Calibrate on more representative images or keep fp32"
-            )
+        agree = _checked_agreement(src, q, frames, tile, threshold, out)
         summary = {k: v for k, v in agree.items() if k != "per_image"}
         metrics = {**dict(info.metrics), "int8_vs_fp32": summary}
         metadata.write(proto, _replace_info(info, prov, metrics))

@@ -8,6 +8,12 @@ them; the network sees channel-first float32 (C, H, W); outputs are
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -41,6 +47,18 @@ def frame_to_chw(frame: np.ndarray, channels: int) -> np.ndarray:
     )
 
 
+#: Largest number of pixels whose statistics decide an image's normalisation. Larger images
+#: are subsampled on a regular grid (every ``s``-th row and column), the same grid for the
+#: in-memory, windowed and Dask paths, so all of them normalise an image identically.
+MAX_STAT_PIXELS = 1 << 22
+
+#: A fixed-range model refuses 16-bit input whose largest value is below this fraction of
+#: the expected range (e.g. 12- or 14-bit camera data in 16-bit files): it would come out
+#: nearly black to the network. Tell the Segmenter the real range (``input_range``).
+MIN_RANGE_USED = 0.25
+_RANGE_TOLERANCE = 1e-3
+
+
 def check_dtype(frame: np.ndarray) -> None:
     if frame.dtype not in SUPPORTED_DTYPES:
         raise InputError(
@@ -55,32 +73,204 @@ def check_dtype(frame: np.ndarray) -> None:
         )
 
 
-def normalize(frame: np.ndarray, norm: Normalization, channels: int) -> np.ndarray:
-    """Convert a frame (H, W) or (H, W, C) of uint8/uint16/float to float32 (C, H, W).
+def stat_step(shape: tuple[int, ...]) -> int:
+    """The subsampling step for an image of ``shape`` (H, W[, C]): 1 up to ~4 Mpx."""
+    n = int(shape[0]) * int(shape[1])
+    return max(1, math.ceil(math.sqrt(n / MAX_STAT_PIXELS)))
 
-    Integer frames keep their full bit depth: a 16-bit frame is scaled as the
-    model's normalisation says (never truncated to 8 bits first).
+
+def stat_sample(image: Any) -> np.ndarray:
+    """The pixels an image's normalisation statistics come from (H', W'[, C]).
+
+    ``image`` is anything sliceable with steps: a numpy array or memory map,
+    a Dask or zarr array. One strided read, whatever the image size.
     """
-    check_dtype(frame)
-    chw = frame_to_chw(frame, channels)
-    x = chw.astype(np.float32)  # always a fresh array, safe to modify in place
-    if norm.mode is NormMode.DTYPE_RANGE:
-        if frame.dtype.kind == "u":
-            x *= np.float32(1.0 / np.iinfo(frame.dtype).max)
+    s = stat_step(tuple(image.shape))
+    sample = image if isinstance(image, np.ndarray) and s == 1 else image[::s, ::s]
+    compute = getattr(sample, "compute", None)
+    return np.asarray(compute() if callable(compute) else sample)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How one image's raw values map to 0..1, per channel: ``(raw - low) / (high - low)``.
+
+    ``source`` says where the numbers come from: ``"dtype"`` (the dtype's
+    range, or 0..1 for floats), ``"model"`` (the model's fixed range),
+    ``"input_range"`` (what the caller said of the camera) or
+    ``"percentile"`` (measured on this image). Recorded in provenance.
+    """
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": list(self.low), "high": list(self.high), "source": self.source}
+
+
+def _fixed_scaling(
+    dtype: np.dtype[Any],
+    norm: Normalization,
+    channels: int,
+    input_range: tuple[float, float] | None,
+) -> Scaling:
+    if input_range is not None:
+        lo, hi, source = float(input_range[0]), float(input_range[1]), "input_range"
     elif norm.mode is NormMode.FIXED_RANGE:
-        x -= np.float32(norm.low)
-        x *= np.float32(1.0 / (norm.high - norm.low))
-    else:  # PERCENTILE, per channel
-        for c in range(x.shape[0]):
-            lo, hi = np.percentile(x[c], (norm.low, norm.high))
-            x[c] -= lo
-            x[c] *= np.float32(1.0 / max(hi - lo, 1e-12))
+        lo, hi, source = norm.low, norm.high, "model"
+    elif dtype.kind == "u":
+        lo, hi, source = 0.0, float(np.iinfo(dtype).max), "dtype"
+    else:
+        lo, hi, source = 0.0, 1.0, "dtype"
+    return Scaling((lo,) * channels, (hi,) * channels, source)
+
+
+def check_range(sample: np.ndarray, scaling: Scaling) -> None:
+    """Refuse values a fixed range cannot represent: beyond it, or in a small corner of it.
+
+    A 12-bit camera frame (0..4095) in a uint16 container scaled by 65535 is
+    almost black to the network, and the mask silently comes out all one
+    class; a float image in 0..255 for a model that expects 0..1 saturates.
+    """
+    if scaling.source == "percentile" or sample.size == 0:
+        return
+    lo, hi = scaling.low[0], scaling.high[0]
+    vmin, vmax, span = float(sample.min()), float(sample.max()), hi - lo
+    what = f"{sample.dtype} values {vmin:g}..{vmax:g}"
+    fix = "give the Segmenter the camera's real range (input_range=(low, high) or bit_depth=N)"
+    if vmin < lo - _RANGE_TOLERANCE * span or vmax > hi + _RANGE_TOLERANCE * span:
+        raise InputError(
+            f"{what} exceed the range {lo:g}..{hi:g} this model's normalisation expects "
+            f"({scaling.source}); {fix}"
+        )
+    wide = sample.dtype.kind == "u" and sample.dtype.itemsize > 1  # a camera's container
+    if wide and scaling.source == "dtype" and vmax < lo + MIN_RANGE_USED * span:
+        bits = max(1, int(vmax).bit_length())
+        raise InputError(
+            f"{what} use at most {bits} bits of the {lo:g}..{hi:g} range this model scales "
+            f"{sample.dtype} by, so the image would look nearly black to it (e.g. 12-bit "
+            f"camera data in 16-bit files); {fix}, e.g. bit_depth={bits}; pass the full range "
+            "explicitly if the image really is this dark"
+        )
+
+
+def scaling_for(
+    image: Any,
+    norm: Normalization,
+    channels: int,
+    input_range: tuple[float, float] | None = None,
+) -> Scaling:
+    """The scaling of one image (H, W[, C]), from its statistics sample (:func:`stat_sample`).
+
+    Percentile models measure the image's ``norm.low``-th and ``norm.high``-th
+    percentiles per channel (``input_range`` is not needed and not used);
+    fixed-range models use ``input_range``, else the model's or the dtype's
+    range, and refuse images that do not fit it (:func:`check_range`).
+    """
+    sample = stat_sample(image)
+    check_dtype(sample)
+    chw = frame_to_chw(sample, channels)
+    if norm.mode is not NormMode.PERCENTILE:
+        scaling = _fixed_scaling(sample.dtype, norm, channels, input_range)
+        check_range(sample, scaling)
+        return scaling
+    qs = [np.percentile(c, (norm.low, norm.high)) for c in chw]
+    return Scaling(tuple(float(q[0]) for q in qs), tuple(float(q[1]) for q in qs), "percentile")
+
+
+def scale(frame: np.ndarray, scaling: Scaling, channels: int) -> np.ndarray:
+    """A raw frame (H, W[, C]) -> float32 (C, H, W) with ``scaling`` applied (0..1 nominally)."""
+    check_dtype(frame)
+    x = frame_to_chw(frame, channels).astype(np.float32)  # a fresh array, safe to modify
+    for c in range(x.shape[0]):
+        lo, span = scaling.low[c], scaling.high[c] - scaling.low[c]
+        if lo != 0.0:
+            x[c] -= np.float32(lo)
+        if span != 1.0:
+            x[c] *= np.float32(1.0 / max(span, 1e-12))
+    return x
+
+
+def standardize(x: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Scaled float32 values -> the network's input: clip to 0..1 if asked, mean/std; in place."""
     if norm.clip:
         np.clip(x, 0.0, 1.0, out=x)
     if norm.mean != 0.0 or norm.std != 1.0:
         x -= np.float32(norm.mean)
         x *= np.float32(1.0 / norm.std)
     return x
+
+
+def normalize(
+    frame: np.ndarray, norm: Normalization, channels: int, scaling: Scaling | None = None
+) -> np.ndarray:
+    """Convert a frame (H, W) or (H, W, C) of uint8/uint16/float to the network's float32 (C, H, W).
+
+    ``scaling`` is the image's (:func:`scaling_for`); pass it when ``frame``
+    is a window of a larger image, so that every window of the image is
+    normalised alike. None: measured on ``frame`` itself. Integer frames keep
+    their full bit depth (never truncated to 8 bits first).
+    """
+    s = scaling if scaling is not None else scaling_for(frame, norm, channels)
+    return standardize(scale(frame, s, channels), norm)
+
+
+def normalizer(
+    norm: Normalization, channels: int, scaling: Scaling
+) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`normalize` for the windows of one image: the kernel's prepare step."""
+    return functools.partial(normalize, norm=norm, channels=channels, scaling=scaling)
+
+
+def as_frames(image: Any, channels: int) -> tuple[list[np.ndarray], bool]:
+    """The one rule for what is a stack: split input into frames; returns (frames, is_stack).
+
+    (H, W) and (H, W, C) with C == ``channels`` are one frame; (Z, H, W) is a
+    stack for a 1-channel model; (Z, H, W, C) and lists/tuples of equal-size
+    frames are stacks. An (H, W, 3|4) array for a 1-channel model is a colour
+    picture, refused (convert it to grayscale).
+    """
+    if isinstance(image, (list, tuple)):
+        frames = [np.asarray(f) if not isinstance(f, np.ndarray) else f for f in image]
+        if not frames:
+            raise InputError("got an empty list of frames; pass at least one (H, W) frame")
+        shapes = {f.shape for f in frames}
+        if len(shapes) > 1:
+            raise InputError(
+                f"stack frames have different shapes {sorted(map(str, shapes))}; segment "
+                "them one by one or crop them to one size"
+            )
+        return frames, True
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == channels):
+        return [image], False
+    if image.ndim == 3:
+        if channels == 1 and image.shape[2] in (3, 4) and min(image.shape[:2]) > 4:
+            raise InputError(
+                f"got an array of shape {image.shape}, read as an (H, W, {image.shape[2]}) "
+                "colour image, but the model takes 1 channel; convert it to grayscale "
+                "(a stack of frames that narrow can be passed as a list)"
+            )
+        if channels == 1:
+            return _stack(image)
+        raise InputError(
+            f"got an array of shape {image.shape}: not (H, W, {channels}) for this "
+            f"{channels}-channel model, and a (Z, H, W) stack needs a 1-channel model; "
+            f"pass (Z, H, W, {channels})"
+        )
+    if image.ndim != 4:
+        raise InputError(
+            f"expected (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C), got shape {image.shape}"
+        )
+    return _stack(image)
+
+
+def _stack(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
+    if len(image) == 0:
+        raise InputError(f"got an empty stack of shape {image.shape}; pass at least one frame")
+    return list(image), True
 
 
 def to_mask(probabilities: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,16 +36,26 @@ from . import cost, metadata, processing, providers, tiling
 from .config import look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
+from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
     from .streaming import FrameResult
 
-# Large tiles waste less work on halos (ISBI model, 4096x4096: 1.31x the output area with
-# 1564 tiles vs 1.55x with 1020) and ran ~15% faster in the tile sweep; the memory budget,
-# not this cap, is what keeps them affordable.
-DEFAULT_MAX_TILE = 2048
 #: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
 DEFAULT_MEMORY_BUDGET = 1 << 30
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What :meth:`Segmenter.analyze` found for a frame or a stack."""
+
+    probabilities: np.ndarray  # (K, H, W) or (Z, K, H, W) float32
+    stats: tuple[dict[str, Any], ...]  # the normalisation used, per frame (for provenance)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Class indices, uint8: (H, W) or (Z, H, W)."""
+        return processing.to_mask(self.probabilities)
 
 
 def default_model_path() -> Path:
@@ -78,6 +89,14 @@ class Segmenter:
         batch size) fits ``memory_budget`` bytes (None: no budget).
     batch_size:
         Tiles per inference call (None: 1 on the CPU, 4 on a GPU).
+    input_range, bit_depth:
+        The raw values the camera delivers, for models with a fixed-range
+        normalisation: ``input_range=(0, 4095)`` or ``bit_depth=12`` for
+        12-bit data in 16-bit frames; that range is mapped to the model's.
+        Without it such a model refuses frames that use only a small part of
+        their dtype's range (:class:`~unet_edge.InputError`) instead of
+        returning a wrong mask. Percentile-normalised models (the shipped
+        one) measure every image's range and do not need it (it is ignored).
     """
 
     def __init__(
@@ -90,6 +109,8 @@ class Segmenter:
         options: providers.ProviderOptions | None = None,
         max_tile: int = DEFAULT_MAX_TILE,
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+        input_range: tuple[float, float] | None = None,
+        bit_depth: int | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else default_model_path()
         if not self.model_path.is_file():
@@ -106,6 +127,7 @@ class Segmenter:
             )
         self.max_tile = max_tile
         self.memory_budget = memory_budget
+        self.input_range = camera_range(input_range, bit_depth)
         gpu = look_up(providers.Provider, provider, "provider") is not providers.Provider.CPU
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -116,7 +138,7 @@ class Segmenter:
         self._session: providers.SessionInfo | None = providers.open_session(
             self.model_path, provider, options, input_shapes=shapes
         )
-        self._plans: dict[tuple[int, int], tiling.TilePlan] = {}
+        self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
         self._plans_lock = threading.Lock()
 
     # -- description -------------------------------------------------------
@@ -144,6 +166,8 @@ class Segmenter:
             "tile": list(self.tile) if self.tile else "auto",
             "border": self.info.border.value,
             "classes": list(self.info.class_names),
+            "model_normalization": self.info.normalization.to_dict(),
+            "input_range": list(self.input_range) if self.input_range else None,
         }
 
     def __repr__(self) -> str:
@@ -181,21 +205,27 @@ class Segmenter:
             np.ascontiguousarray(batch, dtype=np.float32),
         )
 
-    def plan_for(self, shape: tuple[int, int]) -> tiling.TilePlan:
-        """The tile plan used for an image of ``shape`` = (height, width)."""
-        key = (int(shape[0]), int(shape[1]))
+    def plan_for(self, shape: tuple[int, int], memory_budget: int | None = None) -> tiling.TilePlan:
+        """The tile plan used for an image of ``shape`` = (height, width).
+
+        ``memory_budget`` (bytes) lowers this Segmenter's budget for this plan
+        (the windowed path keeps its tiles small); it never raises it.
+        """
+        budgets = [b for b in (self.memory_budget, memory_budget) if b is not None]
+        budget = min(budgets) if budgets else None
+        key = (int(shape[0]), int(shape[1]), budget)
         p = self._plans.get(key)
         if p is None:
             tile = self.tile or tiling.choose_tile(
-                key,
+                key[:2],
                 self.geometry,
                 self.max_tile,
                 tile_bytes=functools.partial(
                     cost.activation_bytes, self.info.architecture, batch=self.batch_size
                 ),
-                memory_budget=self.memory_budget,
+                memory_budget=budget,
             )
-            p = tiling.plan(key, self.geometry, tile)
+            p = tiling.plan(key[:2], self.geometry, tile)
             with self._plans_lock:
                 if len(self._plans) > 64:
                     self._plans.clear()
@@ -213,49 +243,50 @@ class Segmenter:
         self.run_batch(np.zeros((n, self.info.channels, *p.tile_shape), np.float32))
 
     # -- frames ------------------------------------------------------------
-    def _as_frames(self, image: np.ndarray | Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
-        """Split input into frames; returns (frames, is_stack)."""
-        c = self.info.channels
-        if isinstance(image, (list, tuple)):
-            frames = list(image)
-            shapes = {getattr(f, "shape", None) for f in frames}
-            if len(shapes) > 1:
-                raise InputError(
-                    f"stack frames have different shapes {sorted(map(str, shapes))}; segment "
-                    "them one by one or crop them to one size"
-                )
-            return frames, True
-        if not isinstance(image, np.ndarray):
-            raise InputError(f"expected a numpy array, got {type(image).__name__}")
-        if image.ndim == 2:
-            return [image], False
-        if image.ndim == 3:
-            if image.shape[2] == c:  # (H, W, C); for 1-channel models (H, W, 1)
-                return [image], False
-            if c == 1 and image.shape[2] in (3, 4) and min(image.shape[:2]) > 4:
-                # Almost surely a colour picture, not a stack of 3-pixel-wide frames.
-                raise InputError(
-                    f"got an array of shape {image.shape}, read as an (H, W, {image.shape[2]}) "
-                    "colour image, but the model takes 1 channel; convert it to grayscale "
-                    "(a stack of frames that narrow can be passed as a list)"
-                )
-            if c == 1:
-                return list(image), True  # (Z, H, W)
-            raise InputError(
-                f"got an array of shape {image.shape}: not (H, W, {c}) for this {c}-channel "
-                f"model, and a (Z, H, W) stack needs a 1-channel model; pass (Z, H, W, {c})"
-            )
-        if image.ndim == 4:
-            return list(image), True
-        raise InputError(
-            f"expected (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C), got shape {image.shape}"
+    def scaling_for(self, image: Any) -> processing.Scaling:
+        """How one image's raw values are scaled, from its statistics (once per image).
+
+        ``image`` is an (H, W[, C]) frame, or any array-like with steps (a
+        memory map, a Dask or zarr array): see :func:`unet_edge.processing.scaling_for`.
+        """
+        return processing.scaling_for(
+            image, self.info.normalization, self.info.channels, self.input_range
         )
 
-    def predict_frame(self, frame: np.ndarray) -> np.ndarray:
+    def tile_run(
+        self,
+        plan: tiling.TilePlan,
+        read: tiling.WindowReader,
+        scaling: processing.Scaling,
+        region: tiling.Region | None = None,
+    ) -> tiling.TileRun:
+        """The kernel for this model: ``region`` of the image behind ``read``, scaled so."""
+        prepare = self.prepare(scaling)
+        return tiling.TileRun(plan, read, prepare, self.info.classes, self.batch_size, region)
+
+    def prepare(self, scaling: processing.Scaling) -> tiling.Prepare:
+        """Raw window -> the network's float32 (C, h, w) input, for an image scaled so."""
+        return processing.normalizer(self.info.normalization, self.info.channels, scaling)
+
+    def predict_frame(
+        self, frame: np.ndarray, scaling: processing.Scaling | None = None
+    ) -> np.ndarray:
         """Probabilities (K, H, W) float32 for one (H, W) or (H, W, C) frame."""
-        x = processing.normalize(frame, self.info.normalization, self.info.channels)
-        p = self.plan_for(x.shape[1:])
-        return tiling.run_tiled(x, p, self.run_batch, self.info.classes, self.batch_size)
+        processing.frame_to_chw(frame, self.info.channels)
+        s = scaling if scaling is not None else self.scaling_for(frame)
+        run = self.tile_run(self.plan_for(frame.shape[:2]), tiling.array_reader(frame), s)
+        return run.run(self.run_batch)
+
+    def analyze(self, image: np.ndarray | Sequence[np.ndarray]) -> Prediction:
+        """Probabilities, mask and the normalisation used, for a frame or a stack.
+
+        Each frame of a stack is normalised on its own (like frames of a stream).
+        """
+        frames, stack = processing.as_frames(image, self.info.channels)
+        scalings = [self.scaling_for(f) for f in frames]
+        outs = [self.predict_frame(f, s) for f, s in zip(frames, scalings, strict=True)]
+        probs = np.stack(outs) if stack else outs[0]
+        return Prediction(probs, tuple(s.to_dict() for s in scalings))
 
     def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, float32.
@@ -263,9 +294,7 @@ class Segmenter:
         A frame (H, W) / (H, W, C) gives (K, H, W); a stack (Z, H, W) /
         (Z, H, W, C) or a list of equal-size frames gives (Z, K, H, W).
         """
-        frames, stack = self._as_frames(image)
-        outs = [self.predict_frame(f) for f in frames]
-        return np.stack(outs) if stack else outs[0]
+        return self.analyze(image).probabilities
 
     def segment(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack."""
@@ -299,6 +328,33 @@ class Segmenter:
             probabilities=probabilities,
             timestamps=timestamps,
         )
+
+
+def camera_range(
+    input_range: tuple[float, float] | None, bit_depth: int | None
+) -> tuple[float, float] | None:
+    """The raw value range from ``input_range`` or ``bit_depth`` (at most one of them)."""
+    if input_range is not None and bit_depth is not None:
+        raise InputError(
+            f"give input_range or bit_depth, not both (got {input_range!r} and {bit_depth!r})"
+        )
+    if bit_depth is not None:
+        if (
+            isinstance(bit_depth, bool)
+            or not isinstance(bit_depth, int)
+            or not 1 <= bit_depth <= 32
+        ):
+            raise InputError(f"bit_depth must be an integer in 1..32, got {bit_depth!r}")
+        return 0.0, float(2**bit_depth - 1)
+    if input_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise InputError(f"input_range must be (low, high) numbers, got {input_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise InputError(f"input_range needs finite low < high, got {input_range!r}")
+    return lo, hi
 
 
 def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  # noqa: B006

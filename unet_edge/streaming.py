@@ -27,7 +27,6 @@ blocks forever keeps one daemon thread alive until it yields.
 
 from __future__ import annotations
 
-import enum
 import queue
 import threading
 import time
@@ -39,25 +38,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import processing, tiling
-from .config import look_up
-from .errors import InputError, UnetEdgeError
+from .config import DropPolicy, look_up
+from .errors import DroppedFrameError, InputError
 
 if TYPE_CHECKING:
     from .runtime import Segmenter
 
 _POLL = 0.05  # seconds between checks of the stop flag while blocked on a queue
 _JOIN_TIMEOUT = 5.0
-
-
-class DropPolicy(enum.Enum):
-    """What the reader does when the inbox is full."""
-
-    OLDEST = "oldest"  # discard the oldest waiting frame: bounded latency, frames may be lost
-    NONE = "none"  # wait: every frame is processed, latency grows if the source is faster
-
-
-class DroppedFrameError(UnetEdgeError, RuntimeError):
-    """A frame was discarded by ``drop="oldest"`` before it was processed."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +90,7 @@ class _Job:
     arrival: float
     frame: Any
     error: Exception | None = None
-    plan: tiling.TilePlan | None = None
+    run: tiling.TileRun | None = None
     batches: list[tuple[list[tiling.Tile], np.ndarray]] = field(default_factory=list)
     outputs: list[np.ndarray] = field(default_factory=list)
     mask: np.ndarray | None = None
@@ -255,18 +243,16 @@ class _Pipeline:
     def _prepare_one(self, job: _Job) -> None:
         frame = job.frame
         self._check(frame)
-        info = self.seg.info
-        x = processing.normalize(frame, info.normalization, info.channels)
+        seg = self.seg
+        processing.frame_to_chw(frame, seg.info.channels)
+        # each frame is normalised on its own statistics, as it arrives
+        scaling = seg.scaling_for(frame)
         # the first good frame fixes whatever the caller did not
         self.shape = self.shape if self.shape is not None else frame.shape
         self.dtype = self.dtype if self.dtype is not None else frame.dtype
         job.frame = None
-        p = self.seg.plan_for(x.shape[1:])
-        padded = tiling.pad(x, p)
-        job.plan = p
-        job.batches = [
-            (g, tiling.extract(padded, p, g)) for g in tiling.batches(p, self.seg.batch_size)
-        ]
+        job.run = seg.tile_run(seg.plan_for(frame.shape[:2]), tiling.array_reader(frame), scaling)
+        job.batches = list(job.run.batches(reuse=False))
 
     def _prepare(self) -> None:
         self._stage(self.inbox, self.tiles, self._prepare_one)
@@ -278,15 +264,14 @@ class _Pipeline:
         self._stage(self.tiles, self.outputs, self._infer_one)
 
     def _finish_one(self, job: _Job) -> None:
-        p = job.plan
-        assert p is not None
-        dest = np.empty((self.seg.info.classes, p.height, p.width), np.float32)
+        run = job.run
+        assert run is not None
         for (group, _), out in zip(job.batches, job.outputs, strict=True):
-            tiling.stitch(dest, out, p, group)
-        job.batches, job.outputs = [], []
-        job.mask = processing.to_mask(dest)
+            run.stitch(group, out)
+        job.batches, job.outputs, job.run = [], [], None
+        job.mask = processing.to_mask(run.result)
         if self.keep_probabilities:
-            job.probabilities = dest
+            job.probabilities = run.result
 
     def _finish(self) -> None:
         self._stage(self.outputs, self.done, self._finish_one)
