@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from .config import BorderMode, Normalization, NormMode, Padding, Precision, UNetConfig
+from .config import (
+    BorderMode,
+    DropPolicy,
+    Normalization,
+    NormMode,
+    Padding,
+    Precision,
+    UNetConfig,
+)
 from .errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    DroppedFrameError,
     ExportError,
     ImageReadError,
     InputError,
@@ -27,15 +36,24 @@ from .metadata import ModelInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .files import FileResult, plan_files, segment_file
     from .runtime import Segmenter
+
+# Imported on first use: runtime pulls in onnxruntime, files OpenCV and tifffile.
+_LAZY = {
+    "Segmenter": "runtime",
+    "FileResult": "files",
+    "plan_files": "files",
+    "segment_file": "files",
+}
 
 
 def __getattr__(name: str) -> object:
-    # Segmenter pulls in onnxruntime; import it on first use so `import unet_edge` stays light.
-    if name == "Segmenter":
-        from .runtime import Segmenter
+    # Heavy modules are imported on first use so `import unet_edge` stays light.
+    if name in _LAZY:
+        import importlib
 
-        return Segmenter
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'unet_edge' has no attribute {name!r}")
 
 
@@ -56,7 +74,10 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "DropPolicy",
+    "DroppedFrameError",
     "ExportError",
+    "FileResult",
     "Geometry",
     "ImageReadError",
     "InputError",
@@ -74,4 +95,6 @@ __all__ = [
     "UnetEdgeError",
     "__version__",
     "load",
+    "plan_files",
+    "segment_file",
 ]

@@ -314,7 +314,7 @@ def open_session(
         try:
             return _open_exact(source, requested, opts, shapes)
         except _Unavailable as e:
-            raise ProviderError(_explain(requested, e.reason)) from None
+            raise ProviderError(_explain(requested, e.reason), option="provider") from None
     notes: list[str] = []
     for candidate in _AUTO_ORDER:
         try:
@@ -711,7 +711,7 @@ def _explain(provider: Provider, reason: str) -> str:
         fix = libs
     return (
         f"provider {provider.value!r} was requested but cannot run here: {reason}. "
-        f"Fix: {fix}; or use --provider cpu (or auto, which falls back and says so). "
+        f"Fix: {fix}; or use the cpu provider (or auto, which falls back and says so). "
         "`unet-edge info` lists the providers that work."
     )
 

@@ -1,0 +1,97 @@
+"""The ``unet-edge`` command line. Thin: each command parses options, calls the
+library, and reports.
+
+One module per command group (:mod:`.run`: run, info; :mod:`.model`: export,
+quantize; :mod:`.training`: train, evaluate; :mod:`.bench`: bench), shared
+options in :mod:`.options`. Library errors become one line on stderr and exit
+code 1, with the flag that fixes them added here (library messages name no
+flag; :attr:`UnetEdgeError.option` names the argument); usage errors exit 2
+(click's convention).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import UnetEdgeError
+
+#: What to add to a library error whose ``option`` is the key: the fix in flags.
+HINTS = {
+    "overwrite": "pass --overwrite to replace it",
+    "output": "choose another -o/--output",
+    "provider": "that is --provider cpu, or --provider auto",
+    "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
+    "memory_limit": "that is --memory-limit SIZE",
+    "calibrate": "pass --calibrate IMAGES",
+}
+
+_EXTRAS = {"torch": "train", "skimage": "eval", "dask": "dask", "distributed": "dask"}
+
+
+def error_line(e: UnetEdgeError) -> str:
+    """The one line printed for a library error, with the CLI's hint for its ``option``."""
+    msg = str(e)
+    hint = HINTS.get(e.option or "")
+    if hint and msg.endswith("."):
+        msg = f"{msg} {hint[0].upper()}{hint[1:]}."
+    elif hint:
+        msg = f"{msg}; {hint}"
+    return f"Error: {msg}"
+
+
+class _Group(click.Group):
+    """Turns unet-edge errors (and a missing optional extra) into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UnetEdgeError as e:
+            click.echo(error_line(e), err=True)
+            ctx.exit(1)
+        except ModuleNotFoundError as e:
+            extra = _EXTRAS.get((e.name or "").split(".")[0])
+            if extra is None:
+                raise
+            click.echo(
+                f"Error: this command needs {e.name}; install it with "
+                f"pip install 'unet-edge[{extra}]'",
+                err=True,
+            )
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="unet-edge")
+def main() -> None:
+    """U-Net segmentation from training to the microscope.
+
+    \b
+    unet-edge run images/ -o results/         # segment with the shipped model
+    unet-edge COMMAND -h                      # a command's options and an example
+    """
+
+
+def _register() -> None:
+    from . import bench, model, run, training
+
+    for command in (
+        run.run,
+        run.info,
+        model.export,
+        model.quantize,
+        training.train,
+        training.evaluate,
+        bench.bench,
+    ):
+        main.add_command(command)
+
+
+_register()
+
+__all__ = ["HINTS", "error_line", "main"]

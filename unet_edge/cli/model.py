@@ -1,0 +1,107 @@
+"""``unet-edge export`` (checkpoint -> ONNX) and ``unet-edge quantize`` (fp32 -> int8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from . import options as o
+
+
+@click.command(short_help="Export a training checkpoint to one self-describing ONNX file.")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@o.output_opt("ONNX file to write [default: CHECKPOINT with suffix .onnx]")
+@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
+@click.option(
+    "--fp16",
+    is_flag=True,
+    help="Write a half-precision graph for CUDA/TensorRT "
+    "(float32 in and out; slow on the CPU provider).",
+)
+@o.overwrite_opt
+@o.verbosity_options
+def export(
+    checkpoint: Path,
+    output: Path | None,
+    opset: int,
+    fp16: bool,
+    overwrite: bool,
+    out: o.Reporter,
+) -> None:
+    """Export a training checkpoint to one self-describing ONNX file.
+
+    The graph is run in ONNX Runtime and compared with PyTorch before it is
+    written; it is refused if they disagree.
+
+    \b
+    Example:
+      unet-edge export ckpt.pt -o model.onnx
+    """
+    from .. import io
+
+    output = output or checkpoint.with_suffix(".onnx")
+    io.check_output(output, overwrite)  # before torch is imported
+    from ..training.export import export_checkpoint
+
+    report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite, fp16=fp16)
+    out.info(report.summary())
+    for p in report.parity:
+        out.detail(
+            f"  parity {tuple(p['shape'])}: max abs {p['max_abs_error']:.2e}, "
+            f"relative {p['rel_error']:.2e}"
+        )
+
+
+@click.command(short_help="Write an int8 copy of a model, kept only if its masks agree with fp32.")
+@o.model_opt
+@click.option(
+    "--calibrate",
+    "-c",
+    "calibrate",
+    multiple=True,
+    required=True,
+    help="Calibration images: files, folders or globs (repeatable).",
+)
+@o.output_opt("ONNX file to write [default: MODEL with suffix .int8.onnx]")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Share of pixels whose class must match fp32 [default: 0.995].",
+)
+@o.tile_opt
+@o.overwrite_opt
+@o.verbosity_options
+def quantize(
+    model: Path,
+    calibrate: Sequence[str],
+    output: Path | None,
+    threshold: float | None,
+    tile: int | tuple[int, int] | None,
+    overwrite: bool,
+    out: o.Reporter,
+) -> None:
+    """Write a static int8 (QDQ, uint8 activations, int8 weights) copy of an fp32 model.
+
+    Calibrated on real images; written only if its masks agree with the fp32
+    model's on those images (default: at least 99.5% of pixels).
+
+    \b
+    Example:
+      unet-edge quantize -m model.onnx -c calibration/ -o model.int8.onnx
+    """
+    from .. import io, precision
+
+    output = output or model.with_name(model.name.removesuffix(".onnx") + ".int8.onnx")
+    io.check_output(output, overwrite, [model])
+    report = precision.quantize(
+        model,
+        io.collect_inputs(calibrate),
+        output,
+        overwrite=overwrite,
+        tile=tile,
+        threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
+    )
+    out.info(report.summary())

@@ -1,0 +1,274 @@
+"""The one registry of options the commands share (as rasterio's ``rio/options.py``).
+
+Each option is declared once here, with its help; commands stack them. Two
+groups collapse into one argument: :func:`segmenter_options` (model,
+provider, threads, device, tile, batch size) passes a
+:class:`SegmenterArgs`, and :func:`verbosity_options` (-v/-q) a
+:class:`Reporter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..files import IN_MEMORY_LIMIT
+from ..providers import Provider
+from ..runtime import DEFAULT_MEMORY_BUDGET
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+# -- parsing -----------------------------------------------------------------
+def _numbers(value: str, what: str, kind: Callable[[str], T]) -> list[T]:
+    try:
+        return [kind(v) for v in value.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected {what}, got {value!r}") from None
+
+
+def _tile(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None or value == "auto":
+        return None
+    parts = _numbers(value, "N or HxW", int)
+    if len(parts) > 2:
+        raise click.BadParameter(f"expected N or HxW, got {value!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _value_range(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    _exclusive(ctx, param, value, "input_range", "bit_depth")
+    if value is None:
+        return None
+    parts = _numbers(value, "LO,HI", float)
+    if len(parts) != 2 or not parts[0] < parts[1]:
+        raise click.BadParameter(f"expected LO,HI with LO < HI, got {value!r}")
+    return parts[0], parts[1]
+
+
+def _bit_depth(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    _exclusive(ctx, param, value, "input_range", "bit_depth")
+    return value
+
+
+def _exclusive(ctx: click.Context, param: click.Parameter, value: object, *names: str) -> None:
+    """Refuse two of ``names`` together (whichever is parsed second sees the first)."""
+    given = [n for n in names if n != param.name and ctx.params.get(n) is not None]
+    if value is not None and given:
+        flags = " and ".join(f"--{n.replace('_', '-')}" for n in (given[0], param.name or ""))
+        raise click.UsageError(f"{flags} exclude each other; give one", ctx)
+
+
+_SIZE_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+class ByteSize(click.ParamType):
+    """A size like 256MiB, 1G or 512 (MiB when no unit is given), as bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("b").removesuffix("i")
+        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"expected a size like 256MiB or 1GiB, got {value!r}", param, ctx)
+        if number <= 0:
+            self.fail(f"expected a positive size, got {value!r}", param, ctx)
+        return int(number * _SIZE_UNITS[unit])
+
+
+def _default_model(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    from ..runtime import default_model_path
+
+    return value if value is not None else default_model_path()
+
+
+# -- the registry -------------------------------------------------------------
+model_opt = click.option(
+    "--model",
+    "-m",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_default_model,
+    help="ONNX model written by `unet-edge export` [default: the shipped ISBI 2012 model].",
+)
+provider_opt = click.option(
+    "--provider",
+    "-p",
+    type=click.Choice([p.value for p in Provider], case_sensitive=False),
+    default=Provider.CPU.value,
+    show_default=True,
+    help="Execution provider; auto takes the best that really works here.",
+)
+threads_opt = click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU threads for inference [default: all cores]."
+)
+device_id_opt = click.option(
+    "--device-id",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="GPU index for cuda/tensorrt.",
+)
+tile_opt = click.option(
+    "--tile",
+    metavar="N|HxW",
+    default=None,
+    callback=_tile,
+    help="Tile input size, legal for the model (`unet-edge info` lists them) "
+    "[default: chosen per image].",
+)
+batch_size_opt = click.option(
+    "--batch-size", type=click.IntRange(min=1), help="Tiles per call [default: 1 on CPU, 4 on GPU]."
+)
+overwrite_opt = click.option(
+    "--overwrite", is_flag=True, help="Replace existing output files (inputs never)."
+)
+input_range_opt = click.option(
+    "--input-range",
+    metavar="LO,HI",
+    default=None,
+    callback=_value_range,
+    help="Raw value range of the camera, mapped to the model's fixed normalisation range "
+    "(e.g. 0,4095); excludes --bit-depth.",
+)
+bit_depth_opt = click.option(
+    "--bit-depth",
+    type=click.IntRange(1, 32),
+    default=None,
+    callback=_bit_depth,
+    help="Camera bit depth, the same as --input-range 0,2^N-1 (e.g. 12 for 12-bit data in "
+    "16-bit files).",
+)
+
+
+def _size_opt(flag: str, default: int, help: str) -> Callable[[F], F]:
+    """An option for a number of bytes, written 256MiB, 1GiB or 512 (MiB)."""
+    shown = f"{default >> 20}MiB"
+    return click.option(flag, type=ByteSize(), default=shown, show_default=True, help=help)
+
+
+memory_budget_opt = _size_opt(
+    "--memory-budget",
+    DEFAULT_MEMORY_BUDGET,
+    "Estimated activation memory of one inference call, for the tile choice "
+    "(a size: 256MiB, 1GiB; a plain number is MiB). 256MiB keeps large images near 0.6 GB.",
+)
+memory_limit_opt = _size_opt(
+    "--memory-limit",
+    IN_MEMORY_LIMIT,
+    "Estimated memory for one image in memory; a single-image TIFF that needs more is "
+    "segmented window by window (mask only).",
+)
+
+
+def path_opt(*decls: str, help: str, folder: bool = False) -> Callable[[F], F]:
+    """An optional file (or folder) path option, as a :class:`~pathlib.Path`."""
+    kind = click.Path(dir_okay=folder, file_okay=not folder, path_type=Path)
+    return click.option(*decls, type=kind, help=help)
+
+
+def output_opt(
+    what: str, *, folder: bool = False, default: Path | None = None, required: bool = False
+) -> Callable[[F], F]:
+    """``-o/--output``: ``what`` is written there (a file, or a folder if ``folder``)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=folder, file_okay=not folder, path_type=Path),
+        default=default,
+        required=required,
+        show_default=default is not None,
+        help=f"{what}{' (created if missing)' if folder else ''}.",
+    )
+
+
+# -- grouped options ----------------------------------------------------------
+@dataclass(frozen=True)
+class SegmenterArgs:
+    """The Segmenter options of a command, as parsed."""
+
+    model: Path
+    provider: str
+    threads: int | None
+    device_id: int
+    tile: int | tuple[int, int] | None
+    batch_size: int | None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`unet_edge.Segmenter` beyond the model."""
+        from ..providers import ProviderOptions
+
+        return {
+            "provider": self.provider,
+            "tile": self.tile,
+            "batch_size": self.batch_size,
+            "options": ProviderOptions(threads=self.threads, device_id=self.device_id),
+        }
+
+
+def _collapse(f: F, name: str, make: Callable[..., Any], keys: Sequence[str]) -> F:
+    """Wrap ``f`` so that the options ``keys`` arrive as one argument ``name`` = make(**them)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        kwargs[name] = make(**{k: kwargs.pop(k) for k in keys})
+        return f(*args, **kwargs)
+
+    return command  # type: ignore[return-value]
+
+
+def segmenter_options(f: F) -> F:
+    """-m, -p, --threads, --device-id, --tile, --batch-size as ``segmenter: SegmenterArgs``."""
+    f = _collapse(f, "segmenter", SegmenterArgs, [x.name for x in fields(SegmenterArgs)])
+    for opt in (batch_size_opt, tile_opt, device_id_opt, threads_opt, provider_opt, model_opt):
+        f = opt(f)
+    return f
+
+
+class Reporter:
+    """Where a command talks, on stderr: -q silences, -v adds detail. Errors always show."""
+
+    def __init__(self, verbose: int = 0, quiet: bool = False) -> None:
+        self.verbosity = -1 if quiet else verbose
+
+    def info(self, msg: str) -> None:
+        if self.verbosity >= 0:
+            click.echo(msg, err=True)
+
+    def detail(self, msg: str) -> None:
+        if self.verbosity > 0:
+            click.echo(msg, err=True)
+
+    @property
+    def bars(self) -> bool:
+        """Whether progress bars make sense (an interactive stderr, not -q)."""
+        return sys.stderr.isatty() and self.verbosity >= 0
+
+    @contextlib.contextmanager
+    def progress(self, items: Sequence[T], label: str) -> Iterator[Iterable[T]]:
+        """Iterate ``items`` with a progress bar when there are several and stderr is a terminal."""
+        if not (self.bars and len(items) > 1):
+            yield items
+            return
+        with click.progressbar(items, label=label, file=sys.stderr, show_pos=True) as bar:
+            yield bar
+
+
+def verbosity_options(f: F) -> F:
+    """-v/--verbose (repeatable) and -q/--quiet, as ``out: Reporter``."""
+    f = _collapse(f, "out", Reporter, ["verbose", "quiet"])
+    f = click.option("-q", "--quiet", is_flag=True, help="Only errors.")(f)
+    return click.option("-v", "--verbose", count=True, help="More detail (repeatable).")(f)

@@ -1,0 +1,154 @@
+"""``unet-edge run`` (segment image files) and ``unet-edge info`` (describe a model)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .. import files
+from . import options as o
+
+if TYPE_CHECKING:
+    from ..runtime import Segmenter
+
+
+@click.command(short_help="Segment images (files, folders, globs) into mask files.")
+@click.argument("inputs", nargs=-1, required=True)
+@o.output_opt(
+    "Folder for NAME_mask.png/.tif and the other results",
+    folder=True,
+    default=Path("unet-edge-output"),
+)
+@o.segmenter_options
+@click.option(
+    "--probabilities",
+    is_flag=True,
+    help="Also write float32 class probabilities as NAME_probabilities.tif (classes, H, W).",
+)
+@click.option(
+    "--overlay", is_flag=True, help="Also write NAME_overlay.png: the image with the mask."
+)
+@click.option(
+    "--large",
+    is_flag=True,
+    help="Read TIFFs window by window and write a tiled mask TIFF: memory does not grow with "
+    "the image [default: only for TIFFs too large for memory].",
+)
+@o.memory_budget_opt
+@o.memory_limit_opt
+@o.input_range_opt
+@o.bit_depth_opt
+@o.overwrite_opt
+@o.verbosity_options
+def run(
+    inputs: Sequence[str],
+    output: Path,
+    segmenter: o.SegmenterArgs,
+    probabilities: bool,
+    overlay: bool,
+    large: bool,
+    memory_budget: int,
+    memory_limit: int,
+    input_range: tuple[float, float] | None,
+    bit_depth: int | None,
+    overwrite: bool,
+    out: o.Reporter,
+) -> None:
+    """Segment images: files, folders or glob patterns.
+
+    Writes NAME_mask.png (0/255 for two classes, class indices otherwise; .tif
+    for TIFF inputs, one page per slice of a stack) into the output folder.
+    Every output is checked before any compute; existing files are kept
+    unless --overwrite. A TIFF too large for memory is segmented window by
+    window (as with --large).
+
+    \b
+    Example (12-bit camera data in 16-bit TIFFs):
+      unet-edge run scans/*.tif -o masks/ --overlay --bit-depth 12
+    """
+    from ..runtime import Segmenter
+
+    wanted: dict[str, Any] = {"probabilities": probabilities, "overlay": overlay}
+    wanted.update(overwrite=overwrite, large=True if large else None)  # None: by size
+    plans = files.plan_files(inputs, output, **wanted)
+    wanted["memory_limit"] = memory_limit
+    with Segmenter(
+        segmenter.model,
+        **segmenter.kwargs(),
+        memory_budget=memory_budget,
+        input_range=input_range,
+        bit_depth=bit_depth,
+    ) as seg:
+        for note in seg.notes:
+            out.info(note)
+        out.detail(f"{seg!r}: {seg.geometry.describe()}")
+        with out.progress(plans, "Segmenting") as bar:
+            written = sum(_segment(seg, plan, output, wanted, out) for plan in bar)
+    out.info(f"wrote {written} file(s) to {output}")
+
+
+def _segment(
+    seg: Segmenter, plan: files.FilePlan, output: Path, wanted: dict[str, Any], out: o.Reporter
+) -> int:
+    """Segment one planned input; returns the number of files written."""
+    t0 = time.perf_counter()
+    result = files.segment_file(seg, plan.input, output, **wanted)
+    how = "window by window" if result.windowed else "in memory"
+    out.detail(
+        f"{plan.input} -> {', '.join(map(str, result.outputs.values()))} "
+        f"({how}, {time.perf_counter() - t0:.2f} s, {result.provenance['tile_plan']})"
+    )
+    return len(result.outputs)
+
+
+@click.command(
+    short_help="Describe a model (metadata, halo, legal tiles) and the working providers."
+)
+@o.model_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
+def info(model: Path, as_json: bool) -> None:
+    """Describe a model (default: the shipped one) and the execution providers here.
+
+    \b
+    Example:
+      unet-edge info -m model.onnx --json
+    """
+    from .. import metadata, providers
+    from ..errors import ModelError
+
+    if not model.is_file():
+        raise ModelError(f"model file {model} does not exist")
+    mi = metadata.read(model)
+    if as_json:
+        click.echo(json.dumps(mi.to_dict(), indent=2, sort_keys=True))
+        return
+    g, a = mi.geometry, mi.architecture
+    legal = g.legal_inputs(g.min_input + 8 * g.alignment)
+    lines = [
+        f"model      {model} ({model.stat().st_size / 1e6:.2f} MB)",
+        f"name       {mi.name}  precision {mi.precision.value}",
+        f"network    U-Net depth {a.depth}, base width {a.base_width}, padding "
+        f"{a.padding.value}, batch norm {a.batch_norm}",
+        f"input      {mi.channels} channel(s), normalisation {mi.normalization.to_dict()}",
+        f"classes    {', '.join(mi.class_names)}",
+        f"geometry   halo {g.halo} px, alignment {g.alignment} px, border {mi.border.value}",
+        f"tiles      legal inputs {g.min_input} + {g.alignment}k: "
+        + ", ".join(f"{t}->{g.output_size(t)}" for t in legal)
+        + ", ...",
+    ]
+    if mi.metrics:
+        lines.append(f"metrics    {json.dumps(mi.metrics, sort_keys=True)}")
+    if mi.provenance:
+        lines.append(f"provenance {json.dumps(mi.provenance, sort_keys=True)}")
+    lines.append("providers")
+    for prov, installed, reason in providers.report():
+        state = "works" if installed and reason is None else "not installed"
+        if installed and reason is not None:
+            state = f"installed, not usable: {reason}"
+        lines.append(f"  {prov.value:<9} {state}")
+    click.echo("\n".join(lines))

@@ -1,0 +1,243 @@
+"""``unet-edge train`` (the paper's recipe) and ``unet-edge evaluate`` (score a model).
+
+The training options take their defaults from the fields of
+:class:`unet_edge.training.config.TrainConfig` (torch-free), the one source
+of the recipe; torch is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..training.config import HIGHER_IS_BETTER, LOWER_IS_BETTER, Optimizer, Schedule, TrainConfig
+from . import options as o
+
+if TYPE_CHECKING:
+    from ..training.loop import TrainEvent
+
+F = Callable[..., Any]
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def _config_opt(name: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """An option for TrainConfig field ``name``, with the field's default."""
+    default = _DEFAULTS[name]
+    kwargs.setdefault("show_default", True)
+    return click.option(
+        *(decls or (f"--{name.replace('_', '-')}",)),
+        name,
+        default=default.value if isinstance(default, enum.Enum) else default,
+        **kwargs,
+    )
+
+
+def _choice(kind: type[enum.Enum]) -> click.Choice[str]:
+    return click.Choice([str(m.value) for m in kind])
+
+
+_CONFIG_OPTIONS = (
+    _config_opt(
+        "width", type=click.IntRange(min=1), help="Feature maps at the top level (the paper: 64)."
+    ),
+    _config_opt("depth", type=click.IntRange(0, 8), help="Poolings (the paper: 4)."),
+    _config_opt(
+        "tile", type=click.IntRange(min=1), help="Training tile input size, legal for the depth."
+    ),
+    _config_opt("steps", type=click.IntRange(min=1), help="Optimiser steps."),
+    _config_opt("lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate."),
+    _config_opt(
+        "optimizer", type=_choice(Optimizer), help="sgd is the paper's (momentum, batch 1)."
+    ),
+    _config_opt("momentum", type=click.FloatRange(0, 1), help="SGD momentum (the paper: 0.99)."),
+    _config_opt("schedule", type=_choice(Schedule), help="Learning-rate schedule."),
+    _config_opt("batch_size", type=click.IntRange(min=1), help="Tiles per step."),
+    _config_opt("val_every", type=click.IntRange(min=1), help="Validate every N steps."),
+    _config_opt(
+        "select",
+        type=click.Choice([*LOWER_IS_BETTER, *HIGHER_IS_BETTER]),
+        help="Validation metric that picks the best checkpoint.",
+    ),
+    _config_opt("seed", type=int, help="Random seed (runs are reproducible)."),
+    _config_opt("threads", type=click.IntRange(min=1), help="CPU threads for PyTorch."),
+    _config_opt(
+        "augment", "--augment/--no-augment", help="Elastic, flip and gray-value augmentation."
+    ),
+    _config_opt(
+        "elastic_sigma",
+        type=click.FloatRange(min=0),
+        help="Std (px) of the 3x3-grid elastic displacements.",
+    ),
+)
+
+
+def _config_options(f: F) -> F:
+    for opt in reversed(_CONFIG_OPTIONS):
+        f = opt(f)
+    return f
+
+
+@click.command(short_help="Train a U-Net the paper's way on a folder of images and labels.")
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@o.output_opt(
+    "Checkpoint to write (best weights); resumable state goes to OUTPUT.last.pt", required=True
+)
+@_config_options
+@click.option(
+    "--val",
+    default="",
+    help="Image names held out for validation, e.g. 20-24 or "
+    "20,21 [default: none, the last weights are kept].",
+)
+@click.option(
+    "--train-names", default=None, help="Image names to train on [default: all not in --val]."
+)
+@click.option("--name", default=None, help="Model name [default: OUTPUT's stem].")
+@o.path_opt("--resume", help="Continue from OUTPUT.last.pt written by an earlier run.")
+@o.path_opt("--init", help="Start a new run from the weights of this checkpoint (fine-tuning).")
+@o.overwrite_opt
+@o.verbosity_options
+def train(
+    data_dir: Path,
+    output: Path,
+    val: str,
+    train_names: str | None,
+    name: str | None,
+    resume: Path | None,
+    init: Path | None,
+    overwrite: bool,
+    out: o.Reporter,
+    **settings: Any,
+) -> None:
+    """Train a U-Net the paper's way on DATA_DIR (with image/ and label/ folders).
+
+    Random mirrored tiles, elastic deformations, softmax cross-entropy weighted
+    by the border weight map (w0 = 10, sigma = 5 px). The defaults are the
+    shipped model's recipe.
+
+    \b
+    Example (the shipped model's first 3000 steps):
+      unet-edge train ../shared/data/isbi2012/train -o ckpt.pt --val 20-24
+    """
+    from ..datasets import parse_names
+    from ..training.loop import train as run_training
+
+    config = TrainConfig(
+        **settings,
+        val_names=parse_names(val) if val else (),
+        train_names=parse_names(train_names) if train_names else None,
+        name=name or output.stem,
+    )
+    with _progress(out, config.steps) as progress:
+        result = run_training(
+            config, data_dir, output, progress, resume=resume, overwrite=overwrite, init=init
+        )
+    out.info(
+        f"best checkpoint {result.output} (step {result.best_step}, "
+        f"{result.parameters:,} parameters, {result.elapsed_s / 60:.1f} min); "
+        f"resume state {result.last}"
+    )
+    if result.best_metrics:
+        out.info(f"validation {_rounded(result.best_metrics)}")
+
+
+def _rounded(metrics: dict[str, float]) -> str:
+    return json.dumps({k: round(v, 4) for k, v in metrics.items()})
+
+
+@contextmanager
+def _progress(out: o.Reporter, steps: int) -> Iterator[Callable[[TrainEvent], None]]:
+    """A training progress callback: a bar on a terminal, validation scores as lines."""
+    bar = click.progressbar(length=steps, label="Training", file=sys.stderr) if out.bars else None
+
+    def progress(e: TrainEvent) -> None:
+        if bar is not None:
+            bar.pos = e.step - 1
+            bar.update(1)
+            bar.label = f"Training (loss {e.loss:.3f})"
+        if e.val is not None:
+            shown = {k: v for k, v in e.val.items() if "_split" not in k and "_merge" not in k}
+            out.info(f"step {e.step}: {_rounded(shown)}{' (best)' if e.best else ''}")
+        elif bar is None and e.step % 50 == 0:
+            out.detail(f"step {e.step}/{e.steps} loss {e.loss:.4f} lr {e.lr:.2e}")
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.render_finish()
+
+
+_SCORES = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expanded", "iou", "dice")
+
+
+@click.command(
+    short_help="Score a model on images against labels: pixel error, Rand, VI, IoU, Dice."
+)
+@click.argument("images", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("labels", type=click.Path(file_okay=False, path_type=Path))
+@o.segmenter_options
+@click.option("--names", default=None, help="Only these image names, e.g. 20-24.")
+@click.option(
+    "--expand",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Pixels predicted cells grow over predicted background for the *_expanded scores.",
+)
+@o.path_opt("--json", "json_path", help="Also write the scores as JSON.")
+@o.overwrite_opt
+@o.verbosity_options
+def evaluate(
+    images: Path,
+    labels: Path,
+    segmenter: o.SegmenterArgs,
+    names: str | None,
+    expand: int,
+    json_path: Path | None,
+    overwrite: bool,
+    out: o.Reporter,
+) -> None:
+    """Score a model on IMAGES against LABELS (files paired by name).
+
+    Pixel error, adapted Rand error and variation of information (on connected
+    components of the foreground; raw and with predicted cells expanded), IoU
+    and Dice, per image and averaged. Runs the same Segmenter as `run`.
+
+    \b
+    Example (the shipped model on its validation slices):
+      unet-edge evaluate ../shared/data/isbi2012/train/image \\
+        ../shared/data/isbi2012/train/label --names 20-24 --json scores.json
+    """
+    from .. import io
+    from ..datasets import parse_names
+    from ..evaluate import evaluate_model
+
+    if json_path is not None:
+        io.check_output(json_path, overwrite)
+    result = evaluate_model(
+        segmenter.model,
+        images,
+        labels,
+        names=parse_names(names) if names else None,
+        expand=expand,
+        progress=lambda name, m: out.detail(f"{name}: {_rounded(m)}"),
+        **segmenter.kwargs(),
+    )
+    click.echo(f"{len(result['images'])} image(s), model {result['model']}")
+    for key in (k for k in _SCORES if k in result["mean"]):
+        click.echo(f"  {key:<20} {result['mean'][key]:.4f}")
+    if json_path is not None:
+        text = json.dumps(result, indent=2, sort_keys=True, default=str)
+        with io.atomic_path(json_path) as tmp:
+            tmp.write_text(text + "\n")
+        out.info(f"wrote {json_path}")

@@ -1,0 +1,284 @@
+"""Segment image files: read, choose in memory or window by window, segment, write.
+
+The library side of ``unet-edge run``. For each input ``NAME.ext`` the results
+go into an output folder as ``NAME_mask.png`` (``.tif`` for TIFF inputs, one
+page per slice of a stack), and optionally ``NAME_probabilities.tif`` (float32,
+(K, H, W) or (Z, K, H, W)) and ``NAME_overlay.png``. TIFF outputs carry the
+provenance (model, provider, tiling, the normalisation used) as JSON in their
+ImageDescription.
+
+Outputs are planned and checked before any compute: two inputs may not write
+the same file, an input is never overwritten, and an existing file is kept
+unless ``overwrite``. Every file is written to a temporary name and renamed,
+and a file that fails leaves none of its outputs behind.
+
+A single-image TIFF whose in-memory processing would need more than
+``memory_limit`` bytes (the image, its normalised copy, the probabilities and
+the mask) is segmented window by window (:func:`unet_edge.large.segment_large`),
+with memory independent of its size and the same mask; ``large=True`` forces
+that path, ``large=False`` forbids it. The windowed path writes the mask only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import io, processing
+from .errors import ImageReadError, InputError, OutputError
+
+if TYPE_CHECKING:
+    from .runtime import Segmenter
+
+__all__ = ["IN_MEMORY_LIMIT", "FilePlan", "FileResult", "plan_files", "segment_file"]
+
+#: Bytes one file may need in memory (estimated) before a TIFF is segmented window by window.
+IN_MEMORY_LIMIT = 2 << 30
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """Where the results of one input go: ``outputs`` maps ``"mask"``, ``"probabilities"``
+    and ``"overlay"`` (those asked for) to paths."""
+
+    input: Path
+    outputs: Mapping[str, Path]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What :func:`segment_file` wrote.
+
+    ``outputs`` maps each kind written to its path; ``provenance`` is the
+    dictionary written into the TIFF outputs (model, provider, tile plan,
+    ``"normalization"``: the scaling used, one dict per frame); ``windowed``
+    says whether the image was segmented window by window.
+    """
+
+    input: Path
+    outputs: Mapping[str, Path]
+    provenance: Mapping[str, Any]
+    windowed: bool
+
+
+def output_paths(
+    path: PathLike, folder: PathLike, *, probabilities: bool = False, overlay: bool = False
+) -> dict[str, Path]:
+    """The result files of input ``path`` in ``folder`` (mask always; the others if asked)."""
+    path, folder = Path(path), Path(folder)
+    tiff = path.suffix.lower() in io.TIFF_SUFFIXES
+    outs = {"mask": folder / f"{path.stem}_mask{'.tif' if tiff else '.png'}"}
+    if probabilities:
+        outs["probabilities"] = folder / f"{path.stem}_probabilities.tif"
+    if overlay:
+        outs["overlay"] = folder / f"{path.stem}_overlay.png"
+    return outs
+
+
+def plan_files(
+    inputs: Iterable[PathLike],
+    output_dir: PathLike,
+    *,
+    probabilities: bool = False,
+    overlay: bool = False,
+    overwrite: bool = False,
+    large: bool | None = None,
+) -> list[FilePlan]:
+    """Expand ``inputs`` (files, folders, glob patterns) and check all their outputs at once.
+
+    Nothing is read but file names and nothing is written. Raises
+    :class:`~unet_edge.InputError` when two inputs would write the same file
+    or ``large=True`` meets a non-TIFF input or asks for more than the mask,
+    :class:`~unet_edge.OutputExistsError` for an existing output (without
+    ``overwrite``) or an output that is an input, and
+    :class:`~unet_edge.OutputError` when ``output_dir`` is a file.
+    """
+    return _plans(
+        io.collect_inputs(inputs), Path(output_dir), probabilities, overlay, overwrite, large
+    )
+
+
+def _plans(
+    paths: Sequence[Path],
+    folder: Path,
+    probabilities: bool,
+    overlay: bool,
+    overwrite: bool,
+    large: bool | None,
+) -> list[FilePlan]:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output folder {folder} is a file", option="output")
+    if large:
+        _check_windowed_request(paths, probabilities or overlay)
+    plans = [
+        FilePlan(p, output_paths(p, folder, probabilities=probabilities, overlay=overlay))
+        for p in paths
+    ]
+    seen: dict[Path, Path] = {}
+    for plan in plans:
+        for out in plan.outputs.values():
+            if out in seen:
+                raise InputError(
+                    f"inputs {seen[out]} and {plan.input} would both write {out}; rename one "
+                    "or segment them into different folders",
+                    option="output",
+                )
+            seen[out] = plan.input
+            if folder.is_dir():
+                io.check_output(out, overwrite, paths)
+    return plans
+
+
+def _check_windowed_request(paths: Sequence[Path], more_than_mask: bool) -> None:
+    others = [p for p in paths if p.suffix.lower() not in io.TIFF_SUFFIXES]
+    if others or more_than_mask:
+        why = f"{others[0]} is not a TIFF" if others else "probabilities and overlay were asked for"
+        raise InputError(
+            "window-by-window (large-image) processing takes TIFF inputs and writes the mask "
+            f"only, but {why}",
+            option="large",
+        )
+
+
+def segment_file(
+    seg: Segmenter,
+    path: PathLike,
+    output_dir: PathLike,
+    *,
+    probabilities: bool = False,
+    overlay: bool = False,
+    overwrite: bool = False,
+    large: bool | None = None,
+    memory_limit: int = IN_MEMORY_LIMIT,
+) -> FileResult:
+    """Segment one image file into ``output_dir`` (created if missing) and say what was written.
+
+    Args:
+        seg: an open Segmenter (model, provider, tile, normalisation range).
+        path: an image file (PNG, JPEG, BMP, TIFF; a multi-page TIFF is a stack,
+            segmented slice by slice).
+        output_dir: folder for the results (see :func:`output_paths`), created
+            once there is something to write.
+        probabilities, overlay: also write those (in-memory path only).
+        overwrite: replace existing results (never an input).
+        large: True segments window by window, False in memory, None decides
+            by ``memory_limit`` (single-image TIFFs only).
+        memory_limit: estimated bytes above which (with ``large=None``) a TIFF
+            goes the windowed way.
+
+    Outputs are checked before anything is computed; on failure nothing of
+    this file is left behind.
+    """
+    folder = Path(output_dir)
+    plan = _plans([Path(path)], folder, probabilities, overlay, overwrite, large)[0]
+    windowed = _windowed(seg, plan.input, large, memory_limit)
+    if windowed and large is None and (probabilities or overlay):
+        raise InputError(
+            f"{plan.input} needs about {_gib(_estimate(seg, plan.input))} in memory, more than "
+            f"the limit of {_gib(memory_limit)}, and the window-by-window path writes the mask "
+            "only; ask for the mask alone or raise the memory limit",
+            option="memory_limit",
+        )
+    return _segment_windowed(seg, plan) if windowed else _segment_in_memory(seg, plan)
+
+
+def _windowed(seg: Segmenter, path: Path, large: bool | None, limit: int) -> bool:
+    if large is not None:
+        return large
+    if path.suffix.lower() not in io.TIFF_SUFFIXES or io.is_stack(path):
+        return False  # only a single-image TIFF can be read window by window
+    return _estimate(seg, path) > limit
+
+
+def _estimate(seg: Segmenter, path: Path) -> int:
+    """Bytes the in-memory path needs for a TIFF: raw + float32 input, probabilities (and
+    their stitched copy), mask and saved mask."""
+    shape, dtype = _tiff_header(path)
+    pixels = math.prod(shape[:2])
+    channels = math.prod(shape[2:])
+    return pixels * (channels * (dtype.itemsize + 4) + 8 * seg.info.classes + 2)
+
+
+def _tiff_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of a TIFF's first series, from its header (no pixels read)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            return tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+    except Exception as e:
+        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+
+
+def _make_folder(plan: FilePlan) -> None:
+    folder = plan.outputs["mask"].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {folder}: {e.strerror}") from None
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def _segment_windowed(seg: Segmenter, plan: FilePlan) -> FileResult:
+    from .large import segment_large
+
+    mask = plan.outputs["mask"]
+    _make_folder(plan)
+    segment_large(seg, plan.input, mask)
+    return FileResult(plan.input, dict(plan.outputs), io.read_provenance(mask), True)
+
+
+def _segment_in_memory(seg: Segmenter, plan: FilePlan) -> FileResult:
+    image = io.read_image(plan.input)
+    # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
+    stack = io.is_stack(plan.input)
+    pred = seg.analyze(list(image) if stack else image)
+    mask = pred.mask
+    prov = {
+        **seg.provenance(),
+        "source": plan.input.name,
+        "tile_plan": repr(seg.plan_for((mask.shape[-2], mask.shape[-1]))),
+        "normalization": list(pred.stats),
+    }
+    saved = processing.mask_to_image(mask, seg.info.classes)
+    writers: dict[str, Callable[[Path], object]] = {
+        "mask": lambda p: (
+            io.write_tiff(p, saved, prov, compression="zlib")
+            if p.suffix == ".tif"
+            else io.write_png(p, saved)
+        ),
+        "probabilities": lambda p: io.write_tiff(p, pred.probabilities, prov),
+        "overlay": lambda p: io.write_png(
+            p, processing.overlay(image[0] if stack else image, mask[0] if stack else mask)
+        ),
+    }
+    _make_folder(plan)
+    _write_all([(path, writers[kind]) for kind, path in plan.outputs.items()])
+    return FileResult(plan.input, dict(plan.outputs), prov, False)
+
+
+def _write_all(jobs: Sequence[tuple[Path, Callable[[Path], object]]]) -> None:
+    """Write every output (each atomically); if one fails, remove those already written."""
+    done: list[Path] = []
+    try:
+        for path, write in jobs:
+            write(path)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
