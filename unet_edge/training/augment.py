@@ -40,17 +40,29 @@ class AugmentConfig:
     gamma: float = 0.2  # gamma = exp(U(-g, g)) on [0, 1]-scaled intensities
     contrast: float = 0.1  # factor 1 + U(-c, c) around 0.5
     brightness: float = 0.05  # offset U(-b, b)
+    # Camera exposure, applied to the *raw* values before the image's percentile scaling is
+    # measured again (what a brighter/darker acquisition looks like after normalisation):
+    # raw' = clip(g * raw + o * full_scale), g ~ U(1 - gain, 1 + gain), o ~ U(-offset, offset),
+    # with probability `exposure`.
+    exposure: float = 0.5
+    gain: float = 0.5
+    offset: float = 0.15
 
     def __post_init__(self) -> None:
         if self.elastic_grid < 2:
             raise ConfigError(f"elastic_grid must be >= 2, got {self.elastic_grid}")
-        for name in ("elastic_sigma", "shift", "gamma", "contrast", "brightness"):
+        if not 0.0 <= self.exposure <= 1.0 or not 0.0 <= self.gain < 1.0:
+            raise ConfigError(
+                f"exposure must be a probability and gain in [0, 1), got {self.exposure}, "
+                f"{self.gain}"
+            )
+        for name in ("elastic_sigma", "shift", "gamma", "contrast", "brightness", "offset"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
 
     @classmethod
     def none(cls) -> AugmentConfig:
-        return cls(0.0, 3, 0.0, False, False, 0.0, 0.0, 0.0)
+        return cls(0.0, 3, 0.0, False, False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _keys(t: np.ndarray, a: float = -0.5) -> np.ndarray:
@@ -129,6 +141,34 @@ def gray_values(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
         b = rng.uniform(-cfg.brightness, cfg.brightness)
         out = (out - 0.5) * np.float32(c) + np.float32(0.5 + b)
     return np.asarray(out, np.float32)
+
+
+def exposure(
+    image: np.ndarray,
+    raw_range: tuple[float, float, float],
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+) -> np.ndarray:
+    """A random camera gain and offset, seen through per-image percentile scaling.
+
+    ``image`` is scaled as ``(raw - lo) / (hi - lo)`` with ``raw_range`` =
+    (lo, hi, full scale of the dtype). The raw values get ``g * raw + o *
+    full``, clipped to ``[0, full]`` as a camera saturates; since that map is
+    monotone, the image's percentiles move with it, so the rescaled image is
+    ``(raw' - lo') / (hi' - lo')`` with ``lo', hi'`` the mapped percentiles.
+    """
+    if cfg.exposure <= 0 or rng.random() >= cfg.exposure:
+        return image
+    lo, hi, full = raw_range
+    g = np.float32(rng.uniform(1.0 - cfg.gain, 1.0 + cfg.gain))
+    o = np.float32(rng.uniform(-cfg.offset, cfg.offset) * full)
+
+    def camera(v: np.ndarray | float) -> np.ndarray:
+        return np.asarray(np.clip(np.float32(g) * v + o, 0.0, np.float32(full)))
+
+    raw = np.float32(lo) + image * np.float32(hi - lo)
+    lo2, hi2 = float(camera(lo)), float(camera(hi))
+    return ((camera(raw) - np.float32(lo2)) / np.float32(max(hi2 - lo2, 1e-6))).astype(np.float32)
 
 
 def flip_rotate(

@@ -15,19 +15,23 @@ into tensors.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import processing
 from ..config import Normalization, NormMode
-from ..errors import DataError, InputError
-from ..evaluate import check_same_size, find_pairs, read_array, read_label, split_folder
+from ..datasets import check_same_size, find_pairs, split_folder
+from ..errors import DataError
+from ..evaluate import read_array, read_label
 from ..geometry import Geometry
 from .augment import (
     AugmentConfig,
     elastic_field,
+    exposure,
     flip_rotate,
     gray_values,
     remap,
@@ -35,14 +39,28 @@ from .augment import (
 )
 from .weights import SIGMA, W0, weight_map
 
+#: How training images are scaled to 0..1 unless told otherwise: each image by its own 1st
+#: and 99.8th percentiles (as CSBDeep and StarDist do), so 8-, 12-, 14- and 16-bit data, floats
+#: and exposure changes all look alike to the network. Clipped to 0..1 (the gamma augmentation
+#: works on 0..1). Mean and std are then measured on the training images.
+DEFAULT_SCALING = Normalization(mode=NormMode.PERCENTILE, low=1.0, high=99.8, clip=True)
 
-def scale_dtype_range(image: np.ndarray) -> np.ndarray:
-    """Integers divided by their dtype's maximum, floats as given: float32, same shape."""
-    if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    if np.issubdtype(image.dtype, np.floating):
-        return image.astype(np.float32)
-    raise InputError(f"image dtype {image.dtype} is not supported; expected integers or floats")
+
+def scale_image(
+    image: np.ndarray, scaling: Normalization
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """An (H, W, C) image scaled to about 0..1 by ``scaling``'s rule: float32 (H, W, C).
+
+    The same :func:`unet_edge.processing.scaling_for` and :func:`~unet_edge.processing.scale`
+    the runtime applies, so training and inference cannot drift apart. Also
+    returns the raw (low, high, full scale) of channel 0, for the exposure
+    augmentation.
+    """
+    c = image.shape[2]
+    s = processing.scaling_for(image, scaling, c)
+    full = float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else 1.0
+    scaled = np.ascontiguousarray(processing.scale(image, s, c).transpose(1, 2, 0))
+    return scaled, (s.low[0], s.high[0], full)
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,9 @@ class Sample:
 class SegmentationData:
     """Images, labels and cached weight maps of a list of (name, image, label) files.
 
-    Images are kept scaled to [0, 1] (dtype range) as float32 (H, W, C);
-    labels uint8 (H, W); weight maps float32 (H, W), computed once here.
+    Images are kept scaled to about [0, 1] by ``scaling`` (default: per-image
+    percentiles, :data:`DEFAULT_SCALING`) as float32 (H, W, C); labels uint8
+    (H, W); weight maps float32 (H, W), computed once here.
     """
 
     def __init__(
@@ -72,6 +91,7 @@ class SegmentationData:
         in_channels: int = 1,
         w0: float = W0,
         sigma: float = SIGMA,
+        scaling: Normalization = DEFAULT_SCALING,
     ) -> None:
         if not pairs:
             raise DataError("no image/label pairs given")
@@ -79,7 +99,9 @@ class SegmentationData:
         self.images: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
+        self.raw_ranges: list[tuple[float, float, float]] = []
         self.classes = classes
+        self.scaling = scaling
         for name, image_path, label_path in pairs:
             image = read_array(image_path)
             if image.ndim == 2:
@@ -92,7 +114,9 @@ class SegmentationData:
             labels = read_label(label_path, classes)
             check_same_size(image, labels, image_path, label_path)
             self.names.append(name)
-            self.images.append(scale_dtype_range(image))
+            scaled, raw_range = scale_image(image, scaling)
+            self.images.append(scaled)
+            self.raw_ranges.append(raw_range)
             self.labels.append(labels)
             self.weights.append(weight_map(labels, classes, w0, sigma))
 
@@ -107,11 +131,11 @@ class SegmentationData:
         return len(self.images)
 
     def normalization(self) -> Normalization:
-        """``dtype_range`` normalisation with the mean and std of these images."""
+        """The scaling rule with the mean and std of these (scaled, clipped) images."""
         values = np.concatenate([im.ravel() for im in self.images])
-        return Normalization(
-            mode=NormMode.DTYPE_RANGE, mean=float(values.mean()), std=float(values.std())
-        )
+        if self.scaling.clip:
+            values = np.clip(values, 0.0, 1.0)
+        return dataclasses.replace(self.scaling, mean=float(values.mean()), std=float(values.std()))
 
     def sample(
         self,
@@ -152,9 +176,11 @@ class SegmentationData:
         mx, my = mx[c, c], my[c, c]
         y = remap(labels, mx, my, nearest=True)
         wt = remap(weights, mx, my, nearest=False)
+        if self.scaling.mode is NormMode.PERCENTILE:
+            x = exposure(x, self.raw_ranges[i], rng, aug)
         x = gray_values(x, rng, aug)
         x, y, wt = flip_rotate([x, y, wt], rng, aug)
-        x = (x - np.float32(normalization.mean)) / np.float32(normalization.std)
+        x = processing.standardize(np.ascontiguousarray(x, np.float32), normalization)
         return Sample(
             np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32),
             y.astype(np.int64),
@@ -163,10 +189,6 @@ class SegmentationData:
 
 
 def normalize(image: np.ndarray, normalization: Normalization) -> np.ndarray:
-    """A [0, 1]-scaled image (H, W, C) -> normalised float32 (C, H, W) for the network."""
-    if normalization.mode is not NormMode.DTYPE_RANGE:
-        raise InputError(
-            f"training supports the dtype_range normalisation, got {normalization.mode.value}"
-        )
-    x = (image - np.float32(normalization.mean)) / np.float32(normalization.std)
-    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
+    """A scaled image (H, W, C) (see :func:`scale_image`) -> the network's float32 (C, H, W)."""
+    x = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    return processing.standardize(x, normalization)

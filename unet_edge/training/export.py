@@ -138,6 +138,53 @@ def check_parity(
     return results
 
 
+def _provenance(
+    checkpoint: str | Path | ckpt_mod.Checkpoint,
+    ck: ckpt_mod.Checkpoint,
+    provenance: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Who exported ``ck`` and when, its file and training steps, then ``provenance``."""
+    prov = {
+        "exported_by": f"unet-edge {__version__}",
+        "torch": torch.__version__,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if not isinstance(checkpoint, ckpt_mod.Checkpoint):
+        prov["checkpoint"] = Path(checkpoint).name
+    if ck.training.get("step") is not None:
+        prov["training_steps"] = ck.training["step"]
+    prov.update(provenance or {})
+    return prov
+
+
+def _checked_graph(model: UNet, info: ModelInfo, opset: int, fp16: bool) -> onnx.ModelProto:
+    """The ONNX graph of ``model`` (fp16 if asked), passed by ``onnx.checker``."""
+    proto = to_onnx(model, info, opset)
+    if fp16:
+        from ..precision import to_fp16
+
+        proto = to_fp16(proto)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as e:
+        raise ExportError(f"the exported graph fails onnx.checker: {e}") from None
+    return proto
+
+
+def _parity_within(
+    model: UNet, proto: onnx.ModelProto, info: ModelInfo, seed: int, rtol: float
+) -> list[dict[str, Any]]:
+    """:func:`check_parity` on :func:`parity_sizes`; raises if an error exceeds ``rtol``."""
+    parity = check_parity(model, proto, info, parity_sizes(info, seed), seed)
+    worst = max(p["rel_error"] for p in parity)
+    if not worst <= rtol:
+        raise ExportError(
+            f"ONNX Runtime and PyTorch disagree: max relative error {worst:.3g} > {rtol:g}; "
+            "the graph was not written"
+        )
+    return parity
+
+
 def export_checkpoint(
     checkpoint: str | Path | ckpt_mod.Checkpoint,
     output: str | Path,
@@ -165,46 +212,24 @@ def export_checkpoint(
     if output.exists() and not overwrite:
         from ..errors import OutputExistsError
 
-        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+        raise OutputExistsError(
+            f"{output} exists and overwriting was not asked for", option="overwrite"
+        )
     ck = checkpoint if isinstance(checkpoint, ckpt_mod.Checkpoint) else ckpt_mod.load(checkpoint)
     model = ck.build_model()
-    prov = {
-        "exported_by": f"unet-edge {__version__}",
-        "torch": torch.__version__,
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if not isinstance(checkpoint, ckpt_mod.Checkpoint):
-        prov["checkpoint"] = Path(checkpoint).name
-    if ck.training.get("step") is not None:
-        prov["training_steps"] = ck.training["step"]
-    prov.update(provenance or {})
     info = ModelInfo(
         architecture=ck.config,
         normalization=ck.normalization,
         class_names=ck.class_names,
         name=ck.name,
         precision=Precision.FP32,
-        provenance=prov,
+        provenance=_provenance(checkpoint, ck, provenance),
         metrics=ck.metrics,
     )
-    proto = to_onnx(model, info, opset)
-    if fp16:
-        from ..precision import to_fp16
-
-        proto = to_fp16(proto)
+    proto = _checked_graph(model, info, opset, fp16)
     if rtol is None:
         rtol = FP16_PARITY_RTOL if fp16 else PARITY_RTOL
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as e:
-        raise ExportError(f"the exported graph fails onnx.checker: {e}") from None
-    parity = check_parity(model, proto, info, parity_sizes(info, seed), seed)
-    worst = max(p["rel_error"] for p in parity)
-    if not worst <= rtol:
-        raise ExportError(
-            f"ONNX Runtime and PyTorch disagree: max relative error {worst:.3g} > {rtol:g}; "
-            "the graph was not written"
-        )
+    parity = _parity_within(model, proto, info, seed, rtol)
     with atomic_path(output) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
     tile = 572 if info.geometry.is_legal(572) else info.geometry.input_for_output(388)

@@ -13,115 +13,40 @@ states, so the best checkpoint stays as small as the weights.
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from ..config import Normalization, UNetConfig, look_up
+from .. import tiling
+from ..config import Normalization
+from ..datasets import find_pairs, parse_names, split_folder
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..evaluate import find_pairs, mean_metrics, parse_names, segmentation_metrics, split_folder
+from ..evaluate import mean_metrics, segmentation_metrics
 from ..geometry import Geometry
 from . import checkpoint as ckpt
 from .augment import AugmentConfig
+from .config import LOWER_IS_BETTER, Optimizer, Schedule, TrainConfig
 from .data import SegmentationData, normalize
 from .loss import weighted_cross_entropy
 from .model import UNet, count_parameters
 
-__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "last_path", "parse_names", "train"]
-
-
-class Optimizer(str, enum.Enum):
-    SGD = "sgd"  # the paper: momentum 0.99, batch 1, large tiles
-    ADAM = "adam"
-
-
-class Schedule(str, enum.Enum):
-    CONSTANT = "constant"
-    COSINE = "cosine"  # lr * (1 + cos(pi * step / steps)) / 2
-
-
-LOWER_IS_BETTER = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expanded")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (with the data and the seed)."""
-
-    width: int = 16  # feature maps at the top level
-    depth: int = 4
-    tile: int = 444  # input tile (legal size); the loss sees its central output
-    steps: int = 6000
-    lr: float = 1e-3
-    optimizer: Optimizer = Optimizer.ADAM
-    momentum: float = 0.99  # SGD only
-    schedule: Schedule = Schedule.COSINE
-    batch_size: int = 1
-    val_names: tuple[str, ...] = ()  # file names (no extension) held out for validation
-    train_names: tuple[str, ...] | None = None  # None: every image not in val_names
-    seed: int = 0
-    val_every: int = 250
-    threads: int = 2
-    classes: int = 2
-    class_names: tuple[str, ...] = ("membrane", "cell")
-    w0: float = 10.0
-    sigma: float = 5.0
-    augment: bool = True
-    elastic_sigma: float = 10.0
-    select: str = "rand_error_expanded"  # validation metric that picks the best checkpoint
-    name: str = "unet"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "optimizer", look_up(Optimizer, self.optimizer, "optimizer"))
-        object.__setattr__(self, "schedule", look_up(Schedule, self.schedule, "lr schedule"))
-        object.__setattr__(self, "val_names", tuple(self.val_names))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
-        if self.train_names is not None:
-            object.__setattr__(self, "train_names", tuple(self.train_names))
-        for name in ("width", "steps", "batch_size", "val_every", "threads"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        if len(self.class_names) != self.classes:
-            raise ConfigError(
-                f"{len(self.class_names)} class names {list(self.class_names)} for "
-                f"{self.classes} classes; give one name per class"
-            )
-        overlap = set(self.val_names) & set(self.train_names or ())
-        if overlap:
-            raise ConfigError(f"images {sorted(overlap)} are in both the training and val split")
-        if self.select not in (*LOWER_IS_BETTER, "iou", "dice"):
-            raise ConfigError(
-                f"unknown selection metric {self.select!r}; expected one of "
-                f"{', '.join((*LOWER_IS_BETTER, 'iou', 'dice'))}"
-            )
-        self.geometry.check_tile(self.tile)
-
-    @property
-    def architecture(self) -> UNetConfig:
-        return UNetConfig(classes=self.classes, depth=self.depth, base_width=self.width)
-
-    @property
-    def geometry(self) -> Geometry:
-        return Geometry(self.depth)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["optimizer"] = self.optimizer.value
-        d["schedule"] = self.schedule.value
-        d["val_names"] = list(self.val_names)
-        d["class_names"] = list(self.class_names)
-        d["train_names"] = None if self.train_names is None else list(self.train_names)
-        return d
+# Re-exported: TrainConfig, Optimizer, Schedule live in .config, parse_names in ..datasets.
+__all__ = [
+    "Optimizer",
+    "Schedule",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainResult",
+    "last_path",
+    "parse_names",
+    "train",
+]
 
 
 @dataclass
@@ -144,7 +69,7 @@ class TrainEvent:
 @dataclass
 class TrainResult:
     output: Path  # best checkpoint
-    last: Path  # latest state, for --resume
+    last: Path  # latest state, to resume from
     best_step: int
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -159,26 +84,28 @@ def last_path(output: str | Path) -> Path:
 
 
 def predict_whole(model: UNet, image: np.ndarray, normalization: Normalization) -> np.ndarray:
-    """Class probabilities float32 (classes, H, W) of a [0, 1]-scaled image (H, W, C).
+    """Class probabilities float32 (classes, H, W) of a scaled image (H, W, C).
 
-    The image is mirror-padded (``cv2.BORDER_REFLECT``) so that its origin is
-    at (halo, halo) of the smallest legal input covering it, as the runtime's
-    whole-image inference does, then run in one piece.
+    Runs the runtime's kernel (:class:`unet_edge.tiling.TileRun`) with one
+    tile covering the whole image (its whole-image plan), mirror padding and
+    all, with the PyTorch model as the predictor.
     """
-    geo = model.geometry
-    h, w = image.shape[:2]
-    th, tw = geo.input_for_output(h), geo.input_for_output(w)
-    halo = geo.halo
-    padded = cv2.copyMakeBorder(image, halo, th - h - halo, halo, tw - w - halo, cv2.BORDER_REFLECT)
-    if padded.ndim == 2:
-        padded = padded[:, :, None]
-    x = torch.from_numpy(normalize(padded, normalization))[None]
+    plan = tiling.whole_image_plan(image.shape[:2], model.geometry)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        probs = torch.softmax(model(x), dim=1)[0, :, :h, :w]
-    model.train(was_training)
-    return probs.numpy().astype(np.float32)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+
+    def prepare(window: np.ndarray) -> np.ndarray:
+        return normalize(window if window.ndim == 3 else window[:, :, None], normalization)
+
+    try:
+        run = tiling.TileRun(plan, tiling.array_reader(image), prepare, model.config.classes)
+        return run.run(predict)
+    finally:
+        model.train(was_training)
 
 
 def validate(model: UNet, data: SegmentationData, normalization: Normalization) -> dict[str, float]:
@@ -283,13 +210,16 @@ def train(
     progress: Callable[[TrainEvent], None] | None = None,
     resume: str | Path | None = None,
     overwrite: bool = False,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train on ``data_dir`` (with ``image/`` and ``label/``); best weights to ``output``.
 
     ``resume`` continues from a checkpoint written by this function (the
     ``.last`` file, or the best one), with its weights, optimiser state,
     random states and history; ``config.steps`` may be raised to train longer.
-    Without validation names (``config.val_names`` empty) every checkpoint
+    ``init`` starts a new run (fresh optimiser and schedule) from the weights of
+    another checkpoint of the same architecture: fine-tuning, e.g. after a
+    change of normalisation. Without validation names (``config.val_names`` empty) every checkpoint
     step overwrites ``output`` with the latest weights. An existing ``output``
     is refused before any work unless ``overwrite`` or ``resume`` is given.
     Returns a :class:`TrainResult`. Never prints; report through ``progress``.
@@ -299,25 +229,56 @@ def train(
         raise ConfigError(f"output folder {output.parent} does not exist; create it first")
     if output.exists() and not overwrite and resume is None:
         raise OutputExistsError(
-            f"{output} exists; pass --overwrite to replace it or --resume to continue from it"
+            f"{output} exists and overwriting was not asked for (or resume from it to go on)",
+            option="overwrite",
         )
     train_pairs, val_pairs = _split(config, data_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _train(config, train_pairs, val_pairs, output, progress, resume)
+        return _train(config, train_pairs, val_pairs, output, progress, resume, init)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(
-    config: TrainConfig,
-    train_pairs: Sequence[Any],
-    val_pairs: Sequence[Any],
-    output: Path,
-    progress: Callable[[TrainEvent], None] | None,
-    resume: str | Path | None,
-) -> TrainResult:
+def _same_architecture(path: str | Path, config: TrainConfig) -> ckpt.Checkpoint:
+    state = ckpt.load(path)
+    if state.config != config.architecture:
+        raise CheckpointError(
+            f"cannot start from {path}: its architecture {state.config} differs from "
+            f"the requested {config.architecture}"
+        )
+    return state
+
+
+@dataclass
+class _Run:
+    """One training run: its data, model and optimiser, and the state a resume restores."""
+
+    config: TrainConfig
+    data: SegmentationData
+    val: SegmentationData | None
+    geometry: Geometry
+    augment: AugmentConfig
+    model: UNet
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    normalization: Normalization
+    start: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_value: float | None = None
+    best_step: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    elapsed_before: float = 0.0
+    t0: float = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds trained, including those before a resume."""
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+
+def _build(config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[Any]) -> _Run:
+    """A fresh run: data, seeded model and optimiser (seeded in this order, as always)."""
     kw: dict[str, Any] = {"classes": config.classes, "w0": config.w0, "sigma": config.sigma}
     data = SegmentationData(train_pairs, **kw)
     val = SegmentationData(val_pairs, classes=config.classes, w0=0.0) if val_pairs else None
@@ -332,93 +293,117 @@ def _train(
     rng = np.random.default_rng(config.seed)
     model = UNet(config.architecture)
     optimizer = _make_optimizer(config, model)
-    normalization = data.normalization()
-    start, history, best_value, best_step, best_metrics = 0, [], None, 0, {}
-    elapsed_before = 0.0
-    if resume is not None:
-        state = ckpt.load(resume)
-        if state.config != config.architecture:
-            raise CheckpointError(
-                f"cannot resume from {resume}: its architecture {state.config} differs from "
-                f"the requested {config.architecture}"
-            )
-        t = state.training
-        if "optimizer" not in t or "step" not in t:
-            raise CheckpointError(
-                f"{resume} has no optimiser and random state to resume from; resume from the "
-                f"{last_path(resume).name} file that `unet-edge train` writes next to it"
-            )
-        model.load_state_dict(state.state_dict)
-        optimizer.load_state_dict(t["optimizer"])
-        rng.bit_generator.state = t["numpy_rng"]
-        torch.set_rng_state(t["torch_rng"])
-        normalization = state.normalization
-        start, history = int(t["step"]), list(t.get("history", []))
-        best_value, best_step = t.get("best_value"), int(t.get("best_step", 0))
-        best_metrics = dict(state.metrics)
-        elapsed_before = float(t.get("elapsed_s", 0.0))
+    return _Run(config, data, val, geo, augment, model, optimizer, rng, data.normalization())
 
-    model.train()
-    t0 = time.perf_counter()
-    last = last_path(output)
 
-    def snapshot(step: int, metrics: dict[str, Any], resumable: bool) -> ckpt.Checkpoint:
-        training: dict[str, Any] = {
-            "step": step,
-            "history": history,
-            "best_value": best_value,
-            "best_step": best_step,
-            "elapsed_s": elapsed_before + time.perf_counter() - t0,
-            "config": config.to_dict(),
-            "train_names": list(data.names),
-            "val_names": list(val.names) if val else [],
-        }
-        if resumable:  # optimiser moments and random states: only in the .last file
-            training["optimizer"] = optimizer.state_dict()
-            training["numpy_rng"] = rng.bit_generator.state
-            training["torch_rng"] = torch.get_rng_state()
-        return ckpt.from_model(
-            model, normalization, config.class_names, config.name, training, metrics
+def _restore(run: _Run, resume: str | Path | None, init: str | Path | None) -> None:
+    """Load ``init``'s weights, or all that ``resume`` holds (weights, optimiser, rngs, history)."""
+    if init is not None and resume is None:
+        run.model.load_state_dict(_same_architecture(init, run.config).state_dict)
+    if resume is None:
+        return
+    state = _same_architecture(resume, run.config)
+    t = state.training
+    if "optimizer" not in t or "step" not in t:
+        raise CheckpointError(
+            f"{resume} has no optimiser and random state to resume from; resume from the "
+            f"{last_path(resume).name} file that `unet-edge train` writes next to it"
         )
+    run.model.load_state_dict(state.state_dict)
+    run.optimizer.load_state_dict(t["optimizer"])
+    run.rng.bit_generator.state = t["numpy_rng"]
+    torch.set_rng_state(t["torch_rng"])
+    run.normalization = state.normalization
+    run.start, run.history = int(t["step"]), list(t.get("history", []))
+    run.best_value, run.best_step = t.get("best_value"), int(t.get("best_step", 0))
+    run.best_metrics = dict(state.metrics)
+    run.elapsed_before = float(t.get("elapsed_s", 0.0))
 
-    for step in range(start, config.steps):
-        lr = _learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        samples = [
-            data.sample(rng, geo, config.tile, normalization, augment)
-            for _ in range(config.batch_size)
-        ]
-        x = torch.from_numpy(np.stack([s.image for s in samples]))
-        y = torch.from_numpy(np.stack([s.labels for s in samples]))
-        w = torch.from_numpy(np.stack([s.weights for s in samples]))
-        loss = weighted_cross_entropy(model(x), y, w)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        event = TrainEvent(done, config.steps, loss.item(), lr, time.perf_counter() - t0)
-        if done % config.val_every == 0 or done == config.steps:
-            metrics = validate(model, val, normalization) if val else {}
-            value = metrics.get(config.select)
-            is_best = value is None or _is_better(config.select, value, best_value)
-            history.append({"step": done, "loss": event.loss, **metrics})
-            if is_best:
-                best_value, best_step, best_metrics = value, done, {"step": done, **metrics}
-                ckpt.save(snapshot(done, best_metrics, resumable=False), output)
-            ckpt.save(snapshot(done, best_metrics, resumable=True), last)
-            event.val, event.best = metrics, is_best
+
+def _snapshot(run: _Run, step: int, metrics: dict[str, Any], resumable: bool) -> ckpt.Checkpoint:
+    """The checkpoint of ``run`` now; ``resumable`` adds the optimiser and random states."""
+    training: dict[str, Any] = {
+        "step": step,
+        "history": run.history,
+        "best_value": run.best_value,
+        "best_step": run.best_step,
+        "elapsed_s": run.elapsed(),
+        "config": run.config.to_dict(),
+        "train_names": list(run.data.names),
+        "val_names": list(run.val.names) if run.val else [],
+    }
+    if resumable:  # optimiser moments and random states: only in the .last file
+        training["optimizer"] = run.optimizer.state_dict()
+        training["numpy_rng"] = run.rng.bit_generator.state
+        training["torch_rng"] = torch.get_rng_state()
+    return ckpt.from_model(
+        run.model, run.normalization, run.config.class_names, run.config.name, training, metrics
+    )
+
+
+def _step(run: _Run, step: int) -> TrainEvent:
+    """One optimiser step (``step`` counts from 0) on a fresh batch; its event, not validated."""
+    config = run.config
+    lr = _learning_rate(config, step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    samples = [
+        run.data.sample(run.rng, run.geometry, config.tile, run.normalization, run.augment)
+        for _ in range(config.batch_size)
+    ]
+    x = torch.from_numpy(np.stack([s.image for s in samples]))
+    y = torch.from_numpy(np.stack([s.labels for s in samples]))
+    w = torch.from_numpy(np.stack([s.weights for s in samples]))
+    loss = weighted_cross_entropy(run.model(x), y, w)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return TrainEvent(step + 1, config.steps, loss.item(), lr, time.perf_counter() - run.t0)
+
+
+def _checkpoint(run: _Run, event: TrainEvent, output: Path, last: Path) -> None:
+    """Validate after ``event``'s step, save the best and latest states, and fill in ``event``."""
+    done, select = event.step, run.config.select
+    metrics = validate(run.model, run.val, run.normalization) if run.val else {}
+    value = metrics.get(select)
+    is_best = value is None or _is_better(select, value, run.best_value)
+    run.history.append({"step": done, "loss": event.loss, **metrics})
+    if is_best:
+        run.best_value, run.best_step, run.best_metrics = value, done, {"step": done, **metrics}
+        ckpt.save(_snapshot(run, done, run.best_metrics, resumable=False), output)
+    ckpt.save(_snapshot(run, done, run.best_metrics, resumable=True), last)
+    event.val, event.best = metrics, is_best
+
+
+def _train(
+    config: TrainConfig,
+    train_pairs: Sequence[Any],
+    val_pairs: Sequence[Any],
+    output: Path,
+    progress: Callable[[TrainEvent], None] | None,
+    resume: str | Path | None,
+    init: str | Path | None = None,
+) -> TrainResult:
+    run = _build(config, train_pairs, val_pairs)
+    _restore(run, resume, init)
+    run.model.train()
+    run.t0 = time.perf_counter()
+    last = last_path(output)
+    for step in range(run.start, config.steps):
+        event = _step(run, step)
+        if event.step % config.val_every == 0 or event.step == config.steps:
+            _checkpoint(run, event, output, last)
         if progress is not None:
             progress(event)
 
     if not output.exists():  # resumed at or past the last step: nothing was written
-        ckpt.save(snapshot(start, best_metrics, resumable=False), output)
+        ckpt.save(_snapshot(run, run.start, run.best_metrics, resumable=False), output)
     return TrainResult(
         output=output,
         last=last,
-        best_step=best_step,
-        best_metrics=best_metrics,
-        history=history,
-        parameters=count_parameters(model),
-        elapsed_s=elapsed_before + time.perf_counter() - t0,
+        best_step=run.best_step,
+        best_metrics=run.best_metrics,
+        history=run.history,
+        parameters=count_parameters(run.model),
+        elapsed_s=run.elapsed(),
     )
