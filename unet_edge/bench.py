@@ -5,29 +5,39 @@ changes. Backends:
 
 - ``torch``: PyTorch eager on the CPU with the model's own weights, fed the
   same tiles (the baseline; needs the ``[train]`` extra, imported only here);
-- ``ort-fp32``: ONNX Runtime, CPU provider, the fp32 graph;
+- ``ort-fp32``: ONNX Runtime, CPU provider, the fp32 graph (the reference);
 - ``ort-int8``: the same, static int8 QDQ graph from :func:`unet_edge.precision.quantize`
-  calibrated on other ISBI slices than those used for fidelity;
+  calibrated on other images than those used for fidelity where there are any;
 - ``cuda-fp32``, ``tensorrt-fp32``, ``tensorrt-fp16``: where the provider
   really works here (otherwise a row says why not);
 - ``openvino``: OpenVINO on the CPU (fp32 hint) when the package is installed.
 
-Each frame goes through the real pipeline, timed per stage: ``read``
-(PNG from disk), ``normalise``, ``tile`` (mirror-pad and cut), ``infer``,
-``stitch`` and ``write`` (mask to PNG). Before a configuration is timed,
-one untimed frame warms up every batch shape it sends, unless the same
-backend ran those shapes before; medians and percentiles are over the
-timed repeats.
+The images are the packaged sample (``unet_edge/data/sample_isbi2012.png``)
+unless a folder with ``image/`` (and optionally ``label/``) is named. Images
+of 512x512 up to 4096x4096 are made of them laid side by side, every other
+one mirrored so that edges meet; labels, when every image has one, are laid
+out the same way.
 
-Images of 512x512 up to 4096x4096 are made from real ISBI 2012 slices laid
-side by side, every other one mirrored so that edges meet.
+Each frame goes through the one kernel (:class:`unet_edge.tiling.TileRun`),
+timed per stage: ``read`` (the file), ``normalise``, ``tile`` (mirror-pad and
+cut), ``infer``, ``stitch`` and ``write`` (mask to PNG). Before a
+configuration is timed, one untimed frame warms up every batch shape it
+sends, unless the same backend ran those shapes before; medians and
+percentiles are over the timed repeats. A figure is only as good as the
+output it was measured on: every timed configuration's probabilities are
+compared with the reference backend's (``ort-fp32``) and, where labels
+exist, its mask with the labels, and both are reported beside the timing.
 
 The achieved GFLOP/s of the model is ``cost.conv_flops`` per tile times tiles
-over the inference time; the machine's fp32 peak is a 4096 SGEMM measured
-in the same run by numpy in a subprocess, once with the environment as it
-is and once with ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` unset (only in
-that subprocess); the higher is the peak quoted, and which one it was is
-recorded.
+over the inference time; the machine's fp32 peak is an SGEMM measured in the
+same run by numpy in a subprocess, once with the environment as it is and
+once with ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` unset (only in that
+subprocess); the higher is the peak quoted.
+
+Optional packages (torch, openvino, matplotlib, psutil, scikit-image) are
+checked by :func:`preflight` before anything is measured; what is missing is
+left out with a one-line reason. No targets live here: a project checks its
+own on the saved ``bench.json`` (this repository's are in ``benchmarks/``).
 
 Nothing here prints; :func:`run` returns the results and writes
 ``bench.json``, ``bench.md`` and ``bench.png``.
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import os
 import platform
@@ -46,17 +57,31 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import cost, io, metadata, processing, tiling
+from . import cost, datasets, io, metadata, processing, tiling
 from .errors import ConfigError, DataError, ExportError, UnetEdgeError
 
-__all__ = ["BenchConfig", "gemm_peak", "run", "synth_image", "timed_frame"]
+__all__ = [
+    "ALL_BACKENDS",
+    "STAGES",
+    "BenchConfig",
+    "BenchData",
+    "find_data",
+    "gemm_peak",
+    "markdown",
+    "preflight",
+    "run",
+    "sample_path",
+    "synth_image",
+    "timed_frame",
+]
 
 STAGES = ("read", "normalise", "tile", "infer", "stitch", "write")
 ALL_BACKENDS = (
@@ -73,10 +98,10 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class BenchConfig:
-    """What to measure. The defaults are the full run (a few minutes on 2 cores)."""
+    """What to measure. The defaults are the full run (minutes on 2 cores)."""
 
     model: Path
-    data: Path  # ISBI 2012 train folder (image/, label/)
+    data: Path | None  # None: the packaged sample; else a folder with image/ [and label/]
     out_dir: Path
     sizes: tuple[int, ...] = (512, 1024, 2048, 4096)
     backends: tuple[str, ...] = ALL_BACKENDS
@@ -91,10 +116,10 @@ class BenchConfig:
     threads: int | None = None
     int8_model: Path | None = None
     int8_threshold: float | None = None  # None: precision.AGREEMENT_THRESHOLD
-    # Ten slices: with five (00-04) the shipped model's int8 copy agreed with fp32 on
-    # 99.496% of calibration pixels, just under the 99.5% gate; with ten, 99.56%.
-    calibration: tuple[str, ...] = tuple(f"{i:02d}" for i in range(10))
-    fidelity: tuple[str, ...] = ("20", "21", "22", "23", "24")
+    calibration: tuple[str, ...] | None = None  # None: the first n_calibration non-fidelity images
+    fidelity: tuple[str, ...] | None = None  # None: the last n_fidelity (labelled) images
+    n_calibration: int = 10
+    n_fidelity: int = 5
     gemm_n: int = 4096
     quick: bool = False
 
@@ -103,12 +128,19 @@ class BenchConfig:
             raise ConfigError(
                 f"need 1 <= min_repeats <= max_repeats, got {self.min_repeats}, {self.max_repeats}"
             )
-        if self.batch_size < 1 or not self.sizes:
-            raise ConfigError("batch_size must be >= 1 and sizes must not be empty")
+        if self.batch_size < 1 or not self.sizes or min(self.sizes) < 1:
+            raise ConfigError("batch_size must be >= 1 and sizes positive and not empty")
+        if self.n_calibration < 1 or self.n_fidelity < 1:
+            raise ConfigError("n_calibration and n_fidelity must be >= 1")
+        unknown = [b for b in self.backends if b not in ALL_BACKENDS]
+        if unknown or not self.backends:
+            raise ConfigError(
+                f"unknown backend(s) {unknown}; choose from {', '.join(ALL_BACKENDS)}"
+            )
 
     @classmethod
-    def quick_config(cls, model: Path, data: Path, out_dir: Path, **kw: Any) -> BenchConfig:
-        """Seconds, not minutes: one small size, one repeat, small sweeps (for tests)."""
+    def quick_config(cls, model: Path, data: Path | None, out_dir: Path, **kw: Any) -> BenchConfig:
+        """Seconds, not minutes: one small size, one repeat, small sweeps, one image each."""
         base: dict[str, Any] = dict(
             sizes=(512,),
             sweep_size=512,
@@ -117,8 +149,8 @@ class BenchConfig:
             min_repeats=1,
             max_repeats=1,
             min_seconds=0.0,
-            calibration=("00",),
-            fidelity=("20",),
+            n_calibration=1,
+            n_fidelity=1,
             gemm_n=1024,
             quick=True,
         )
@@ -127,32 +159,124 @@ class BenchConfig:
 
 
 # ---------------------------------------------------------------------------
-# Images
+# Data
 
 
-def _slices(data: Path, names: Sequence[str] | None = None) -> list[tuple[str, Path]]:
-    folder = data / "image"
-    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    if not files:
-        raise DataError(f"no ISBI 2012 slices in {folder}; pass --data with image/ and label/")
-    if names is None:
-        return [(f.stem, f) for f in files]
-    by = {f.stem: f for f in files}
-    missing = [n for n in names if n not in by]
-    if missing:
-        raise DataError(f"slices {missing} not found in {folder}")
-    return [(n, by[n]) for n in names]
+def sample_path() -> Path:
+    """The ISBI 2012 slice shipped inside the package (512x512, uint8, no label)."""
+    return Path(str(resources.files("unet_edge") / "data" / "sample_isbi2012.png"))
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """The benchmark's images by name (file name without extension), and their labels."""
+
+    source: str
+    images: Mapping[str, Path]  # sorted by name
+    labels: Mapping[str, Path]  # only the labelled images
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.images)
+
+
+def _listing(folder: Path) -> dict[str, Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in datasets.IMAGE_SUFFIXES)
+    return {p.stem: p for p in files}
+
+
+def _subfolder(data: Path, names: Sequence[str]) -> Path | None:
+    return next((data / n for n in names if (data / n).is_dir()), None)
+
+
+def find_data(data: Path | None) -> BenchData:
+    """The packaged sample (``None``), or a folder with ``image/`` and optionally ``label/``.
+
+    Only paths are looked at here (cheap); labels are paired by name.
+    """
+    if data is not None and not data.is_dir():
+        raise DataError(f"data folder {data} does not exist or is not a folder")
+    if data is None:
+        path = sample_path()
+        if not path.is_file():
+            raise DataError(f"the packaged sample {path} is missing; pass a data folder")
+        return BenchData(f"packaged sample {path.name}", {path.stem: path}, {})
+    image_dir = _subfolder(data, datasets.IMAGE_FOLDER_NAMES)
+    images = _listing(image_dir) if image_dir else {}
+    if not images:
+        raise DataError(
+            f"no images in {data}/image/; a data folder holds image/ (PNG or TIFF) and "
+            "optionally label/ with the same file names"
+        )
+    label_dir = _subfolder(data, datasets.LABEL_FOLDER_NAMES)
+    labels = _listing(label_dir) if label_dir else {}
+    return BenchData(str(data), images, {n: p for n, p in labels.items() if n in images})
+
+
+def _choose(
+    data: BenchData, cfg: BenchConfig
+) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """(int8 calibration names, fidelity names, notes about the choice)."""
+    for given in (cfg.calibration, cfg.fidelity):
+        unknown = [n for n in given or () if n not in data.images]
+        if unknown:
+            raise DataError(f"images {unknown[:10]} not found in {data.source}")
+    pool = [n for n in data.names if n in data.labels] or list(data.names)
+    fid = cfg.fidelity or tuple(pool[-cfg.n_fidelity :])
+    cal = cfg.calibration or tuple([n for n in data.names if n not in fid][: cfg.n_calibration])
+    notes = []
+    if not cal:
+        cal = fid
+        notes.append(f"int8 calibrated on the fidelity image(s) {', '.join(fid)}: no other image")
+    return cal, fid, notes
+
+
+class Sources(NamedTuple):
+    """The mosaics' building blocks: images cropped to one size, and labels if all have one."""
+
+    pixels: list[np.ndarray]
+    labels: list[np.ndarray] | None
+
+
+def _read_label(data: BenchData, name: str, image: np.ndarray, classes: int) -> np.ndarray:
+    from .evaluate import read_label
+
+    path = data.labels[name]
+    truth = read_label(path, classes)
+    datasets.check_same_size(image, truth, data.images[name], path)
+    return truth
+
+
+def read_sources(data: BenchData, info: metadata.ModelInfo) -> Sources:
+    """Read every image (and label); refuse mixed dtypes or a wrong channel count."""
+    pixels = [io.read_image(p) for p in data.images.values()]
+    for path, im in zip(data.images.values(), pixels, strict=True):
+        processing.check_dtype(im)
+        try:
+            processing.frame_to_chw(im, info.channels)
+        except UnetEdgeError as e:
+            raise DataError(f"{path}: {e}") from None
+    if len({im.dtype for im in pixels}) > 1:
+        raise DataError(f"the images in {data.source} mix dtypes; benchmark one kind at a time")
+    labels = None
+    if len(data.labels) == len(data.images):
+        pairs = zip(data.names, pixels, strict=True)
+        labels = [_read_label(data, n, im, info.classes) for n, im in pairs]
+    h, w = min(im.shape[0] for im in pixels), min(im.shape[1] for im in pixels)
+    crop = [np.ascontiguousarray(im[:h, :w]) for im in pixels]
+    return Sources(crop, None if labels is None else [lab[:h, :w] for lab in labels])
 
 
 def synth_image(slices: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """A (size, size) image made of real slices side by side, mirrored so that edges meet.
+    """A (size, size[, C]) image made of real slices side by side, mirrored so that edges meet.
 
     Block (i, j) is slice ``(i * cols + j) % len(slices)``, flipped left-right
     when ``j`` is odd and upside-down when ``i`` is odd, then cropped to size.
+    The slices must share one shape and dtype.
     """
     h, w = slices[0].shape[:2]
     rows, cols = -(-size // h), -(-size // w)
-    out = np.empty((rows * h, cols * w), dtype=slices[0].dtype)
+    out = np.empty((rows * h, cols * w, *slices[0].shape[2:]), dtype=slices[0].dtype)
     for i in range(rows):
         for j in range(cols):
             s = slices[(i * cols + j) % len(slices)]
@@ -162,8 +286,70 @@ def synth_image(slices: Sequence[np.ndarray], size: int) -> np.ndarray:
     return np.ascontiguousarray(out[:size, :size])
 
 
+def _write_frame(stem: Path, image: np.ndarray) -> Path:
+    """The image as the file a frame is read from: PNG for 8/16-bit, else TIFF."""
+    if image.dtype in (np.uint8, np.uint16):
+        return io.write_png(stem.with_suffix(".png"), image)
+    return io.write_tiff(stem.with_suffix(".tif"), image)
+
+
+# ---------------------------------------------------------------------------
+# Optional packages
+
+
+def _missing(module: str, install: str) -> str | None:
+    """None if ``module`` imports, else why not and what to install (one line)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        return f"{e.name or module} is not installed ({install})"
+    return None
+
+
+#: What each optional package gives the benchmark: (module, install hint, what is left out).
+OPTIONAL: dict[str, tuple[str, str, str]] = {
+    "torch": ("torch", "pip install 'unet-edge[train]'", "PyTorch baseline not measured"),
+    "openvino": ("openvino", "pip install 'unet-edge[openvino]'", "OpenVINO not measured"),
+    "plot": ("matplotlib", "pip install matplotlib", "bench.png not drawn"),
+    "memory": ("psutil", "pip install psutil", "peak memory not measured"),
+    "rand_error": ("skimage", "pip install 'unet-edge[eval]'", "adapted Rand error not computed"),
+}
+
+
+def preflight(cfg: BenchConfig) -> dict[str, str]:
+    """What this run will leave out, one line each, checked before anything is measured.
+
+    Keys: ``torch`` and ``openvino`` (when asked for), ``plot``, ``memory``,
+    and ``rand_error`` (when the data has labels). Also raises at once for a
+    missing model or data folder.
+    """
+    metadata.read(cfg.model)
+    data = find_data(cfg.data)
+    wanted = [k for k in ("torch", "openvino") if k in cfg.backends] + ["plot", "memory"]
+    if data.labels:
+        wanted.append("rand_error")
+    out = {}
+    for key in wanted:
+        module, install, what = OPTIONAL[key]
+        why = _missing(module, install)
+        if why:
+            out[key] = f"{what}: {why}"
+    return out
+
+
 # ---------------------------------------------------------------------------
 # One frame through the pipeline, timed per stage
+
+
+def _clocked(fn: Callable[..., Any], t: dict[str, float], stage: str) -> Callable[..., Any]:
+    def wrapped(*args: Any) -> Any:
+        a = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            t[stage] += time.perf_counter() - a
+
+    return wrapped
 
 
 def timed_frame(
@@ -176,32 +362,31 @@ def timed_frame(
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Read, normalise, tile, infer, stitch and write one frame; (probabilities, seconds per stage).
 
-    The same steps as :func:`unet_edge.tiling.run_tiled` plus the file I/O of
-    ``unet-edge run``, with a clock around each.
+    The kernel (:class:`unet_edge.tiling.TileRun`) with a clock around its
+    reader ("tile": mirrored windows), its prepare step ("normalise", with the
+    image's statistics) and the predictor ("infer"); what remains of the
+    kernel's time is "stitch". Plus the file I/O of ``unet-edge run``.
     """
     t: dict[str, float] = dict.fromkeys(STAGES, 0.0)
     c = time.perf_counter
     t0 = c()
     image = io.read_image(path)
     t1 = c()
-    x = processing.normalize(image, info.normalization, info.channels)
-    t2 = c()
-    padded = tiling.pad(x, plan)
-    dest = np.empty((info.classes, plan.height, plan.width), dtype=np.float32)
-    n = min(batch_size, plan.n_tiles)
-    buf = np.empty((n, info.channels, *plan.tile_shape), dtype=np.float32)
-    t["read"], t["normalise"], t["tile"] = t1 - t0, t2 - t1, c() - t2
-    for group in tiling.batches(plan, batch_size):
-        a = c()
-        batch = tiling.extract(padded, plan, group, buf)
-        b = c()
-        out = predictor(batch)
-        d = c()
-        tiling.stitch(dest, out, plan, group)
-        e = c()
-        t["tile"] += b - a
-        t["infer"] += d - b
-        t["stitch"] += e - d
+    scaling = processing.scaling_for(image, info.normalization, info.channels)
+    t["read"], t["normalise"] = t1 - t0, c() - t1
+    prepare = functools.partial(
+        processing.normalize, norm=info.normalization, channels=info.channels, scaling=scaling
+    )
+    run = tiling.TileRun(
+        plan,
+        _clocked(tiling.array_reader(image), t, "tile"),
+        _clocked(prepare, t, "normalise"),
+        info.classes,
+        batch_size,
+    )
+    a, before = c(), t["normalise"]
+    dest = run.run(_clocked(predictor, t, "infer"))
+    t["stitch"] = c() - a - t["tile"] - (t["normalise"] - before) - t["infer"]
     a = c()
     mask = processing.to_mask(dest)
     io.write_png(out_path, processing.mask_to_image(mask, info.classes))
@@ -209,13 +394,26 @@ def timed_frame(
     return dest, t
 
 
+def check_masks(
+    probs: np.ndarray, ref: np.ndarray, truth: np.ndarray | None = None
+) -> dict[str, float]:
+    """How far a timed output is from the reference's, and how well its mask fits the labels."""
+    mask = processing.to_mask(probs)
+    out = {
+        "max_abs_prob_diff": float(np.max(np.abs(ref - probs))),
+        "class_diff_share": float(np.mean(processing.to_mask(ref) != mask)),
+    }
+    if truth is not None:
+        out["label_agreement"] = float(np.mean(mask == truth))
+    return out
+
+
 class _PeakRSS:
-    """Samples the process's resident memory in a thread; ``peak`` in bytes."""
+    """Samples the process's resident memory in a thread; ``peak`` in bytes (None: no psutil)."""
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
-        self.peak = 0
-        self.start = 0
+        self.peak = self.start = 0
         self._stop = threading.Event()
         self._proc: Any = None
 
@@ -223,12 +421,10 @@ class _PeakRSS:
         return int(self._proc.memory_info().rss) if self._proc is not None else 0
 
     def __enter__(self) -> _PeakRSS:
-        try:
+        with contextlib.suppress(ImportError):  # psutil is optional: then no memory figures
             import psutil
 
             self._proc = psutil.Process()
-        except ImportError:  # psutil is a dev dependency; without it no memory figures
-            self._proc = None
         self.start = self.peak = self._rss()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -242,6 +438,11 @@ class _PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self._rss())
+
+    def mib(self, since_start: bool = False) -> float | None:
+        if self._proc is None:
+            return None
+        return (self.peak - (self.start if since_start else 0)) / 2**20
 
 
 # ---------------------------------------------------------------------------
@@ -276,17 +477,17 @@ def _ort_backend(name: str, model: Path, provider: str, cfg: BenchConfig, **opts
 
 def _torch_backend(model: Path, cfg: BenchConfig) -> _Backend:
     try:
+        import torch
+
         from .training.baseline import predictor
     except ImportError as e:
-        return _Backend(
-            "torch", skipped=f"torch is not installed ({e.name}); pip install 'unet-edge[train]'"
-        )
-    import torch
-
+        return _Backend("torch", skipped=f"{e.name} is not installed ({OPTIONAL['torch'][1]})")
+    try:
+        run = predictor(model, cfg.threads)
+    except UnetEdgeError as e:
+        return _Backend("torch", skipped=str(e))
     return _Backend(
-        "torch",
-        predictor(model, cfg.threads),
-        notes=[f"torch {torch.__version__}, {torch.get_num_threads()} threads"],
+        "torch", run, notes=[f"torch {torch.__version__}, {torch.get_num_threads()} threads"]
     )
 
 
@@ -294,7 +495,8 @@ def _openvino_backend(model: Path, cfg: BenchConfig) -> _Backend:
     try:
         import openvino as ov  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        return _Backend("openvino", skipped="openvino is not installed (optional peer)")
+        why = f"openvino is not installed ({OPTIONAL['openvino'][1]})"
+        return _Backend("openvino", skipped=why)
     core = ov.Core()
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
     if cfg.threads:
@@ -313,55 +515,57 @@ def _openvino_backend(model: Path, cfg: BenchConfig) -> _Backend:
     return _Backend("openvino", run, notes=[f"openvino {ov.__version__}, f32 hint"])
 
 
-def _int8_model(cfg: BenchConfig, work: Path) -> tuple[Path | None, str | None, dict[str, Any]]:
-    """The int8 model: given, or quantised now on the calibration slices."""
+def _int8_backend(
+    cfg: BenchConfig, work: Path, calibrate: Sequence[Path]
+) -> tuple[_Backend, dict[str, Any]]:
+    """ORT on the int8 model: given, or quantised now on ``calibrate``; and its statistics."""
+    name = "ort-int8"
     if cfg.int8_model is not None:
-        return cfg.int8_model, None, {}
+        return _ort_backend(name, cfg.int8_model, "cpu", cfg), {"model": str(cfg.int8_model)}
     from . import precision
 
     out = work / "model.int8.onnx"
-    paths = [p for _, p in _slices(cfg.data, cfg.calibration)]
     threshold = precision.AGREEMENT_THRESHOLD if cfg.int8_threshold is None else cfg.int8_threshold
     try:
-        rep = precision.quantize(cfg.model, paths, out, threshold=threshold, overwrite=True)
+        rep = precision.quantize(cfg.model, calibrate, out, threshold=threshold, overwrite=True)
     except ExportError as e:
-        return None, str(e), {}
+        return _Backend(name, skipped=str(e)), {"refused": str(e)}
     info = {k: v for k, v in rep.agreement.items() if k != "per_image"}
-    return out, None, {"calibration": list(cfg.calibration), "seconds": rep.seconds, **info}
+    stats = {"calibration": [p.stem for p in calibrate], "seconds": rep.seconds, **info}
+    return _ort_backend(name, out, "cpu", cfg), stats
 
 
-def _open_backends(cfg: BenchConfig, work: Path, extra: dict[str, Any]) -> list[_Backend]:
+def _gpu_backend(name: str, cfg: BenchConfig) -> _Backend:
     from . import providers
 
+    prov = name.split("-")[0]
+    if prov not in [p.value for p in providers.installed()]:
+        return _Backend(name, skipped=f"{prov} is not compiled into this onnxruntime build")
+    why = providers.probe(prov)
+    if why is not None:
+        return _Backend(name, skipped=why)
+    return _ort_backend(name, cfg.model, prov, cfg, trt_fp16=name.endswith("fp16"))
+
+
+def _open_backends(
+    cfg: BenchConfig, work: Path, calibrate: Sequence[Path]
+) -> tuple[list[_Backend], dict[str, Any] | None]:
+    """Every backend asked for, opened or skipped with the reason; and the int8 statistics."""
     out: list[_Backend] = []
+    int8 = None
     for name in cfg.backends:
-        if name not in ALL_BACKENDS:
-            raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(ALL_BACKENDS)}")
         if name == "torch":
             out.append(_torch_backend(cfg.model, cfg))
         elif name == "ort-fp32":
             out.append(_ort_backend(name, cfg.model, "cpu", cfg))
         elif name == "ort-int8":
-            path, why, stats = _int8_model(cfg, work)
-            extra["int8"] = stats or {"refused": why}
-            out.append(
-                _ort_backend(name, path, "cpu", cfg) if path else _Backend(name, skipped=why)
-            )
+            b, int8 = _int8_backend(cfg, work, calibrate)
+            out.append(b)
         elif name == "openvino":
             out.append(_openvino_backend(cfg.model, cfg))
         else:
-            prov = name.split("-")[0]
-            why = (
-                providers.probe(prov)
-                if prov in [p.value for p in providers.installed()]
-                else (f"{prov} is not compiled into this onnxruntime build")
-            )
-            if why is not None:
-                out.append(_Backend(name, skipped=why))
-            else:
-                fp16 = name.endswith("fp16")
-                out.append(_ort_backend(name, cfg.model, prov, cfg, trt_fp16=fp16))
-    return out
+            out.append(_gpu_backend(name, cfg))
+    return out, int8
 
 
 # ---------------------------------------------------------------------------
@@ -462,12 +666,25 @@ def _measure(
             probs, st = timed_frame(path, info, plan, backend.predictor, batch, out_path)
             walls.append(time.perf_counter() - a)
             stages.append(st)
+    return probs, _row(backend.name, info, plan, batch, walls, stages, mem)
+
+
+def _row(
+    name: str,
+    info: metadata.ModelInfo,
+    plan: tiling.TilePlan,
+    batch: int,
+    walls: Sequence[float],
+    stages: Sequence[dict[str, float]],
+    mem: _PeakRSS,
+) -> dict[str, Any]:
+    """The figures of one configuration from its timed repeats."""
     med = {s: statistics.median(x[s] for x in stages) for s in STAGES}
     wall = statistics.median(walls)
     flops = cost.conv_flops(info.architecture, *plan.tile_shape) * plan.n_tiles
-    px = plan.height * plan.width
-    row = {
-        "backend": backend.name,
+    activation = cost.activation_bytes(info.architecture, *plan.tile_shape, batch=batch)
+    return {
+        "backend": name,
         "size": plan.height,
         "tile": plan.tile_shape[0],
         "batch": batch,
@@ -477,18 +694,14 @@ def _measure(
         "p50_s": float(np.percentile(walls, 50)),
         "p99_s": float(np.percentile(walls, 99)),
         "stages_s": med,
-        "mpx_per_s": px / wall / 1e6,
+        "mpx_per_s": plan.height * plan.width / wall / 1e6,
         "non_model_share": 1.0 - med["infer"] / sum(med.values()),
         "gflop": flops / 1e9,
         "gflops": flops / med["infer"] / 1e9,
-        "peak_rss_mib": mem.peak / 2**20,
-        "peak_rss_increase_mib": (mem.peak - mem.start) / 2**20,
-        "activation_estimate_mib": cost.activation_bytes(
-            info.architecture, *plan.tile_shape, batch=batch
-        )
-        / 2**20,
+        "peak_rss_mib": mem.mib(),
+        "peak_rss_increase_mib": mem.mib(since_start=True),
+        "activation_estimate_mib": activation / 2**20,
     }
-    return probs, row
 
 
 def _default_tile(
@@ -508,69 +721,126 @@ def _default_tile(
     )
 
 
-def _diff(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
-    return {
-        "max_abs_prob_diff": float(np.max(np.abs(ref - got))),
-        "class_diff_share": float(np.mean(processing.to_mask(ref) != processing.to_mask(got))),
-    }
+@dataclass
+class _Context:
+    """What every measurement of one run shares."""
+
+    cfg: BenchConfig
+    info: metadata.ModelInfo
+    data: BenchData
+    sources: Sources
+    work: Path
+    say: Callable[[str], None]
+    live: list[_Backend] = field(default_factory=list)  # the reference first
+
+    def plan(self, size: int, tile: int | Sequence[int] | None = None) -> tiling.TilePlan:
+        shape = (size, size)
+        chosen = tile or self.cfg.tile or _default_tile(self.info, shape, self.cfg)
+        return tiling.plan(shape, self.info.geometry, chosen)
+
+    def frame(self, size: int, stem: str) -> tuple[Path, np.ndarray | None]:
+        """A size x size mosaic written to disk, and its labels (None without)."""
+        path = _write_frame(self.work / stem, synth_image(self.sources.pixels, size))
+        labels = self.sources.labels
+        return path, None if labels is None else synth_image(labels, size)
 
 
-def _fidelity(
-    backends: Sequence[_Backend], cfg: BenchConfig, info: metadata.ModelInfo
-) -> list[dict[str, Any]]:
-    """Each backend vs ort-fp32 on the fidelity slices, with the adapted Rand error change."""
-    from .evaluate import read_label
+def _measure_sizes(ctx: _Context) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """Every backend at every size, each checked against the reference; the sweep's reference."""
+    rows: list[dict[str, Any]] = []
+    sweep_ref = None
+    for size in ctx.cfg.sizes:
+        path, truth = ctx.frame(size, f"synth_{size}")
+        mask, plan = ctx.work / "mask.png", ctx.plan(size)
+        ref = None
+        for b in ctx.live:
+            ctx.say(f"{b.name} {size}x{size} tile {plan.tile_shape[0]} batch {ctx.cfg.batch_size}")
+            probs, row = _measure(b, path, ctx.info, plan, ctx.cfg, ctx.cfg.batch_size, mask)
+            ref = probs if ref is None else ref
+            row["check"] = check_masks(probs, ref, truth)
+            rows.append(row)
+            del probs
+        if size == ctx.cfg.sweep_size:
+            sweep_ref = ref
+    return rows, sweep_ref
 
-    try:
-        from skimage.metrics import adapted_rand_error
-    except ImportError:  # the [eval] extra
-        adapted_rand_error = None  # type: ignore[assignment]
+
+def _sweeps(ctx: _Context, ref: np.ndarray | None) -> dict[str, Any]:
+    """Tile and batch sweeps with ort-fp32 at ``sweep_size``, each checked against ``ref``."""
+    b = ctx.live[0]
+    if b.name != "ort-fp32":
+        return {}
+    assert b.predictor is not None
+    size, cfg, g = ctx.cfg.sweep_size, ctx.cfg, ctx.info.geometry
+    path, truth = ctx.frame(size, "sweep")
+    mask_path = ctx.work / "sweep_mask.png"
+    if ref is None:  # the default configuration's output, the sweep's reference
+        ref = timed_frame(path, ctx.info, ctx.plan(size), b.predictor, cfg.batch_size, mask_path)[0]
+    tiles = {t for t in cfg.tile_sweep if g.is_legal(t)} | {g.input_for_output(size)}
+    default = ctx.plan(size).tile_shape
+    # Ascending tiles, so each memory increase belongs to its tile; the last is the whole image.
+    runs = [("tile", t, 1) for t in sorted(tiles)] + [
+        ("batch", default, n) for n in cfg.batch_sweep
+    ]
+    out: dict[str, Any] = {"size": size, "tile": [], "batch": []}
+    for kind, tile, n in runs:
+        plan = ctx.plan(size, tile)
+        ctx.say(f"{kind} sweep {size}x{size} tile {plan.tile_shape[0]} batch {n}")
+        probs, row = _measure(b, path, ctx.info, plan, cfg, n, mask_path)
+        out[kind].append({"sweep": kind, **row, "check": check_masks(probs, ref, truth)})
+    return out
+
+
+def _rand_error(truth: np.ndarray, probs: np.ndarray) -> float:
+    from skimage.metrics import adapted_rand_error
+
     from .evaluate import foreground_components
 
-    ref = next((b for b in backends if b.name == "ort-fp32" and b.predictor), None)
-    if ref is None:
-        return []
+    pred = foreground_components(processing.to_mask(probs))
+    return float(adapted_rand_error(foreground_components(truth), pred, ignore_labels=(0,))[0])
+
+
+def _fidelity(ctx: _Context, names: Sequence[str], rand: bool) -> list[dict[str, Any]]:
+    """Each backend on the real fidelity images through the kernel, against the reference.
+
+    With labels: agreement of the mask with them and, if ``rand``, the adapted
+    Rand error and its change from the reference's.
+    """
     rows = []
-    for name, path in _slices(cfg.data, cfg.fidelity):
+    data = ctx.data
+    for name in names:
+        path = data.images[name]
         image = io.read_image(path)
-        truth_path = cfg.data / "label" / path.name
-        truth = read_label(truth_path) if truth_path.is_file() else None
-        x = processing.normalize(image, info.normalization, info.channels)
-        p = tiling.plan(x.shape[1:], info.geometry, _default_tile(info, x.shape[1:], cfg))
-        assert ref.predictor is not None
-        base = tiling.run_tiled(x, p, ref.predictor, info.classes, cfg.batch_size)
-        base_are = None
-        if truth is not None and adapted_rand_error is not None:
-            tc = foreground_components(truth)
-            base_are = adapted_rand_error(
-                tc, foreground_components(processing.to_mask(base)), ignore_labels=(0,)
+        truth = _read_label(data, name, image, ctx.info.classes) if name in data.labels else None
+        plan = tiling.plan(
+            image.shape[:2], ctx.info.geometry, _default_tile(ctx.info, image.shape[:2], ctx.cfg)
+        )
+        ref, base = None, None
+        for b in ctx.live:
+            assert b.predictor is not None
+            probs = timed_frame(
+                path, ctx.info, plan, b.predictor, ctx.cfg.batch_size, ctx.work / "fid.png"
             )[0]
-        for b in backends:
-            if b.predictor is None:
-                continue
-            got = tiling.run_tiled(x, p, b.predictor, info.classes, cfg.batch_size)
-            row: dict[str, Any] = {"backend": b.name, "slice": name, **_diff(base, got)}
-            if base_are is not None and adapted_rand_error is not None:
-                are = adapted_rand_error(
-                    tc, foreground_components(processing.to_mask(got)), ignore_labels=(0,)
-                )[0]
-                row["rand_error"] = float(are)
-                row["rand_error_change"] = float(are - base_are)
+            ref = probs if ref is None else ref
+            row: dict[str, Any] = {"backend": b.name, "image": name}
+            row.update(check_masks(probs, ref, truth))
+            if truth is not None and rand:
+                row["rand_error"] = _rand_error(truth, probs)
+                base = row["rand_error"] if base is None else base
+                row["rand_error_change"] = row["rand_error"] - base
             rows.append(row)
     return rows
 
 
 def _summarise_fidelity(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per backend: the largest probability difference, and the mean of the other figures."""
     out: dict[str, dict[str, float]] = {}
     for name in dict.fromkeys(r["backend"] for r in rows):
         rs = [r for r in rows if r["backend"] == name]
-        out[name] = {
-            "max_abs_prob_diff": max(r["max_abs_prob_diff"] for r in rs),
-            "class_diff_share": float(np.mean([r["class_diff_share"] for r in rs])),
-        }
-        if all("rand_error_change" in r for r in rs):
-            out[name]["rand_error"] = float(np.mean([r["rand_error"] for r in rs]))
-            out[name]["rand_error_change"] = float(np.mean([r["rand_error_change"] for r in rs]))
+        out[name] = {"max_abs_prob_diff": max(r["max_abs_prob_diff"] for r in rs)}
+        for key in ("class_diff_share", "label_agreement", "rand_error", "rand_error_change"):
+            if all(key in r for r in rs):
+                out[name][key] = float(np.mean([r[key] for r in rs]))
     return out
 
 
@@ -580,108 +850,97 @@ def _workdir() -> Iterator[Path]:
         yield Path(d)
 
 
-def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the benchmark; writes ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir``."""
-    say = progress or (lambda _msg: None)
-    info = metadata.read(cfg.model)
-    g = info.geometry
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    result: dict[str, Any] = {"config": _jsonable(asdict(cfg)), "machine": _machine()}
-    result["model"] = {
-        "path": str(cfg.model),
-        "name": info.name,
-        "precision": info.precision.value,
-        "architecture": info.architecture.to_dict(),
+# ---------------------------------------------------------------------------
+# The run
+
+
+def _describe(
+    cfg: BenchConfig, info: metadata.ModelInfo, data: BenchData, left_out: dict[str, str]
+) -> dict[str, Any]:
+    """The result's header: configuration, machine, model, data and what is left out."""
+    cal, fid, notes = _choose(data, cfg)
+    return {
+        "config": _jsonable(asdict(cfg)),
+        "machine": _machine(),
+        "model": {
+            "path": str(cfg.model),
+            "name": info.name,
+            "precision": info.precision.value,
+            "architecture": info.architecture.to_dict(),
+        },
+        "data": {
+            "source": data.source,
+            "images": len(data.images),
+            "labelled": len(data.labels),
+            "calibration": list(cal),
+            "fidelity": list(fid),
+            "notes": notes,
+        },
+        "left_out": dict(left_out),
     }
+
+
+def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark; writes ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir``.
+
+    Optional packages are checked first (:func:`preflight`); what they would
+    give is left out with the reason in ``result["left_out"]``.
+    """
+    say = progress or (lambda _msg: None)
+    t_all = time.perf_counter()
+    left_out = preflight(cfg)
+    info, data = metadata.read(cfg.model), find_data(cfg.data)
+    result = _describe(cfg, info, data, left_out)
+    sources = read_sources(data, info)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     say(f"measuring the fp32 peak (numpy SGEMM {cfg.gemm_n})")
     result["peak"] = gemm_peak(cfg.gemm_n, cfg.threads)
-    peak = result["peak"]["peak_gflops"]
-    slices = [io.read_image(p) for _, p in _slices(cfg.data)]
-    extra: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
     with _workdir() as work:
         say("opening backends" + (" (quantising int8)" if "ort-int8" in cfg.backends else ""))
-        backends = _open_backends(cfg, work, extra)
-        result["skipped"] = {b.name: b.skipped for b in backends if b.skipped}
-        result["notes"] = {b.name: b.notes for b in backends if b.notes}
-        result["int8"] = extra.get("int8")
-        # ort-fp32 first: it is the reference every other backend is compared with.
-        live = sorted(
-            (b for b in backends if b.predictor is not None), key=lambda b: b.name != "ort-fp32"
-        )
-        for size in cfg.sizes:
-            img = work / f"synth_{size}.png"
-            io.write_png(img, synth_image(slices, size))
-            tile = cfg.tile or _default_tile(info, (size, size), cfg)
-            plan = tiling.plan((size, size), g, tile)
-            ref = None
-            for b in live:
-                say(f"{b.name} {size}x{size} tile {plan.tile_shape[0]} batch {cfg.batch_size}")
-                probs, row = _measure(b, img, info, plan, cfg, cfg.batch_size, work / "mask.png")
-                if b.name == "ort-fp32":
-                    ref = probs
-                row["vs_fp32"] = _diff(ref, probs) if ref is not None else None
-                rows.append(row)
-                del probs
-            del ref
-        result["rows"] = rows
-        result["sweeps"] = _sweeps(cfg, live, info, slices, work, say)
-        say("fidelity on ISBI slices " + ", ".join(cfg.fidelity))
-        fid = _fidelity(live, cfg, info)
-        result["fidelity"] = fid
-        result["fidelity_summary"] = _summarise_fidelity(fid)
-        for b in backends:
-            b.close()
-    _add_ratios(rows, peak)
-    result["targets"] = _targets(result)
+        calibrate = [data.images[n] for n in result["data"]["calibration"]]
+        backends, result["int8"] = _open_backends(cfg, work, calibrate)
+        ctx = _Context(cfg, info, data, sources, work, say)
+        try:
+            result.update(
+                _measure_all(
+                    ctx, backends, result["data"]["fidelity"], "rand_error" not in left_out
+                )
+            )
+        finally:
+            for b in backends:
+                b.close()
+    _add_ratios(result["rows"], result["peak"]["peak_gflops"])
     result["seconds"] = time.perf_counter() - t_all
-    from .io import atomic_path
-
-    with atomic_path(cfg.out_dir / "bench.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-    with atomic_path(cfg.out_dir / "bench.md") as tmp:
-        tmp.write_text(markdown(result))
-    with atomic_path(cfg.out_dir / "bench.png") as tmp:
-        plot(result, tmp)
+    write_results(result, cfg.out_dir)
     return result
 
 
-def _sweeps(
-    cfg: BenchConfig,
-    live: Sequence[_Backend],
-    info: metadata.ModelInfo,
-    slices: Sequence[np.ndarray],
-    work: Path,
-    say: Callable[[str], None],
+def _measure_all(
+    ctx: _Context, backends: Sequence[_Backend], fidelity: Sequence[str], rand: bool
 ) -> dict[str, Any]:
-    """Tile and batch sweeps with ort-fp32 at ``sweep_size``."""
-    b = next((x for x in live if x.name == "ort-fp32"), None)
-    if b is None:
-        return {}
-    g = info.geometry
-    img = work / "sweep.png"
-    io.write_png(img, synth_image(slices, cfg.sweep_size))
-    out: dict[str, Any] = {"size": cfg.sweep_size, "tile": [], "batch": []}
-    tiles = [t for t in cfg.tile_sweep if g.is_legal(t)]
-    tiles.append(g.input_for_output(cfg.sweep_size))  # the whole image in one tile
-    for t in sorted(set(tiles)):  # ascending, so each memory increase belongs to its tile
-        plan = tiling.plan((cfg.sweep_size,) * 2, g, t)
-        say(f"tile sweep {cfg.sweep_size}x{cfg.sweep_size} tile {plan.tile_shape[0]}")
-        out["tile"].append(
-            {"sweep": "tile", **_measure(b, img, info, plan, cfg, 1, work / "m.png")[1]}
-        )
-    sweep_tile = cfg.tile or _default_tile(info, (cfg.sweep_size,) * 2, cfg)
-    plan = tiling.plan((cfg.sweep_size,) * 2, g, sweep_tile)
-    for n in cfg.batch_sweep:
-        say(f"batch sweep {cfg.sweep_size}x{cfg.sweep_size} tile {plan.tile_shape[0]} batch {n}")
-        out["batch"].append(
-            {"sweep": "batch", **_measure(b, img, info, plan, cfg, n, work / "m.png")[1]}
-        )
-    return out
+    """Rows, sweeps and fidelity with the backends that opened (ort-fp32, the reference, first)."""
+    ctx.live = sorted((b for b in backends if b.predictor), key=lambda b: b.name != "ort-fp32")
+    skipped = {b.name: b.skipped for b in backends if b.skipped}
+    if not ctx.live:
+        raise ConfigError(f"no backend could run here: {skipped}")
+    rows, sweep_ref = _measure_sizes(ctx)
+    sweeps = _sweeps(ctx, sweep_ref)
+    del sweep_ref
+    ctx.say("fidelity on " + ", ".join(fidelity))
+    fid = _fidelity(ctx, fidelity, rand)
+    return {
+        "reference": ctx.live[0].name,
+        "skipped": skipped,
+        "notes": {b.name: b.notes for b in backends if b.notes},
+        "rows": rows,
+        "sweeps": sweeps,
+        "fidelity": fid,
+        "fidelity_summary": _summarise_fidelity(fid),
+    }
 
 
 def _add_ratios(rows: list[dict[str, Any]], peak: float | None) -> None:
+    """Share of the fp32 peak, and speed relative to torch and to ORT fp32 at the same size."""
     torch_wall = {r["size"]: r["wall_s"] for r in rows if r["backend"] == "torch"}
     fp32_wall = {r["size"]: r["wall_s"] for r in rows if r["backend"] == "ort-fp32"}
     for r in rows:
@@ -690,68 +949,6 @@ def _add_ratios(rows: list[dict[str, Any]], peak: float | None) -> None:
         r["speedup_vs_torch"] = t / r["wall_s"] if t else None
         f = fp32_wall.get(r["size"])
         r["speedup_vs_fp32"] = f / r["wall_s"] if f else None
-
-
-def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = result["rows"]
-    biggest = max((r["size"] for r in rows), default=None)
-
-    def pick(backend: str) -> dict[str, Any] | None:
-        return next((r for r in rows if r["backend"] == backend and r["size"] == biggest), None)
-
-    fp32, torch_row, int8 = pick("ort-fp32"), pick("torch"), pick("ort-int8")
-    fid = result.get("fidelity_summary", {}).get("ort-int8")
-    out = []
-
-    def add(name: str, value: float | None, goal: float, higher: bool, unit: str) -> None:
-        met = None if value is None else (value >= goal if higher else value <= goal)
-        out.append(
-            {
-                "target": name,
-                "value": value,
-                "goal": goal,
-                "met": met,
-                "unit": unit,
-                "size": biggest,
-            }
-        )
-
-    add(
-        "ORT fp32 end-to-end speedup over PyTorch eager (same tiles)",
-        fp32["speedup_vs_torch"] if fp32 and torch_row else None,
-        1.5,
-        True,
-        "x",
-    )
-    add(
-        "ORT fp32 model GFLOP/s share of measured fp32 peak",
-        fp32["peak_share"] if fp32 else None,
-        0.80,
-        True,
-        "",
-    )
-    add(
-        "non-model stages share of wall time (ORT fp32)",
-        fp32["non_model_share"] if fp32 else None,
-        0.05,
-        False,
-        "",
-    )
-    add(
-        "int8 end-to-end speedup over ORT fp32",
-        int8["speedup_vs_fp32"] if int8 else None,
-        2.0,
-        True,
-        "x",
-    )
-    add(
-        "int8 pixels unchanged vs fp32 on the fidelity slices",
-        1.0 - fid["class_diff_share"] if fid else None,
-        0.995,
-        True,
-        "",
-    )
-    return out
 
 
 def _machine() -> dict[str, Any]:
@@ -783,12 +980,103 @@ def _jsonable(d: Any) -> Any:
     return d
 
 
+def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """``bench.json``, ``bench.md`` and (with matplotlib) ``bench.png``, each written atomically.
+
+    Both texts are rendered before anything is written, and ``bench.json``
+    goes last, so a failure never leaves a half-written file or a JSON newer
+    than its table. Without matplotlib the plot is left out and the reason
+    recorded in ``result["left_out"]["plot"]``.
+    """
+    md = markdown(result)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    written = []
+    png = out_dir / "bench.png"
+    if "plot" in result.get("left_out", {}):
+        png.unlink(missing_ok=True)  # an earlier run's plot would pass for this run's
+    else:
+        with io.atomic_path(png) as tmp:
+            plot(result, tmp)
+        written.append(png)
+    for name, content in (("bench.md", md), ("bench.json", text)):
+        with io.atomic_path(out_dir / name) as tmp:
+            tmp.write_text(content, encoding="utf-8")
+        written.append(out_dir / name)
+    return written
+
+
 # ---------------------------------------------------------------------------
 # Reports
 
 
-def _f(v: float | None, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
+def _f(v: Any, fmt: str = "", scale: float = 1.0, unit: str = "") -> str:
+    return "–" if v is None else format(v if scale == 1.0 else scale * v, fmt) + unit
+
+
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def _col(head: str, key: str, fmt: str = "", scale: float = 1.0, unit: str = "") -> Column:
+    """A table column showing ``row[key]`` (or ``row["check"][key]`` when the row has checks)."""
+
+    def cell(row: dict[str, Any]) -> str:
+        src = row if key in row else row.get("check", {})
+        return _f(src.get(key), fmt, scale, unit)
+
+    return head, cell
+
+
+#: Every column of the tables, by heading.
+COLUMNS = {
+    c[0]: c
+    for c in (
+        _col("backend", "backend"),
+        _col("sweep", "sweep"),
+        _col("image", "size", unit="²"),
+        _col("tile", "tile"),
+        _col("batch", "batch"),
+        _col("tiles", "tiles"),
+        _col("n", "repeats"),
+        _col("wall s (p50)", "wall_s", ".3f"),
+        _col("p99 s", "p99_s", ".3f"),
+        _col("Mpx/s", "mpx_per_s", ".2f"),
+        _col("vs torch", "speedup_vs_torch", ".2f", unit="x"),
+        _col("model GFLOP/s", "gflops", ".0f"),
+        _col("% peak", "peak_share", ".0f", 100),
+        _col("non-model %", "non_model_share", ".1f", 100),
+        _col("process peak RSS MiB", "peak_rss_mib", ".0f"),
+        _col("activation estimate MiB", "activation_estimate_mib", ".0f"),
+        _col("RSS increase MiB", "peak_rss_increase_mib", ".0f"),
+        _col("max abs Δp", "max_abs_prob_diff", ".2e"),
+        _col("class Δ %", "class_diff_share", ".3f", 100),
+        _col("label agreement %", "label_agreement", ".2f", 100),
+        _col("adapted Rand error", "rand_error", ".4f"),
+        _col("change", "rand_error_change", "+.4f"),
+    )
+}
+#: The check of each timed output, shown beside its figures.
+CHECKS = "max abs Δp | class Δ % | label agreement %"
+ROW_COLUMNS = (
+    "backend | image | tile | tiles | n | wall s (p50) | p99 s | Mpx/s | vs torch | "
+    "model GFLOP/s | % peak | non-model % | process peak RSS MiB | " + CHECKS
+)
+SWEEP_COLUMNS = (
+    "sweep | tile | batch | tiles | wall s (p50) | Mpx/s | model GFLOP/s | "
+    "activation estimate MiB | RSS increase MiB | " + CHECKS
+)
+FIDELITY_COLUMNS = "backend | " + CHECKS + " | adapted Rand error | change"
+
+
+def _columns(heads: str, rows: Iterable[dict[str, Any]]) -> list[str]:
+    """A table of ``rows`` with the columns named in ``heads`` ("a | b | c")."""
+    columns = [COLUMNS[h] for h in heads.split(" | ")]
+    return _table([h for h, _ in columns], [[cell(r) for _, cell in columns] for r in rows])
+
+
+def _table(head: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    """Markdown table lines."""
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    return lines + ["| " + " | ".join(r) + " |" for r in body]
 
 
 def _core(peak: dict[str, Any]) -> str:
@@ -796,112 +1084,82 @@ def _core(peak: dict[str, Any]) -> str:
     return str(run.get("openblas_core") or "unknown")
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The results as Markdown tables."""
-    peak = result["peak"]
-    rows = result["rows"]
-    m = result["model"]
+def _md_intro(result: dict[str, Any]) -> list[str]:
+    peak, m, d, mach = result["peak"], result["model"], result["data"], result["machine"]
     a = m["architecture"]
-    lines = [
+    labels = f", {d['labelled']} with labels" if d["labelled"] else ", no labels"
+    return [
         "# unet-edge benchmark",
         "",
         f"Model `{Path(m['path']).name}` ({m['name']}, U-Net depth {a['depth']}, base width "
-        f"{a['base_width']}, {m['precision']}); CPU {result['machine']['cpu']}, "
-        f"{result['machine']['cores']} cores; onnxruntime {result['machine']['onnxruntime']}. "
-        f"fp32 peak: numpy SGEMM {peak['n']} = {_f(peak['peak_gflops'], '.0f')} GFLOP/s "
-        f"({peak['peak_from']}; OPENBLAS_CORETYPE in the environment: "
-        f"{peak['environment'].get('OPENBLAS_CORETYPE')}; OpenBLAS core "
-        f"{_core(peak)}). Each row: n timed frames (median, p99) after every batch shape was "
-        "warmed up once; one frame = read PNG, normalise, tile, infer, stitch, write mask PNG. "
-        "Images are real ISBI 2012 slices tiled and mirrored; the tile is what a default "
-        "Segmenter picks. % peak = model GFLOP/s (conv FLOPs / infer time) over the SGEMM peak.",
-        "",
-        "| backend | image | tile | tiles | n | wall s (p50) | p99 s | Mpx/s | vs torch "
-        "| model GFLOP/s | % peak | non-model % | process peak RSS MiB | max abs Δp | class Δ % |",
-        "|---" * 15 + "|",
+        f"{a['base_width']}, {m['precision']}); CPU {mach['cpu']}, {mach['cores']} cores; "
+        f"onnxruntime {mach['onnxruntime']}. Data: {d['source']} ({d['images']} image(s)"
+        f"{labels}). fp32 peak: numpy SGEMM {peak['n']} = {_f(peak['peak_gflops'], '.0f')} "
+        f"GFLOP/s ({peak['peak_from']}; OPENBLAS_CORETYPE in the environment: "
+        f"{peak['environment'].get('OPENBLAS_CORETYPE')}; OpenBLAS core {_core(peak)}). "
+        "Each row: n timed frames (median, p99) after every batch shape was warmed up once; "
+        "one frame = read the image file, normalise, tile, infer, stitch, write mask PNG. "
+        "Images are the data's images laid side by side and mirrored; the tile is what a "
+        "default Segmenter picks. % peak = model GFLOP/s (conv FLOPs / infer time) over the "
+        f"SGEMM peak. Every row's output is checked: Δp and class Δ against "
+        f"{result['reference']} on the same image, label agreement where labels exist.",
     ]
-    for r in rows:
-        d = r.get("vs_fp32") or {}
-        cd = d.get("class_diff_share")
-        share = r.get("peak_share")
-        lines.append(
-            f"| {r['backend']} | {r['size']}² | {r['tile']} | {r['tiles']} | {r['repeats']} "
-            f"| {r['wall_s']:.3f} "
-            f"| {r['p99_s']:.3f} | {r['mpx_per_s']:.2f} | {_f(r.get('speedup_vs_torch'), '.2f')}x "
-            f"| {r['gflops']:.0f} | {_f(share and 100 * share, '.0f')} "
-            f"| {100 * r['non_model_share']:.1f} | {r['peak_rss_mib']:.0f} "
-            f"| {_f(d.get('max_abs_prob_diff'), '.2e')} "
-            f"| {_f(None if cd is None else 100 * cd, '.3f')} |"
-        )
-    biggest = max((r["size"] for r in rows), default=None)
-    lines += [
-        "",
-        f"Stages at {biggest}x{biggest}, seconds (median):",
-        "",
-        "| backend | " + " | ".join(STAGES) + " |",
-        "|---" * (len(STAGES) + 1) + "|",
+
+
+def _md_rows(result: dict[str, Any]) -> list[str]:
+    return ["", *_columns(ROW_COLUMNS, result["rows"])]
+
+
+def _md_stages(result: dict[str, Any]) -> list[str]:
+    rows = result["rows"]
+    biggest = max(r["size"] for r in rows)
+    body = [
+        [r["backend"], *(f"{r['stages_s'][s]:.4f}" for s in STAGES)]
+        for r in rows
+        if r["size"] == biggest
     ]
-    for r in rows:
-        if r["size"] == biggest:
-            lines.append(
-                f"| {r['backend']} | "
-                + " | ".join(f"{r['stages_s'][s]:.4f}" for s in STAGES)
-                + " |"
-            )
+    intro = f"Stages at {biggest}x{biggest}, seconds (median):"
+    return ["", intro, "", *_table(["backend", *STAGES], body)]
+
+
+def _md_sweeps(result: dict[str, Any]) -> list[str]:
     sw = result.get("sweeps") or {}
-    if sw:
-        lines += [
-            "",
-            f"Sweeps, ort-fp32, {sw['size']}x{sw['size']}:",
-            "",
-            "| sweep | tile | batch | tiles | wall s | Mpx/s | model GFLOP/s "
-            "| activation estimate MiB | RSS increase MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for r in sw["tile"] + sw["batch"]:
-            lines.append(
-                f"| {r['sweep']} | {r['tile']} | {r['batch']} | {r['tiles']} | {r['wall_s']:.3f} "
-                f"| {r['mpx_per_s']:.2f} | {r['gflops']:.0f} | {r['activation_estimate_mib']:.0f} "
-                f"| {r['peak_rss_increase_mib']:.0f} |"
-            )
+    if not sw:
+        return []
+    intro = f"Sweeps, ort-fp32, {sw['size']}x{sw['size']} (checked against the default tile):"
+    return ["", intro, "", *_columns(SWEEP_COLUMNS, sw["tile"] + sw["batch"])]
+
+
+def _md_fidelity(result: dict[str, Any]) -> list[str]:
     fs = result.get("fidelity_summary") or {}
-    if fs:
-        names = ", ".join(result["config"]["fidelity"])
-        lines += [
-            "",
-            f"Fidelity against ort-fp32 on ISBI slices {names} (512x512):",
-            "",
-            "| backend | max abs Δp | pixels with another class % | adapted Rand error | change |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for name, s in fs.items():
-            lines.append(
-                f"| {name} | {s['max_abs_prob_diff']:.2e} | {100 * s['class_diff_share']:.3f} "
-                f"| {_f(s.get('rand_error'), '.4f')} | {_f(s.get('rand_error_change'), '+.4f')} |"
-            )
-    if result.get("skipped"):
-        lines += ["", "Not measured:", ""]
-        lines += [f"- {k}: {v}" for k, v in result["skipped"].items()]
-    lines += [
-        "",
-        f"Targets (at {biggest}x{biggest}):",
-        "",
-        "| target | measured | goal | met |",
-        "| --- | --- | --- | --- |",
-    ]
-    for t in result["targets"]:
-        v = t["value"]
-        shown = "–" if v is None else (f"{v:.2f}x" if t["unit"] == "x" else f"{100 * v:.2f}%")
-        goal = f"{t['goal']:.1f}x" if t["unit"] == "x" else f"{100 * t['goal']:.1f}%"
-        op = ">=" if "share of wall" not in t["target"] else "<="
-        met = {True: "yes", False: "no", None: "not measured"}[t["met"]]
-        lines.append(f"| {t['target']} | {shown} | {op} {goal} | {met} |")
-    lines.append("")
-    return "\n".join(lines)
+    if not fs:
+        return []
+    names = ", ".join(result["data"]["fidelity"])
+    intro = f"Fidelity against {result['reference']} on the image(s) {names}, whole:"
+    rows = [{"backend": name, **s} for name, s in fs.items()]
+    return ["", intro, "", *_columns(FIDELITY_COLUMNS, rows)]
+
+
+def _md_left_out(result: dict[str, Any]) -> list[str]:
+    items = {**result.get("left_out", {}), **result.get("skipped", {})}  # one line a key
+    notes = result["data"].get("notes", [])
+    if not items and not notes:
+        return []
+    return (
+        ["", "Not measured, and notes:", ""]
+        + [f"- {k}: {v}" for k, v in items.items()]
+        + [f"- {n}" for n in notes]
+    )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as Markdown tables (no targets: a project adds its own)."""
+    parts = (_md_intro, _md_rows, _md_stages, _md_sweeps, _md_fidelity, _md_left_out)
+    return "\n".join(line for part in parts for line in part(result)) + "\n"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Throughput by image size per backend, and the tile sweep, as a PNG."""
+    """Throughput by image size per backend, and the tile sweep, as a PNG (needs matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -928,5 +1186,5 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title("Tile sweep")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
