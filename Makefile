@@ -4,13 +4,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := unet_edge/data/sample_isbi2012.png
-PYDIRS := $(wildcard unet_edge tests benchmarks export examples)
+PYDIRS := $(wildcard unet_edge tests benchmarks export examples docs)
+# A second environment with the runtime only: `pip install .` (no extras, no torch) + pytest.
+RT_VENV  ?= .venv-runtime
+RT_BIN   := $(RT_VENV)/bin
+RT_STAMP := $(RT_VENV)/.installed
+# The runtime-only run must really run the runtime tests, not skip its way to green.
+RT_MIN_PASSED ?= 150
 
-.PHONY: help setup demo test test-all lint format typecheck bench clean
+.PHONY: help setup demo test test-runtime test-all lint format typecheck bench clean
 
 help:
 	@echo "make demo       set up (.venv) and segment a sample ISBI image with the shipped model"
 	@echo "make test       run the test suite (skips GPU-only tests, with reasons)"
+	@echo "make test-runtime  the suite against a runtime-only install (.venv-runtime: pip install ., no torch)"
 	@echo "make lint       ruff lint + format check + mypy on unet_edge/"
 	@echo "make format     apply ruff formatting"
 	@echo "make bench      run the benchmark suite (CPU; CUDA/TensorRT where available)"
@@ -31,6 +38,32 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+$(RT_STAMP): pyproject.toml constraints.txt
+	rm -rf $(RT_VENV)
+	$(PYTHON) -m venv $(RT_VENV)
+	$(RT_BIN)/python -m pip install --quiet --upgrade pip
+	$(RT_BIN)/python -m pip install --quiet -c constraints.txt . pytest hypothesis
+	touch $(RT_STAMP)
+
+# Tests the INSTALLED package: the tree is reinstalled (not editable) first, and
+# PYTHONSAFEPATH keeps the repository root off sys.path (for `-m pytest` and for the
+# `python -c` subprocesses some tests start); tests/test_install.py checks both and that
+# torch is absent. build/ is removed so that no stale module from it reaches the wheel.
+test-runtime: $(RT_STAMP)
+	rm -rf build
+	$(RT_BIN)/python -m pip install --quiet --no-deps --force-reinstall -c constraints.txt .
+	rm -rf build
+	PYTHONSAFEPATH=1 $(RT_BIN)/python -c "import importlib.util as u, unet_edge; \
+		assert '/site-packages/' in unet_edge.__file__, unet_edge.__file__; \
+		assert u.find_spec('torch') is None, 'torch is installed in $(RT_VENV)'"
+	PYTHONSAFEPATH=1 UNET_EDGE_RUNTIME_ONLY=1 $(RT_BIN)/python -m pytest -p no:cacheprovider \
+		--junitxml=$(RT_VENV)/junit.xml
+	$(RT_BIN)/python -c "import sys, xml.etree.ElementTree as E; \
+		s = E.parse('$(RT_VENV)/junit.xml').getroot().find('testsuite'); \
+		n = int(s.get('tests')) - sum(int(s.get(k)) for k in ('failures', 'errors', 'skipped')); \
+		print(f'runtime-only install: {n} tests passed'); \
+		sys.exit(0 if n >= $(RT_MIN_PASSED) else f'only {n} tests passed (< $(RT_MIN_PASSED))')"
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)
@@ -41,7 +74,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(PYDIRS)
 
 bench: $(STAMP)
-	$(BIN)/unet-edge bench -o benchmarks/results
+	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RT_VENV) build demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny exported models (random weights) and the real ISBI data."""
+"""Shared fixtures: tiny random-weight ONNX models (built without torch) and the ISBI data."""
 
 from __future__ import annotations
 
@@ -25,23 +25,35 @@ def isbi_image(isbi: Path) -> np.ndarray:
     return read_image(isbi / "train" / "image" / "20.png")
 
 
-def _export(tmp: Path, name: str, **arch: object) -> Path:
+def _model(folder: Path, name: str, **arch: object) -> Path:
+    """A random-weight U-Net built with onnx.helper (tests/onnx_models.py): no torch needed."""
+    import onnx_models  # tests/ is on sys.path (pytest's default import mode)
+
+    from unet_edge.config import UNetConfig
+
+    config = UNetConfig(**arch)  # type: ignore[arg-type]
+    return onnx_models.save(folder / f"{name}.onnx", config, name=name)
+
+
+def _checkpoint(onnx_path: Path) -> Path:
+    """A torch checkpoint holding exactly the weights of a model from :func:`_model`."""
     torch = pytest.importorskip("torch")
-    from unet_edge.config import Normalization, UNetConfig
+    import onnx
+    import onnx_models
+
+    from unet_edge import metadata
     from unet_edge.training import checkpoint
-    from unet_edge.training.export import export_checkpoint
     from unet_edge.training.model import UNet
 
-    torch.manual_seed(0)
-    cfg = UNetConfig(**arch)  # type: ignore[arg-type]
-    model = UNet(cfg)
-    classes = tuple(f"class{i}" for i in range(cfg.classes))
-    norm = Normalization(mean=0.5, std=0.25)
-    ck = checkpoint.from_model(model, norm, classes, name=name)
-    ck_path = checkpoint.save(ck, tmp / f"{name}.pt")
-    out = tmp / f"{name}.onnx"
-    export_checkpoint(ck_path, out)
-    return out
+    info = metadata.read(onnx_path)
+    net = UNet(info.architecture)
+    weights = onnx_models.weights_of(onnx.load(str(onnx_path)))
+    missing, unexpected = net.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in weights.items()}, strict=False
+    )
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
+    ck = checkpoint.from_model(net, info.normalization, info.class_names, name=info.name)
+    return checkpoint.save(ck, onnx_path.with_suffix(".pt"))
 
 
 @pytest.fixture(scope="session")
@@ -52,21 +64,22 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(models_dir: Path) -> Path:
     """Depth-4 valid U-Net (the paper's geometry: halo 92, legal 188 + 16k), width 2."""
-    return _export(models_dir, "tiny", base_width=2)
+    return _model(models_dir, "tiny", base_width=2)
 
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tiny_onnx: Path) -> Path:
-    return tiny_onnx.with_suffix(".pt")
+    """The torch checkpoint of ``tiny_onnx`` (same weights); skips without torch."""
+    return _checkpoint(tiny_onnx)
 
 
 @pytest.fixture(scope="session")
 def same_onnx(models_dir: Path) -> Path:
     """Depth-3 same-padding U-Net with batch norm."""
-    return _export(models_dir, "same", base_width=2, depth=3, padding="same", batch_norm=True)
+    return _model(models_dir, "same", base_width=2, depth=3, padding="same", batch_norm=True)
 
 
 @pytest.fixture(scope="session")
 def rgb_onnx(models_dir: Path) -> Path:
     """3-channel, 3-class, depth-2 valid U-Net."""
-    return _export(models_dir, "rgb", in_channels=3, classes=3, depth=2, base_width=2)
+    return _model(models_dir, "rgb", in_channels=3, classes=3, depth=2, base_width=2)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from unet_edge.errors import InputError
 from unet_edge.training.weights import border_distances, class_balance, weight_map
+
+# The reference computations use scipy (the [train] extra): the module skips without it.
+ndimage = pytest.importorskip("scipy.ndimage", reason="the reference needs scipy ([train] extra)")
 
 
 def two_discs(gap: int = 2, radius: int = 20) -> tuple[np.ndarray, int, int]:
