@@ -14,6 +14,7 @@ from unet_edge.training.augment import (
     AugmentConfig,
     cubic_matrix,
     elastic_field,
+    exposure,
     flip_rotate,
     remap,
     sampling_maps,
@@ -101,8 +102,13 @@ def test_elastic_sample_keeps_labels_aligned_with_the_image(tmp_path: Path):
     labels[:, ::13] = 0
     labels[40:47, 30:90] = 0
     image = np.where(labels == 255, 220, 20).astype(np.uint8)
-    data = SegmentationData.from_folder(_write_pairs(tmp_path, [image], [labels]))
-    aug = AugmentConfig(elastic_sigma=10.0, shift=4.0, gamma=0, contrast=0, brightness=0)
+    # dtype-range scaling keeps the pixel values readable (x / 255)
+    data = SegmentationData.from_folder(
+        _write_pairs(tmp_path, [image], [labels]), scaling=Normalization()
+    )
+    aug = AugmentConfig(
+        elastic_sigma=10.0, shift=4.0, gamma=0, contrast=0, brightness=0, exposure=0
+    )
     geo = Geometry(depth=2)  # halo 20 (valid, 3x3), legal tiles 44 + 4k
     halo, out = geo.halo, geo.output_size(84)
     assert (halo, out) == (20, 44)
@@ -122,7 +128,9 @@ def test_unaugmented_sample_is_the_mirror_padded_crop(tmp_path: Path):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (50, 60), dtype=np.uint8)
     labels = np.where(rng.random((50, 60)) > 0.5, 255, 0).astype(np.uint8)
-    data = SegmentationData.from_folder(_write_pairs(tmp_path, [image], [labels]))
+    data = SegmentationData.from_folder(
+        _write_pairs(tmp_path, [image], [labels]), scaling=Normalization()
+    )
     geo = Geometry(depth=2)
     s = data.sample(rng, geo, 64, IDENTITY, None, origin=(0, 30))  # halo 20, output 24
     assert s.labels.shape == (24, 24)
@@ -131,3 +139,20 @@ def test_unaugmented_sample_is_the_mirror_padded_crop(tmp_path: Path):
     np.testing.assert_allclose(s.image[0] * 255, padded[0:64, 30:94], atol=1e-3)
     np.testing.assert_array_equal(s.labels, labels[0:24, 30:54] // 255)
     np.testing.assert_allclose(s.weights, data.weights[0][0:24, 30:54])
+
+
+def test_exposure_is_a_camera_gain_and_offset_seen_through_the_percentiles() -> None:
+    """Equal to rescaling the clipped raw image by its own (mapped) percentiles."""
+    rng = np.random.default_rng(1)
+    raw = rng.integers(0, 4096, (64, 64)).astype(np.float32)
+    lo, hi = np.percentile(raw, (1.0, 99.8))
+    scaled = (raw - lo) / (hi - lo)
+    cfg = AugmentConfig(exposure=1.0, gain=0.5, offset=0.15)
+    out = exposure(scaled, (float(lo), float(hi), 4095.0), np.random.default_rng(7), cfg)
+    draw = np.random.default_rng(7)
+    draw.random()
+    g, o = draw.uniform(0.5, 1.5), draw.uniform(-0.15, 0.15) * 4095.0
+    cam = np.clip(g * raw + o, 0, 4095)
+    lo2, hi2 = np.clip(g * np.array([lo, hi]) + o, 0, 4095)
+    np.testing.assert_allclose(out, (cam - lo2) / (hi2 - lo2), atol=1e-4)
+    assert exposure(scaled, (lo, hi, 4095.0), rng, AugmentConfig(exposure=0.0)) is scaled

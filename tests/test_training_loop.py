@@ -93,7 +93,7 @@ def test_train_writes_best_and_last_checkpoints(tmp_path: Path):
     assert "optimizer" not in best.training  # lean: the optimiser state is in .last only
     with pytest.raises(CheckpointError, match=r"m\.last\.pt"):
         train(cfg, ISBI / "train", tmp_path / "m2.pt", resume=result.output)
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="overwriting was not asked for"):
         train(cfg, ISBI / "train", tmp_path / "m.pt")
     # validation sees the whole image, mirror-padded like the runtime
     data = SegmentationData.from_folder(ISBI / "train", names=["20"])

@@ -43,7 +43,9 @@ def main() -> None:
     torch.set_num_threads(2)
     checkpoint = ckpt.load(best)
     val_names = checkpoint.training["val_names"]
-    val = SegmentationData.from_folder(data_dir, names=val_names, w0=0.0)
+    val = SegmentationData.from_folder(
+        data_dir, names=val_names, w0=0.0, scaling=checkpoint.normalization
+    )
     table = threshold_table(
         checkpoint.build_model(), val, checkpoint.normalization, list(THRESHOLDS)
     )

@@ -77,6 +77,21 @@ _CONFIG_OPTIONS = (
         type=click.FloatRange(min=0),
         help="Std (px) of the 3x3-grid elastic displacements.",
     ),
+    _config_opt(
+        "norm_low",
+        type=click.FloatRange(0, 100),
+        help="Percentile of each image mapped to 0 (per-image normalisation).",
+    ),
+    _config_opt(
+        "norm_high",
+        type=click.FloatRange(0, 100),
+        help="Percentile mapped to 1 (70 suits EM; 99.8 suits sparse bright objects).",
+    ),
+    _config_opt(
+        "norm_clip",
+        "--norm-clip/--no-norm-clip",
+        help="Clip the scaled values to 0..1 (saturated pixels then cannot change the input).",
+    ),
 )
 
 

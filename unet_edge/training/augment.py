@@ -132,10 +132,14 @@ def remap(src: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, nearest: bool) 
 
 
 def gray_values(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """Random gamma, contrast and brightness on an image scaled to about [0, 1]; float32."""
+    """Random gamma, contrast and brightness on an image scaled to about [0, 1]; float32.
+
+    Values above 1 (percentile scaling) keep their order under the gamma.
+    """
     out = image
     if cfg.gamma > 0:
-        out = np.clip(out, 0.0, 1.0) ** np.float32(np.exp(rng.uniform(-cfg.gamma, cfg.gamma)))
+        # scaled images may exceed 1 (percentile scaling is not clipped): only negatives go
+        out = np.maximum(out, 0.0) ** np.float32(np.exp(rng.uniform(-cfg.gamma, cfg.gamma)))
     if cfg.contrast > 0 or cfg.brightness > 0:
         c = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
         b = rng.uniform(-cfg.brightness, cfg.brightness)

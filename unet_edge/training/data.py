@@ -39,11 +39,11 @@ from .augment import (
 )
 from .weights import SIGMA, W0, weight_map
 
-#: How training images are scaled to 0..1 unless told otherwise: each image by its own 1st
-#: and 99.8th percentiles (as CSBDeep and StarDist do), so 8-, 12-, 14- and 16-bit data, floats
-#: and exposure changes all look alike to the network. Clipped to 0..1 (the gamma augmentation
-#: works on 0..1). Mean and std are then measured on the training images.
-DEFAULT_SCALING = Normalization(mode=NormMode.PERCENTILE, low=1.0, high=99.8, clip=True)
+#: How training images are scaled unless told otherwise: each image by its own percentiles
+#: (as CSBDeep and StarDist do), so 8-, 12-, 14- and 16-bit data, floats and exposure changes
+#: all look alike to the network; not clipped. Mean and std are then measured on the data.
+#: The training config chooses the percentiles (:class:`~unet_edge.training.config.TrainConfig`).
+DEFAULT_SCALING = Normalization(mode=NormMode.PERCENTILE, low=1.0, high=99.8)
 
 
 def scale_image(

@@ -280,8 +280,12 @@ class _Run:
 def _build(config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[Any]) -> _Run:
     """A fresh run: data, seeded model and optimiser (seeded in this order, as always)."""
     kw: dict[str, Any] = {"classes": config.classes, "w0": config.w0, "sigma": config.sigma}
-    data = SegmentationData(train_pairs, **kw)
-    val = SegmentationData(val_pairs, classes=config.classes, w0=0.0) if val_pairs else None
+    data = SegmentationData(train_pairs, **kw, scaling=config.scaling())
+    val = (
+        SegmentationData(val_pairs, classes=config.classes, w0=0.0, scaling=config.scaling())
+        if val_pairs
+        else None
+    )
     geo = config.geometry
     augment = (
         AugmentConfig(elastic_sigma=config.elastic_sigma)
