@@ -347,13 +347,16 @@ class TiffWindows:
         return window[(slice(None), slice(None), *key[2:])]
 
     def _strided(self, rows: range, cols: slice) -> np.ndarray:
-        band = max(1, (64 << 20) // max(1, self.shape[1] * self.dtype.itemsize) // rows.step)
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        band = max(1, (32 << 20) // max(1, row_bytes) // rows.step)
         parts = []
         for i in range(0, len(rows), band):
             sel = rows[i : i + band]
             if len(sel):
                 block = self.read((sel[0], sel[-1] + 1), (0, self.shape[1]))
-                parts.append(block[:: rows.step, cols])
+                # a copy: a view would keep every band's full rows alive until the end
+                parts.append(np.ascontiguousarray(block[:: rows.step, cols]))
+                del block
         return np.concatenate(parts) if parts else np.empty((0, 0, *self.shape[2:]), self.dtype)
 
     def read_window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
