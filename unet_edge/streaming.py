@@ -3,7 +3,10 @@
 Four threads overlap the work of consecutive frames::
 
     source iterable --reader--> [inbox: max_queue] --prepare--> [1] --infer--> [1] --finish--> [1]
-                                                  (normalise, pad, cut tiles)   (stitch, argmax)
+                                         (frame statistics, mirrored windows)   (stitch, argmax)
+
+The three stages are the kernel's steps (:class:`unet_edge.tiling.TileRun`:
+``batches``, the predictor, ``stitch``), run on separate threads.
 
 and the consumer (the caller's thread, iterating :func:`stream`) takes finished
 frames in input order. ONNX Runtime releases the GIL while it runs, so the

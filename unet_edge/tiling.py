@@ -1,7 +1,11 @@
-"""Overlap-tile geometry and pixel movement: plan, mirror-pad, extract, stitch.
+"""Overlap-tile geometry and the one kernel: plan, read mirrored windows, prepare, infer, stitch.
 
 Pure functions over numpy arrays; no inference backend is imported here, so
 the same code tiles for ONNX Runtime, for the PyTorch baseline and for Dask.
+:class:`TileRun` is the kernel every path uses: a window reader (an array, a
+memory-mapped or compressed TIFF, a Dask block, a camera frame) gives the
+tiles' mirrored windows, a prepare step normalises them, a predictor runs
+batches and each output tile is stitched exactly into its region.
 
 Coordinates: the image is mirror-padded by ``halo`` pixels on the top/left
 (and as much as the last tile needs on the bottom/right), so padded pixel
