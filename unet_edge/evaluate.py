@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .datasets import check_same_size, find_pairs
-from .datasets import parse_names as parse_names  # re-exported: unet_edge/cli.py imports it here
 from .errors import DataError, ImageReadError, InputError
 
 if TYPE_CHECKING:
