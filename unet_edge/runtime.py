@@ -268,14 +268,19 @@ class Segmenter:
         """Raw window -> the network's float32 (C, h, w) input, for an image scaled so."""
         return processing.normalizer(self.info.normalization, self.info.channels, scaling)
 
+    def frame_run(
+        self, frame: np.ndarray, scaling: processing.Scaling | None = None
+    ) -> tiling.TileRun:
+        """The kernel for one in-memory (H, W) or (H, W, C) frame (None: its own scaling)."""
+        processing.frame_to_chw(frame, self.info.channels)
+        s = scaling if scaling is not None else self.scaling_for(frame)
+        return self.tile_run(self.plan_for(frame.shape[:2]), tiling.array_reader(frame), s)
+
     def predict_frame(
         self, frame: np.ndarray, scaling: processing.Scaling | None = None
     ) -> np.ndarray:
         """Probabilities (K, H, W) float32 for one (H, W) or (H, W, C) frame."""
-        processing.frame_to_chw(frame, self.info.channels)
-        s = scaling if scaling is not None else self.scaling_for(frame)
-        run = self.tile_run(self.plan_for(frame.shape[:2]), tiling.array_reader(frame), s)
-        return run.run(self.run_batch)
+        return self.frame_run(frame, scaling).run(self.run_batch)
 
     def analyze(self, image: np.ndarray | Sequence[np.ndarray]) -> Prediction:
         """Probabilities, mask and the normalisation used, for a frame or a stack.

@@ -246,15 +246,12 @@ class _Pipeline:
     def _prepare_one(self, job: _Job) -> None:
         frame = job.frame
         self._check(frame)
-        seg = self.seg
-        processing.frame_to_chw(frame, seg.info.channels)
         # each frame is normalised on its own statistics, as it arrives
-        scaling = seg.scaling_for(frame)
+        job.run = self.seg.frame_run(frame)
         # the first good frame fixes whatever the caller did not
         self.shape = self.shape if self.shape is not None else frame.shape
         self.dtype = self.dtype if self.dtype is not None else frame.dtype
         job.frame = None
-        job.run = seg.tile_run(seg.plan_for(frame.shape[:2]), tiling.array_reader(frame), scaling)
         job.batches = list(job.run.batches(reuse=False))
 
     def _prepare(self) -> None:
