@@ -113,6 +113,7 @@ def segment_dask(
     threads: int | None = None,
     chunk: int = DEFAULT_CHUNK,
     probabilities: bool = False,
+    scaling: processing.Scaling | None = None,
 ) -> Any:
     """A lazy Dask array of the mask (H, W) uint8, or probabilities (K, H, W) float32.
 
@@ -124,6 +125,8 @@ def segment_dask(
         provider, batch_size, threads: for each worker's Segmenter.
         chunk: the wanted chunk side; rounded to a multiple of the plan's stride.
         probabilities: return probabilities instead of the mask.
+        scaling: the whole image's scaling, if already measured
+            (``segmenter.scaling_for(image)``); None: measured here.
 
     The values equal ``segmenter.predict``/``segment`` on the whole image.
     Compute with any Dask scheduler, e.g. a ``dask.distributed`` cluster.
@@ -138,7 +141,8 @@ def segment_dask(
     if arr.ndim not in (2, 3):
         raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")
     h, w = int(arr.shape[0]), int(arr.shape[1])
-    scaling = seg.scaling_for(arr)  # the whole image's statistics, from one strided pass
+    if scaling is None:  # the whole image's statistics, from one strided pass
+        scaling = seg.scaling_for(arr)
     plan = seg.plan_for((h, w))
     # A valid U-Net's output pixel depends on inputs up to the halo away *plus* the rest of
     # its pooling cells (up to alignment - 1 px more), so the overlap is halo + alignment.
@@ -202,6 +206,20 @@ def _map_overlap(
     )
 
 
+def _open_lazy(src: Path) -> Any:
+    """A TIFF (through :class:`unet_edge.io.TiffWindows`) or zarr path as a lazy Dask array."""
+    import dask.array as da
+
+    if src.suffix.lower() not in (".tif", ".tiff"):
+        return da.from_zarr(str(src))
+    from .io import TiffWindows
+
+    win = TiffWindows(src)  # picklable: each worker reads its own windows
+    return da.from_array(
+        win, chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:], meta=np.empty((0,) * win.ndim, win.dtype)
+    )
+
+
 def segment_to_zarr(
     image: Any,
     output: str | os.PathLike[str],
@@ -228,21 +246,15 @@ def segment_to_zarr(
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
     if isinstance(image, (str, os.PathLike)):
-        src = Path(image)
-        if src.suffix.lower() in (".tif", ".tiff"):
-            from .io import TiffWindows
-
-            win = TiffWindows(src)  # picklable: each worker reads its own windows
-            image = da.from_array(
-                win,
-                chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:],
-                meta=np.empty((0,) * win.ndim, win.dtype),
-            )
-        else:
-            image = da.from_zarr(str(src))
+        image = _open_lazy(Path(image))
     seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"))
+    scaling = seg.scaling_for(image)  # measured once: for the result and its provenance
     result = segment_dask(
-        image, model if model is not None else seg.model_path, segmenter=seg, **kwargs
+        image,
+        model if model is not None else seg.model_path,
+        segmenter=seg,
+        scaling=scaling,
+        **kwargs,
     )
     plan = seg.plan_for((int(image.shape[0]), int(image.shape[1])))
     z = zarr.open_array(
@@ -254,7 +266,7 @@ def segment_to_zarr(
     )
     z.attrs["unet_edge"] = {
         **seg.provenance(),
-        "normalization": [seg.scaling_for(image).to_dict()],
+        "normalization": [scaling.to_dict()],
         "tile_plan": repr(plan),
         "output": "probabilities" if result.ndim == 3 else "mask",
     }
