@@ -123,10 +123,11 @@ def test_kernel_region_equals_whole_image_region() -> None:
     t, left, h, w = region
     assert np.array_equal(part, whole[:, t : t + h, left : left + w])
     windows = [(0, 0, 157, 100), (0, 100, 157, 111)]
-    pieces = list(
-        tiling.run_windows(p, tiling.array_reader(image[:, :, None]), prepare, predict, 1, windows)
-    )
-    assert np.array_equal(np.concatenate([x for _, x in pieces], axis=2), whole)
+    pieces = [
+        tiling.TileRun(p, tiling.array_reader(image[:, :, None]), prepare, 1, 1, w).run(predict)
+        for w in windows
+    ]
+    assert np.array_equal(np.concatenate(pieces, axis=2), whole)
 
 
 def test_choose_tile_cost_model() -> None:

@@ -106,18 +106,11 @@ def segment_large(
     plan = seg.plan_for((h, w), memory_budget)
     ty, tx = output_tile(plan.y), output_tile(plan.x)
     windows = output_windows((h, w), (ty, tx))
-    results = tiling.run_windows(
-        plan,
-        src.read_window,
-        seg.prepare(scaling),
-        seg.run_batch,
-        seg.info.classes,
-        windows,
-        seg.batch_size,
-    )
 
-    def blocks() -> Iterator[np.ndarray]:
-        for done, ((_, _, rh, rw), probs) in enumerate(results, 1):
+    def blocks() -> Iterator[np.ndarray]:  # one output window at a time, for the writer
+        for done, region in enumerate(windows, 1):
+            probs = run_region(seg, plan, src.read_window, region, scaling)
+            rh, rw = region[2:]
             block = np.zeros((ty, tx), np.uint8)
             block[:rh, :rw] = processing.mask_to_image(processing.to_mask(probs), seg.info.classes)
             if progress is not None:

@@ -261,12 +261,8 @@ class Segmenter:
         region: tiling.Region | None = None,
     ) -> tiling.TileRun:
         """The kernel for this model: ``region`` of the image behind ``read``, scaled so."""
-        prepare = self.prepare(scaling)
+        prepare = processing.normalizer(self.info.normalization, self.info.channels, scaling)
         return tiling.TileRun(plan, read, prepare, self.info.classes, self.batch_size, region)
-
-    def prepare(self, scaling: processing.Scaling) -> tiling.Prepare:
-        """Raw window -> the network's float32 (C, h, w) input, for an image scaled so."""
-        return processing.normalizer(self.info.normalization, self.info.channels, scaling)
 
     def frame_run(
         self, frame: np.ndarray, scaling: processing.Scaling | None = None

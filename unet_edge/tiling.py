@@ -19,7 +19,7 @@ result equals whole-image inference, with no blending.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -394,23 +394,6 @@ class TileRun:
         for group, batch in self.batches():
             self.stitch(group, predict(batch))
         return self.result
-
-
-def run_windows(
-    plan: TilePlan,
-    read: WindowReader,
-    prepare: Prepare,
-    predict: Predictor,
-    classes: int,
-    windows: Iterable[Region],
-    batch_size: int = 1,
-) -> Iterator[tuple[Region, np.ndarray]]:
-    """Each output window's probabilities, in order, for a writer to consume.
-
-    Memory holds one window's result and one batch, whatever the image size.
-    """
-    for region in windows:
-        yield region, TileRun(plan, read, prepare, classes, batch_size, region).run(predict)
 
 
 def _chw_to_float(window: np.ndarray) -> np.ndarray:
