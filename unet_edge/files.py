@@ -29,10 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from . import io, processing
-from .errors import ImageReadError, InputError, OutputError
+from .errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from .runtime import Segmenter
@@ -202,22 +200,10 @@ def _windowed(seg: Segmenter, path: Path, large: bool | None, limit: int) -> boo
 def _estimate(seg: Segmenter, path: Path) -> int:
     """Bytes the in-memory path needs for a TIFF: raw + float32 input, probabilities (and
     their stitched copy), mask and saved mask."""
-    shape, dtype = _tiff_header(path)
+    shape, dtype, _ = io.tiff_header(path)
     pixels = math.prod(shape[:2])
     channels = math.prod(shape[2:])
     return pixels * (channels * (dtype.itemsize + 4) + 8 * seg.info.classes + 2)
-
-
-def _tiff_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype of a TIFF's first series, from its header (no pixels read)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tf:
-            series = tf.series[0]
-            return tuple(int(s) for s in series.shape), np.dtype(series.dtype)
-    except Exception as e:
-        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
 
 
 def _make_folder(plan: FilePlan) -> None:

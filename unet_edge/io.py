@@ -119,11 +119,18 @@ def is_stack(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return False
+    shape, _, axes = tiff_header(path)
+    return len(shape) >= 3 and axes[0] not in "YXS"
+
+
+def tiff_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype[Any], str]:
+    """Shape, dtype and axes (e.g. ``"ZYX"``) of a TIFF's first series; no pixels are read."""
+    path = Path(path)
     _check_readable(path)
     try:
         with tifffile.TiffFile(path) as tf:
             series = tf.series[0]
-            return len(series.shape) >= 3 and series.axes[0] not in "YXS"
+            return tuple(int(n) for n in series.shape), np.dtype(series.dtype), series.axes
     except Exception as e:
         raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
 
