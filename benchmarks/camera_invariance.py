@@ -26,19 +26,26 @@ from unet_edge.io import read_image
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012" / "train"
 
 
-def variants(im: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-    """The slice as cameras and pipelines deliver it."""
+#: Inputs whose masks must agree with the 8-bit mask on >= 99% of the pixels
+#: (tests/test_camera.py checks every variant but the last, which saturates more).
+GAINS = (0.5, 0.7, 0.75, 1.25, 1.3, 1.5)
+OFFSETS = (-30, -15, 15, 30)
+
+
+def variants(im: np.ndarray) -> Iterator[tuple[str, np.ndarray, bool]]:
+    """(label, the slice as cameras and pipelines deliver it, whether 99% is required)."""
     f = im.astype(np.float64)
-    yield "uint16, 12-bit values (x16)", im.astype(np.uint16) * 16
-    yield "uint16, 14-bit values (x64)", im.astype(np.uint16) * 64
-    yield "uint16, full range (x257)", im.astype(np.uint16) * 257
-    yield "float32 in 0..1", (f / 255).astype(np.float32)
-    yield "float32 in 0..255", f.astype(np.float32)
-    for gain in (0.5, 0.7, 1.3, 1.5):
-        yield f"uint8, gain {gain}", np.clip(np.round(f * gain), 0, 255).astype(np.uint8)
-    for offset in (-30, 30):
-        yield f"uint8, offset {offset:+d}", np.clip(f + offset, 0, 255).astype(np.uint8)
-    yield "uint8, gain 1.5 and offset +30", np.clip(np.round(f * 1.5 + 30), 0, 255).astype(np.uint8)
+    yield "uint16, 12-bit values (x16)", im.astype(np.uint16) * 16, True
+    yield "uint16, 14-bit values (x64)", im.astype(np.uint16) * 64, True
+    yield "uint16, full range (x257)", im.astype(np.uint16) * 257, True
+    yield "float32 in 0..1", (f / 255).astype(np.float32), True
+    yield "float32 in 0..255", f.astype(np.float32), True
+    for gain in GAINS:
+        yield f"uint8, gain {gain}", np.clip(np.round(f * gain), 0, 255).astype(np.uint8), True
+    for offset in OFFSETS:
+        yield f"uint8, offset {offset:+d}", np.clip(f + offset, 0, 255).astype(np.uint8), True
+    both = np.clip(np.round(f * 1.5 + 30), 0, 255).astype(np.uint8)
+    yield "uint8, gain 1.5 and offset +30 (not required)", both, False
 
 
 def main() -> None:
@@ -56,7 +63,7 @@ def main() -> None:
             scores.append(
                 segmentation_metrics(ref, read_label(args.data / "label" / f"{name}.png"))
             )
-            for label, v in variants(im):
+            for label, v, _ in variants(im):
                 try:
                     a = float((seg.segment(v) == ref).mean())
                 except InputError:  # a fixed-range model refuses what it cannot scale
