@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +86,18 @@ def same_onnx(models_dir: Path) -> Path:
 def rgb_onnx(models_dir: Path) -> Path:
     """3-channel, 3-class, depth-2 valid U-Net."""
     return _model(models_dir, "rgb", in_channels=3, classes=3, depth=2, base_width=2)
+
+
+@pytest.fixture(scope="session")
+def imports_none_of() -> Callable[..., None]:
+    """``check(code, *modules)``: run ``code`` in a fresh interpreter, fail if it imported any
+    of ``modules`` (e.g. torch in the runtime)."""
+
+    def check(code: str, *modules: str) -> None:
+        script = (
+            f"{code}\nimport sys\n"
+            f"heavy = [m for m in {modules!r} if m in sys.modules]\nassert not heavy, heavy"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True)
+
+    return check
