@@ -370,18 +370,15 @@ class TileRun:
     def batches(self, reuse: bool = True) -> Iterator[tuple[list[Tile], np.ndarray]]:
         """(tiles, float32 (N, C, th, tw) batch) pairs; ``reuse``: one buffer for all batches."""
         p = self.plan
-        buf: np.ndarray | None = None
+        buf = np.empty((0,), np.float32)
         for b in range(0, len(self.tiles), self.batch_size):
             group = self.tiles[b : b + self.batch_size]
-            windows = [
-                self.prepare(
+            for i, t in enumerate(group):  # each window straight into the batch
+                x = self.prepare(
                     read_mirrored(self.read, (p.height, p.width), p.halo, t.y, t.x, p.tile_shape)
                 )
-                for t in group
-            ]
-            if buf is None or not reuse or len(buf) < len(group):
-                buf = np.empty((len(group), *windows[0].shape), np.float32)
-            for i, x in enumerate(windows):
+                if i == 0 and (not reuse or len(buf) < len(group)):
+                    buf = np.empty((len(group), *x.shape), np.float32)
                 buf[i] = x
             yield group, buf[: len(group)]
 
