@@ -156,3 +156,18 @@ def test_exposure_is_a_camera_gain_and_offset_seen_through_the_percentiles() -> 
     lo2, hi2 = np.clip(g * np.array([lo, hi]) + o, 0, 4095)
     np.testing.assert_allclose(out, (cam - lo2) / (hi2 - lo2), atol=1e-4)
     assert exposure(scaled, (lo, hi, 4095.0), rng, AugmentConfig(exposure=0.0)) is scaled
+
+
+def test_exposure_uses_each_channels_own_percentiles() -> None:
+    rng = np.random.default_rng(2)
+    scaled = rng.random((32, 32, 2)).astype(np.float32)
+    lows, highs, cfg = (10.0, 300.0), (200.0, 3000.0), AugmentConfig(exposure=1.0)
+    both = exposure(scaled, (lows, highs, 4095.0), np.random.default_rng(9), cfg)
+    for c in range(2):
+        one = exposure(
+            scaled[:, :, c : c + 1],
+            ((lows[c],), (highs[c],), 4095.0),
+            np.random.default_rng(9),
+            cfg,
+        )
+        np.testing.assert_allclose(both[:, :, c : c + 1], one, rtol=1e-6)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -149,30 +150,34 @@ def gray_values(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
 
 def exposure(
     image: np.ndarray,
-    raw_range: tuple[float, float, float],
+    raw_range: tuple[Any, Any, float],
     rng: np.random.Generator,
     cfg: AugmentConfig,
 ) -> np.ndarray:
     """A random camera gain and offset, seen through per-image percentile scaling.
 
-    ``image`` is scaled as ``(raw - lo) / (hi - lo)`` with ``raw_range`` =
-    (lo, hi, full scale of the dtype). The raw values get ``g * raw + o *
-    full``, clipped to ``[0, full]`` as a camera saturates; since that map is
-    monotone, the image's percentiles move with it, so the rescaled image is
+    ``image`` (H, W, C) is scaled as ``(raw - lo) / (hi - lo)`` with
+    ``raw_range`` = (lo, hi, full scale of the dtype); lo and hi are numbers
+    or one per channel. The raw values get ``g * raw + o * full``, clipped to
+    ``[0, full]`` as a camera saturates; since that map is monotone, the
+    image's percentiles move with it, so the rescaled image is
     ``(raw' - lo') / (hi' - lo')`` with ``lo', hi'`` the mapped percentiles.
     """
     if cfg.exposure <= 0 or rng.random() >= cfg.exposure:
         return image
-    lo, hi, full = raw_range
+    lo, hi = (np.asarray(v, np.float64) for v in raw_range[:2])
+    full = raw_range[2]
     g = np.float32(rng.uniform(1.0 - cfg.gain, 1.0 + cfg.gain))
     o = np.float32(rng.uniform(-cfg.offset, cfg.offset) * full)
 
-    def camera(v: np.ndarray | float) -> np.ndarray:
+    def camera(v: np.ndarray) -> np.ndarray:
         return np.asarray(np.clip(np.float32(g) * v + o, 0.0, np.float32(full)))
 
-    raw = np.float32(lo) + image * np.float32(hi - lo)
-    lo2, hi2 = float(camera(lo)), float(camera(hi))
-    return ((camera(raw) - np.float32(lo2)) / np.float32(max(hi2 - lo2, 1e-6))).astype(np.float32)
+    raw = lo.astype(np.float32) + image * (hi - lo).astype(np.float32)
+    lo2 = camera(lo.astype(np.float32)).astype(np.float64)
+    hi2 = camera(hi.astype(np.float32)).astype(np.float64)
+    span = np.maximum(hi2 - lo2, 1e-6).astype(np.float32)
+    return ((camera(raw) - lo2.astype(np.float32)) / span).astype(np.float32)
 
 
 def flip_rotate(

@@ -48,19 +48,19 @@ DEFAULT_SCALING = Normalization(mode=NormMode.PERCENTILE, low=1.0, high=99.8)
 
 def scale_image(
     image: np.ndarray, scaling: Normalization
-) -> tuple[np.ndarray, tuple[float, float, float]]:
+) -> tuple[np.ndarray, tuple[tuple[float, ...], tuple[float, ...], float]]:
     """An (H, W, C) image scaled to about 0..1 by ``scaling``'s rule: float32 (H, W, C).
 
     The same :func:`unet_edge.processing.scaling_for` and :func:`~unet_edge.processing.scale`
     the runtime applies, so training and inference cannot drift apart. Also
-    returns the raw (low, high, full scale) of channel 0, for the exposure
-    augmentation.
+    returns the raw (low per channel, high per channel, full scale of the
+    dtype), for the exposure augmentation.
     """
     c = image.shape[2]
     s = processing.scaling_for(image, scaling, c)
     full = float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else 1.0
     scaled = np.ascontiguousarray(processing.scale(image, s, c).transpose(1, 2, 0))
-    return scaled, (s.low[0], s.high[0], full)
+    return scaled, (s.low, s.high, full)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class SegmentationData:
         self.images: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
-        self.raw_ranges: list[tuple[float, float, float]] = []
+        self.raw_ranges: list[tuple[tuple[float, ...], tuple[float, ...], float]] = []
         self.classes = classes
         self.scaling = scaling
         for name, image_path, label_path in pairs:
