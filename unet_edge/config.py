@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from .errors import ConfigError
 
 _E = TypeVar("_E", bound=enum.Enum)
+
+#: Upper bounds of the architecture's integers: far above any real U-Net, low enough that a
+#: crafted model's metadata cannot make the size arithmetic (or a mask's uint8) misbehave.
+LIMITS = {"in_channels": 64, "classes": 256, "base_width": 4096, "convs_per_level": 8}
+
+#: Normalisation numbers are finite and of sane size; std at least this (x / std stays finite).
+MAX_NORM_VALUE = 1e12
+MIN_NORM_STD = 1e-8
 
 
 def look_up(kind: type[_E], value: object, what: str | None = None) -> _E:
@@ -106,8 +116,20 @@ class Normalization:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", look_up(NormMode, self.mode, "normalisation mode"))
-        if not self.std > 0:
-            raise ConfigError(f"normalisation std must be > 0, got {self.std}")
+        for name in ("low", "high", "mean", "std"):
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or abs(v) > MAX_NORM_VALUE:
+                raise ConfigError(
+                    f"normalisation {name} must be a finite number within +-{MAX_NORM_VALUE:g}, "
+                    f"got {v!r}"
+                )
+        if not isinstance(self.clip, bool):
+            raise ConfigError(f"normalisation clip must be true or false, got {self.clip!r}")
+        if not self.std >= MIN_NORM_STD:
+            raise ConfigError(
+                f"normalisation std must be > 0 (at least {MIN_NORM_STD:g}), got {self.std}"
+            )
         if self.mode is not NormMode.DTYPE_RANGE and not self.high > self.low:
             raise ConfigError(
                 f"normalisation needs high > low, got low={self.low}, high={self.high}"
@@ -147,21 +169,25 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "padding", look_up(Padding, self.padding, "padding"))
-        for name in ("in_channels", "classes", "base_width", "convs_per_level"):
+        for name, most in LIMITS.items():
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+                raise ConfigError(f"{name} must be an integer in 1..{most}, got {v!r}")
         if self.classes < 2:
             raise ConfigError(
                 f"classes must be >= 2 (softmax over classes), got {self.classes}; "
                 "use 2 for foreground/background"
             )
-        if not isinstance(self.depth, int) or not 0 <= self.depth <= 8:
+        if type(self.depth) is not int or not 0 <= self.depth <= 8:
             raise ConfigError(f"depth must be an integer in 0..8, got {self.depth!r}")
-        if self.kernel_size not in (3, 5, 7):
+        if type(self.kernel_size) is not int or self.kernel_size not in (3, 5, 7):
             raise ConfigError(f"kernel_size must be 3, 5 or 7, got {self.kernel_size!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not isinstance(self.batch_norm, bool):
+            raise ConfigError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"extra must be a mapping, got {type(self.extra).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return plain_dict(self)

@@ -137,23 +137,75 @@ def from_dict(d: Mapping[str, Any]) -> ModelInfo:
             f"model metadata schema version {version!r} is not supported by this unet-edge "
             f"(reads version {SCHEMA_VERSION}); upgrade unet-edge or re-export the model"
         )
-    inp = _need(d, "input", "")
-    out = _need(d, "output", "")
+    inp, out = _section(d, "input"), _section(d, "output")
+    if out.get("kind", "probabilities") != "probabilities":
+        raise ModelError(
+            f"invalid model metadata: output kind {out['kind']!r}; unet-edge runs graphs whose "
+            "output is per-class probabilities (softmax over the class axis)"
+        )
     try:
-        return ModelInfo(
-            architecture=UNetConfig.from_dict(_need(d, "architecture", "")),
-            normalization=Normalization.from_dict(_need(inp, "normalization", "input.")),
-            class_names=tuple(str(c) for c in _need(out, "classes", "output.")),
-            name=str(d.get("name", "unet")),
+        info = ModelInfo(
+            architecture=UNetConfig.from_dict(_section(d, "architecture")),
+            normalization=Normalization.from_dict(_section(inp, "normalization", "input.")),
+            class_names=_class_names(_need(out, "classes", "output.")),
+            name=_text(d.get("name", "unet"), "name"),
             border=look_up(BorderMode, _need(d, "border", ""), "border mode"),
             precision=look_up(Precision, _need(d, "precision", ""), "precision"),
-            input_name=str(_need(inp, "name", "input.")),
-            output_name=str(_need(out, "name", "output.")),
-            provenance=dict(d.get("provenance", {})),
-            metrics=dict(d.get("metrics", {})),
+            input_name=_text(_need(inp, "name", "input."), "input.name"),
+            output_name=_text(_need(out, "name", "output."), "output.name"),
+            provenance=_section(d, "provenance", required=False),
+            metrics=_section(d, "metrics", required=False),
         )
     except (ConfigError, TypeError) as e:
         raise ModelError(f"invalid model metadata: {e}") from None
+    _check_stated_geometry(d.get("geometry"), info.geometry)
+    return info
+
+
+#: Longest name or class name a model may carry (they are printed and written to provenance).
+MAX_NAME = 200
+
+
+def _section(d: Mapping[str, Any], key: str, where: str = "", required: bool = True) -> Any:
+    """A JSON object of the metadata (``{}`` when optional and absent)."""
+    v = _need(d, key, where) if required else d.get(key, {})
+    if not isinstance(v, dict):
+        raise ModelError(
+            f"invalid model metadata: {where}{key} must be a JSON object, got {type(v).__name__}"
+        )
+    return v
+
+
+def _text(v: object, what: str) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_NAME:
+        raise ModelError(
+            f"invalid model metadata: {what} must be a string of 1..{MAX_NAME} characters, "
+            f"got {str(v)[:40]!r}"
+        )
+    return v
+
+
+def _class_names(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise ModelError(
+            f"invalid model metadata: output.classes must be a list of names, got {v!r}"
+        )
+    return tuple(_text(c, "each class name") for c in v)
+
+
+def _check_stated_geometry(stated: object, g: Geometry) -> None:
+    """The derived geometry a model states for other tools must be the one its architecture has."""
+    if stated is None:
+        return
+    if not isinstance(stated, dict):
+        raise ModelError("invalid model metadata: geometry must be a JSON object")
+    actual = {"halo": g.halo, "alignment": g.alignment, "min_input": g.min_input}
+    wrong = {k: v for k, v in stated.items() if k in actual and v != actual[k]}
+    if wrong:
+        raise ModelError(
+            f"invalid model metadata: it states geometry {wrong} but its architecture gives "
+            f"{ {k: actual[k] for k in wrong} }; re-export the model"
+        )
 
 
 def from_props(props: Mapping[str, str], source: str = "model") -> ModelInfo:
