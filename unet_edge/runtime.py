@@ -140,6 +140,7 @@ class Segmenter:
         )
         self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
         self._plans_lock = threading.Lock()
+        check_graph(self)
 
     # -- description -------------------------------------------------------
     @property
@@ -370,3 +371,79 @@ def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  #
                 h.update(chunk)
         _cache[key] = h.hexdigest()
     return _cache[key]
+
+
+#: How far a probability may stray from [0, 1], and a pixel's sum from 1, per precision.
+PROBABILITY_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}
+
+
+def check_graph(seg: Segmenter) -> None:
+    """Run the graph once on the smallest legal tile; refuse it if it disagrees with its metadata.
+
+    A (1, C, n, n + alignment) tile (two legal sizes, so a transposed output
+    shows) of fixed pseudo-random values must give (1, K, out(n), out(n +
+    alignment)) probabilities: finite, within [0, 1] and summing to 1 per pixel.
+    Catches a halo or depth that the graph does not have, a wrong class
+    count, a 1-channel head, logits instead of probabilities. A TensorRT
+    session is not used for it (a new shape builds an engine): a CPU one is.
+    """
+    info, g = seg.info, seg.geometry
+    n = (g.min_input, g.min_input + g.alignment)
+    x = np.random.default_rng(0).standard_normal((1, info.channels, *n)).astype(np.float32)
+    want = (1, info.classes, *(g.network_output_size(t) for t in n))
+    s = seg._live()
+    if s.provider is providers.Provider.TENSORRT:
+        s = providers.open_session(seg.model_path, "cpu")
+    quiet = ort_run_options()
+    try:
+        out = np.asarray(s.session.run([info.output_name], {info.input_name: x}, quiet)[0])
+    except Exception as e:
+        raise ModelError(
+            f"{seg.model_path}: the graph fails on the smallest legal tile {x.shape} that its "
+            f"metadata ({g.describe()}) gives: {_first_line(e)}; re-export the model"
+        ) from None
+    problem = output_problem(out, want, PROBABILITY_TOLERANCE[info.precision.value])
+    if problem:
+        raise ModelError(
+            f"{seg.model_path}: its graph does not match its metadata: on a tile of shape "
+            f"{x.shape}, {problem} (metadata: {info.classes} classes, {g.describe()}); "
+            "re-export the model"
+        )
+
+
+def output_problem(out: np.ndarray, want: tuple[int, ...], tol: float) -> str | None:
+    """What is wrong with a probe output of shape ``want`` expected to hold probabilities."""
+    if out.shape != want:
+        why = []
+        if out.ndim != 4:
+            why.append(f"{out.ndim} axes instead of 4 (N, classes, H, W)")
+        else:
+            if out.shape[1] != want[1]:
+                why.append(f"{out.shape[1]} classes instead of {want[1]}")
+            if out.shape[2:] != want[2:]:
+                why.append("another output size: the graph's halo or depth is not the stated one")
+        return f"its output has shape {out.shape}, expected {want} ({'; '.join(why)})"
+    if not np.isfinite(out).all():
+        return f"its output holds {int(np.count_nonzero(~np.isfinite(out)))} non-finite values"
+    lo, hi = float(out.min()), float(out.max())
+    worst = float(np.abs(out.sum(axis=1) - 1).max())
+    if lo < -tol or hi > 1 + tol or worst > tol:
+        return (
+            f"probabilities expected (values in 0..1 summing to 1 per pixel), came values "
+            f"{lo:.3g}..{hi:.3g} whose per-pixel sums are off by up to {worst:.3g}"
+        )
+    return None
+
+
+def ort_run_options() -> Any:
+    """onnxruntime run options that log nothing (a failing probe raises; it must not print)."""
+    import onnxruntime as ort
+
+    ro = ort.RunOptions()
+    ro.log_severity_level = 4
+    return ro
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
