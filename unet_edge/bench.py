@@ -252,6 +252,7 @@ def read_sources(data: BenchData, info: metadata.ModelInfo) -> Sources:
     pixels = [io.read_image(p) for p in data.images.values()]
     for path, im in zip(data.images.values(), pixels, strict=True):
         processing.check_dtype(im)
+        processing.check_finite(im)
         try:
             processing.frame_to_chw(im, info.channels)
         except UnetEdgeError as e:

@@ -25,6 +25,24 @@ class InputError(UnetEdgeError, ValueError):
     """An image, array or argument has the wrong shape, dtype or value."""
 
 
+class NonFiniteError(InputError):
+    """Pixels are NaN or infinite after normalisation (NaN input, or float32 overflow).
+
+    ``count`` is how many values of the window are, ``first`` the (channel, row,
+    column) of the first one in that window.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        count: int = 0,
+        first: tuple[int, int, int] = (0, 0, 0),
+        option: str | None = None,
+    ) -> None:
+        super().__init__(*args, option=option)
+        self.count, self.first = count, first
+
+
 class ImageReadError(UnetEdgeError, OSError):
     """A file could not be read as an image (missing, empty, truncated, not an image)."""
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .config import Normalization, NormMode
-from .errors import InputError
+from .errors import InputError, NonFiniteError
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
@@ -65,11 +65,36 @@ def check_dtype(frame: np.ndarray) -> None:
             f"unsupported pixel type {frame.dtype}; expected uint8, uint16 or float32 "
             "(convert with array.astype(np.float32) if the values are already scaled)"
         )
-    if frame.dtype.kind == "f" and not np.isfinite(frame).all():
-        bad = int(np.count_nonzero(~np.isfinite(frame)))
+
+
+def non_finite(x: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+    """(how many, index of the first) NaN or infinite values of a float array; None if none.
+
+    One sum decides the common case (a finite sum means every value is finite), so the check
+    costs one pass and no allocation; only a non-finite sum pays for the count.
+    """
+    if x.dtype.kind != "f" or x.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(x, axis=None)):
+            return None
+    bad = ~np.isfinite(x)
+    count = int(np.count_nonzero(bad))
+    if count == 0:  # finite values whose sum overflows
+        return None
+    return count, tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), x.shape))
+
+
+def check_finite(frame: np.ndarray, step: int = 1) -> None:
+    """Refuse NaN or infinite pixels in a raw (H, W[, C]) frame (sampled every ``step`` px)."""
+    found = non_finite(frame)
+    if found is not None:
+        n, first = found
+        some = "" if step == 1 else f" (sampling every {step} rows and columns)"
         raise InputError(
-            f"float frame contains {bad} NaN or infinite pixel(s); replace them "
-            "(e.g. np.nan_to_num) before segmenting"
+            f"the image contains {n} NaN or infinite pixel(s){some}, the first at row "
+            f"{first[0] * step}, column {first[1] * step}; replace them (e.g. np.nan_to_num) "
+            "before segmenting"
         )
 
 
@@ -170,6 +195,7 @@ def scaling_for(
     """
     sample = stat_sample(image)
     check_dtype(sample)
+    check_finite(sample, stat_step(tuple(image.shape)))
     chw = frame_to_chw(sample, channels)
     if norm.mode is not NormMode.PERCENTILE:
         scaling = _fixed_scaling(sample.dtype, norm, channels, input_range)
@@ -183,12 +209,13 @@ def scale(frame: np.ndarray, scaling: Scaling, channels: int) -> np.ndarray:
     """A raw frame (H, W[, C]) -> float32 (C, H, W) with ``scaling`` applied (0..1 nominally)."""
     check_dtype(frame)
     x = frame_to_chw(frame, channels).astype(np.float32)  # a fresh array, safe to modify
-    for c in range(x.shape[0]):
-        lo, span = scaling.low[c], scaling.high[c] - scaling.low[c]
-        if lo != 0.0:
-            x[c] -= np.float32(lo)
-        if span != 1.0:
-            x[c] *= np.float32(1.0 / max(span, 1e-12))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused by normalize
+        for c in range(x.shape[0]):
+            lo, span = scaling.low[c], scaling.high[c] - scaling.low[c]
+            if lo != 0.0:
+                x[c] -= np.float32(lo)
+            if span != 1.0:
+                x[c] *= np.float32(1.0 / max(span, 1e-12))
     return x
 
 
@@ -197,8 +224,9 @@ def standardize(x: np.ndarray, norm: Normalization) -> np.ndarray:
     if norm.clip:
         np.clip(x, 0.0, 1.0, out=x)
     if norm.mean != 0.0 or norm.std != 1.0:
-        x -= np.float32(norm.mean)
-        x *= np.float32(1.0 / norm.std)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused by normalize
+            x -= np.float32(norm.mean)
+            x *= np.float32(1.0 / norm.std)
     return x
 
 
@@ -213,7 +241,26 @@ def normalize(
     their full bit depth (never truncated to 8 bits first).
     """
     s = scaling if scaling is not None else scaling_for(frame, norm, channels)
-    return standardize(scale(frame, s, channels), norm)
+    x = scale(frame, s, channels)
+    if norm.clip:  # clipping would turn an infinity into 1: look before
+        _check_normalized(x)
+    standardize(x, norm)
+    if not norm.clip:
+        _check_normalized(x)
+    return x
+
+
+def _check_normalized(x: np.ndarray) -> None:
+    """Refuse NaN or infinite network input (C, h, w), from NaN pixels or float32 overflow."""
+    found = non_finite(x)
+    if found is not None:
+        c, r, col = found[1]
+        raise NonFiniteError(
+            f"{found[0]} value(s) are not finite after normalisation, the first at row {r}, "
+            f"column {col}, channel {c}",
+            count=found[0],
+            first=(c, r, col),
+        )
 
 
 def normalizer(

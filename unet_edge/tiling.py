@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, NonFiniteError
 from .geometry import Geometry
 
 #: The project's single border convention (see :class:`unet_edge.config.BorderMode`).
@@ -374,9 +374,11 @@ class TileRun:
         for b in range(0, len(self.tiles), self.batch_size):
             group = self.tiles[b : b + self.batch_size]
             for i, t in enumerate(group):  # each window straight into the batch
-                x = self.prepare(
-                    read_mirrored(self.read, (p.height, p.width), p.halo, t.y, t.x, p.tile_shape)
-                )
+                raw = read_mirrored(self.read, (p.height, p.width), p.halo, t.y, t.x, p.tile_shape)
+                try:
+                    x = self.prepare(raw)
+                except NonFiniteError as e:
+                    raise _in_image(e, p, t, raw) from None
                 if i == 0 and (not reuse or len(buf) < len(group)):
                     buf = np.empty((len(group), *x.shape), np.float32)
                 buf[i] = x
@@ -391,6 +393,28 @@ class TileRun:
         for group, batch in self.batches():
             self.stitch(group, predict(batch))
         return self.result
+
+
+def _in_image(e: NonFiniteError, p: TilePlan, t: Tile, raw: np.ndarray) -> NonFiniteError:
+    """``e`` (about a tile's window) restated in image coordinates, with the raw value."""
+    c, r, col = e.first
+    y = int(mirror_index(t.y - p.halo + r, t.y - p.halo + r + 1, p.height)[0])
+    x = int(mirror_index(t.x - p.halo + col, t.x - p.halo + col + 1, p.width)[0])
+    value = raw[r, col] if raw.ndim == 2 else raw[r, col, c]
+    rows = f"{max(t.y - p.halo, 0)}..{min(t.y - p.halo + p.y.tile, p.height) - 1}"
+    cols = f"{max(t.x - p.halo, 0)}..{min(t.x - p.halo + p.x.tile, p.width) - 1}"
+    fix = (
+        "the image holds NaN or infinite pixels; replace them (e.g. np.nan_to_num)"
+        if not np.isfinite(value)
+        else "its values overflow float32 once scaled; rescale the image (e.g. to 0..1) first"
+    )
+    return NonFiniteError(
+        f"{e.count} value(s) are not finite after normalisation in the tile over image rows "
+        f"{rows}, columns {cols}; the first at row {y}, column {x}"
+        f"{f', channel {c}' if raw.ndim == 3 else ''} (raw value {float(value):.7g}): {fix}",
+        count=e.count,
+        first=(c, y, x),
+    )
 
 
 def _chw_to_float(window: np.ndarray) -> np.ndarray:
