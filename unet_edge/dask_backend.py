@@ -137,6 +137,7 @@ def segment_dask(
 
     seg = segmenter or Segmenter(model, provider, batch_size=batch_size)
     model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
+    image = processing.as_image(image)
     arr = image if isinstance(image, da.Array) else da.from_array(image)
     if arr.ndim not in (2, 3):
         raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")

@@ -23,10 +23,42 @@ from .errors import InputError, NonFiniteError
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
+def as_image(image: Any) -> Any:
+    """The one check of an image argument of the public API, before anything reads it.
+
+    Array-likes with a shape and dtype (numpy arrays, memory maps, Dask and
+    zarr arrays, TIFF windows) pass unchanged; nested Python lists of numbers
+    become a numpy array; anything else, an image with no pixels (a 0 in its
+    (H, W) or (Z, H, W) shape) or one with fewer than 2 or more than 4 axes is
+    refused with :class:`InputError`.
+    """
+    if isinstance(image, (list, tuple)):
+        try:
+            image = np.asarray(image)
+        except ValueError:
+            raise InputError(
+                "got nested lists of unequal lengths; pass a numpy array (H, W), (H, W, C) "
+                "or a list of equal-size frames"
+            ) from None
+    shape = getattr(image, "shape", None)
+    if shape is None or not hasattr(image, "dtype"):
+        raise InputError(f"expected a numpy array (H, W) or (H, W, C), got {type(image).__name__}")
+    shape = tuple(int(n) for n in shape)
+    if not 2 <= len(shape) <= 4:
+        raise InputError(
+            f"expected (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C), got shape {shape}"
+        )
+    if 0 in shape:
+        raise InputError(f"the image is empty: it has shape {shape}, with no pixels")
+    return image
+
+
 def frame_to_chw(frame: np.ndarray, channels: int) -> np.ndarray:
     """View a single (H, W) or (H, W, C) frame as (C, H, W) without copying pixels."""
     if not isinstance(frame, np.ndarray):
         raise InputError(f"expected a numpy array, got {type(frame).__name__}")
+    if frame.size == 0:
+        raise InputError(f"the image is empty: it has shape {frame.shape}, with no pixels")
     if frame.ndim == 2:
         if channels != 1:
             raise InputError(
@@ -193,7 +225,7 @@ def scaling_for(
     fixed-range models use ``input_range``, else the model's or the dtype's
     range, and refuse images that do not fit it (:func:`check_range`).
     """
-    sample = stat_sample(image)
+    sample = stat_sample(as_image(image))
     check_dtype(sample)
     check_finite(sample, stat_step(tuple(image.shape)))
     chw = frame_to_chw(sample, channels)
@@ -278,10 +310,10 @@ def as_frames(image: Any, channels: int) -> tuple[list[np.ndarray], bool]:
     frames are stacks. An (H, W, 3|4) array for a 1-channel model is a colour
     picture, refused (convert it to grayscale).
     """
-    if isinstance(image, (list, tuple)):
-        frames = [np.asarray(f) if not isinstance(f, np.ndarray) else f for f in image]
-        if not frames:
-            raise InputError("got an empty list of frames; pass at least one (H, W) frame")
+    if isinstance(image, (list, tuple)) and not image:
+        raise InputError("got an empty list of frames; pass at least one (H, W) frame")
+    if isinstance(image, (list, tuple)) and all(isinstance(f, np.ndarray) for f in image):
+        frames = list(image)
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:
             raise InputError(
@@ -289,6 +321,7 @@ def as_frames(image: Any, channels: int) -> tuple[list[np.ndarray], bool]:
                 "them one by one or crop them to one size"
             )
         return frames, True
+    image = as_image(image)
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy array, got {type(image).__name__}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == channels):
@@ -315,9 +348,7 @@ def as_frames(image: Any, channels: int) -> tuple[list[np.ndarray], bool]:
 
 
 def _stack(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
-    if len(image) == 0:
-        raise InputError(f"got an empty stack of shape {image.shape}; pass at least one frame")
-    return list(image), True
+    return list(image), True  # as_image has refused an empty one
 
 
 def to_mask(probabilities: np.ndarray) -> np.ndarray:

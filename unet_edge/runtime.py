@@ -112,6 +112,8 @@ class Segmenter:
         input_range: tuple[float, float] | None = None,
         bit_depth: int | None = None,
     ) -> None:
+        if model is not None and not isinstance(model, (str, os.PathLike)):
+            raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
         if not self.model_path.is_file():
             raise ModelError(f"model file {self.model_path} does not exist")
@@ -121,6 +123,8 @@ class Segmenter:
         if self.tile is not None:
             for t in self.tile:
                 self.geometry.check_tile(t)
+        providers._check_int("max_tile", max_tile, 1)
+        providers._check_int("memory_budget", memory_budget, 1, optional=True)
         if max_tile < self.geometry.min_input:
             raise InputError(
                 f"max_tile {max_tile} is below the smallest legal tile {self.geometry.min_input}"
@@ -200,11 +204,25 @@ class Segmenter:
         """Run the graph on a float32 (N, C, th, tw) batch of legal tiles -> (N, K, oh, ow)."""
         s = self._live()
         return providers.run_batch(
-            s,
-            self.info.input_name,
-            self.info.output_name,
-            np.ascontiguousarray(batch, dtype=np.float32),
+            s, self.info.input_name, self.info.output_name, self._check_batch(batch)
         )
+
+    def _check_batch(self, batch: Any) -> np.ndarray:
+        """A float32 C-contiguous (N>=1, C, th, tw) batch of legal tiles, or InputError."""
+        shape = getattr(batch, "shape", None)
+        ok = isinstance(batch, np.ndarray) and batch.dtype.kind in "fiu" and len(shape or ()) == 4
+        if not ok or not batch.shape[0] or batch.shape[1] != self.info.channels:
+            raise InputError(
+                f"a batch is a float32 numpy array (N, {self.info.channels}, tile height, tile "
+                f"width) with N >= 1, got {type(batch).__name__} of shape {shape}"
+            )
+        bad = [n for n in batch.shape[2:] if not self.geometry.is_legal(int(n))]
+        if bad:
+            raise InputError(
+                f"batch tile size {bad[0]} is not legal for this model "
+                f"(legal: {self.geometry.min_input} + {self.geometry.alignment}k)"
+            )
+        return np.ascontiguousarray(batch, dtype=np.float32)
 
     def plan_for(self, shape: tuple[int, int], memory_budget: int | None = None) -> tiling.TilePlan:
         """The tile plan used for an image of ``shape`` = (height, width).
@@ -212,9 +230,10 @@ class Segmenter:
         ``memory_budget`` (bytes) lowers this Segmenter's budget for this plan
         (the windowed path keeps its tiles small); it never raises it.
         """
+        providers._check_int("memory_budget", memory_budget, 1, optional=True)
         budgets = [b for b in (self.memory_budget, memory_budget) if b is not None]
         budget = min(budgets) if budgets else None
-        key = (int(shape[0]), int(shape[1]), budget)
+        key = (*tiling.image_size(shape), budget)
         p = self._plans.get(key)
         if p is None:
             tile = self.tile or tiling.choose_tile(

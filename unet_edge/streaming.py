@@ -349,6 +349,11 @@ def stream(
     Threads start at the first ``next()``; leaving the loop early joins them.
     """
     policy = look_up(DropPolicy, drop, "drop policy")
+    if not isinstance(frames, Iterable) or isinstance(frames, (str, bytes, np.ndarray)):
+        raise InputError(
+            f"frames must be an iterable of (H, W[, C]) arrays (a list, a generator), got "
+            f"{type(frames).__name__}"
+        )
     if not isinstance(max_queue, int) or max_queue < 1:
         raise InputError(f"max_queue must be a positive integer, got {max_queue!r}")
     want_shape = tuple(int(s) for s in shape) if shape is not None else None

@@ -153,13 +153,30 @@ def _plan_axis(size: int, tile: int, geometry: Geometry, axis: str) -> AxisPlan:
     return AxisPlan(size, tile, out, stride, origins, geometry.halo, padded - geometry.halo - size)
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _as_pair(tile: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(tile, (int, np.integer)):
-        return int(tile), int(tile)
-    pair = tuple(int(t) for t in tile)
-    if len(pair) != 2:
-        raise ConfigError(f"tile must be an int or (height, width), got {tile!r}")
-    return pair[0], pair[1]
+    if _is_int(tile):
+        return int(tile), int(tile)  # type: ignore[arg-type]
+    ok = isinstance(tile, (tuple, list)) and len(tile) == 2 and all(map(_is_int, tile))
+    if not ok:
+        raise ConfigError(
+            f"tile must be an integer or (height, width) integers, got {tile!r}", option="tile"
+        )
+    return int(tile[0]), int(tile[1])  # type: ignore[index]
+
+
+def image_size(shape: object) -> tuple[int, int]:
+    """An image's (height, width) from ``shape`` (its first two numbers); refuses an empty one."""
+    ok = isinstance(shape, (tuple, list)) and len(shape) >= 2 and all(map(_is_int, shape[:2]))
+    if not ok:
+        raise InputError(f"an image shape is (height, width) integers, got {shape!r}")
+    h, w = int(shape[0]), int(shape[1])  # type: ignore[index]
+    if h < 1 or w < 1:
+        raise InputError(f"the image is empty: it has shape {tuple(shape)}, with no pixels")  # type: ignore[arg-type]
+    return h, w
 
 
 def plan(shape: tuple[int, int], geometry: Geometry, tile: int | Sequence[int]) -> TilePlan:
@@ -169,9 +186,7 @@ def plan(shape: tuple[int, int], geometry: Geometry, tile: int | Sequence[int]) 
     be legal for ``geometry``. Along an axis shorter than one tile's output
     the tile shrinks to the smallest legal size that covers it.
     """
-    h, w = (int(s) for s in shape)
-    if h < 1 or w < 1:
-        raise InputError(f"image must be at least 1x1 pixels, got {h}x{w}")
+    h, w = image_size(shape)
     th, tw = (geometry.check_tile(t) for t in _as_pair(tile))
     crop = geometry.halo if geometry.padding.value == "same" else 0
     return TilePlan(
