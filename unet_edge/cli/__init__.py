@@ -31,9 +31,18 @@ HINTS = {
 _EXTRAS = {"torch": "train", "skimage": "eval", "dask": "dask", "distributed": "dask"}
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (ESC, other controls, newlines, bidi
+    overrides) escaped as ``\\xNN``/``\\uNNNN``: what a model's metadata says reaches the
+    terminal as text, never as a control sequence."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error_line(e: UnetEdgeError) -> str:
     """The one line printed for a library error, with the CLI's hint for its ``option``."""
-    msg = str(e)
+    msg = printable(str(e))
     hint = HINTS.get(e.option or "")
     if hint and msg.endswith("."):
         msg = f"{msg} {hint[0].upper()}{hint[1:]}."
@@ -94,4 +103,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["HINTS", "error_line", "main"]
+__all__ = ["HINTS", "error_line", "main", "printable"]

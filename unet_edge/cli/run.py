@@ -120,6 +120,7 @@ def info(model: Path, as_json: bool) -> None:
     """
     from .. import metadata, providers
     from ..errors import ModelError
+    from . import printable
 
     if not model.is_file():
         raise ModelError(f"model file {model} does not exist")
@@ -151,4 +152,4 @@ def info(model: Path, as_json: bool) -> None:
         if installed and reason is not None:
             state = f"installed, not usable: {reason}"
         lines.append(f"  {prov.value:<9} {state}")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(map(printable, lines)))  # names and provenance come from the file
