@@ -18,6 +18,7 @@ says what is missing.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,14 @@ def load(path: str | Path) -> Checkpoint:
     try:
         # weights_only: a checkpoint is plain tensors and containers; never unpickle code.
         raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, i.e. running the file's code: not ours.
+        raise CheckpointError(
+            f"{path} holds pickled Python objects other than tensors and plain containers; "
+            "unet-edge refuses to unpickle them, since an untrusted pickle can run any code. "
+            "A unet-edge checkpoint holds only tensors, numbers, strings and lists: re-save the "
+            "model with unet_edge.training.checkpoint.save where it was trained"
+        ) from None
     except Exception as e:
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
