@@ -24,7 +24,7 @@ Schema version 1::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +251,45 @@ def read(source: str | Path | onnx.ModelProto) -> ModelInfo:
         except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
             raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
         name = str(path)
+        check_external_data(model, path)
     else:
         model, name = source, "model"
     return from_props({p.key: p.value for p in model.metadata_props}, name)
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for a in node.attribute:
+            yield from ([a.t] if a.HasField("t") else [])
+            yield from a.tensors
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                yield from _tensors(g)
+
+
+def check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Refuse a model whose external-data files are not plain files inside its own folder.
+
+    An absolute location, one with ``..`` or one that resolves (through links)
+    outside the model's folder would make ONNX Runtime read any file the
+    process can read; checked here, before any runtime opens the model,
+    whatever the onnxruntime version.
+    """
+    import onnx
+
+    folder = path.resolve().parent
+    for t in _tensors(model.graph):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        where = {e.key: e.value for e in t.external_data}.get("location", "")
+        target = (folder / where).resolve()
+        escapes = Path(where).is_absolute() or ".." in Path(where).parts or not where
+        if escapes or not target.is_relative_to(folder):
+            raise ModelError(
+                f"{path}: tensor {t.name!r} keeps its data in {where!r}, outside the model's "
+                "folder; unet-edge only reads external data from files beside the model "
+                "(re-save the model with its data inside its folder, or as one file)"
+            )
