@@ -204,7 +204,9 @@ def build(
         ],
         [
             helper.make_tensor_value_info(
-                output_name, TensorProto.FLOAT, ["batch", config.classes, "out_height", "out_width"]
+                output_name,
+                TensorProto.FLOAT,
+                ["batch", len(weights["head.bias"]), "out_height", "out_width"],
             )
         ],
         initializer=list(g.inits.values()),

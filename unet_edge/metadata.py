@@ -222,7 +222,10 @@ def from_props(props: Mapping[str, str], source: str = "model") -> ModelInfo:
         raise ModelError(f"{source}: unet-edge metadata is not valid JSON ({e})") from None
     if not isinstance(d, dict):
         raise ModelError(f"{source}: unet-edge metadata must be a JSON object")
-    return from_dict(d)
+    try:
+        return from_dict(d)
+    except ModelError as e:
+        raise ModelError(f"{source}: {e}") from None
 
 
 def write(model: onnx.ModelProto, info: ModelInfo) -> None:
