@@ -579,6 +579,13 @@ def run_batch(
     return np.asarray(binding.copy_outputs_to_cpu()[0])
 
 
+def quiet_run_options() -> ort.RunOptions:
+    """Run options under which a failing run raises without ONNX Runtime logging to stderr."""
+    ro = ort.RunOptions()
+    ro.log_severity_level = 4
+    return ro
+
+
 _ORT_TYPES: dict[str, np.dtype[Any]] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),

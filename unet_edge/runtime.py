@@ -413,7 +413,7 @@ def check_graph(seg: Segmenter) -> None:
     s = seg._live()
     if s.provider is providers.Provider.TENSORRT:
         s = providers.open_session(seg.model_path, "cpu")
-    quiet = ort_run_options()
+    quiet = providers.quiet_run_options()
     try:
         out = np.asarray(s.session.run([info.output_name], {info.input_name: x}, quiet)[0])
     except Exception as e:
@@ -452,15 +452,6 @@ def output_problem(out: np.ndarray, want: tuple[int, ...], tol: float) -> str | 
             f"{lo:.3g}..{hi:.3g} whose per-pixel sums are off by up to {worst:.3g}"
         )
     return None
-
-
-def ort_run_options() -> Any:
-    """onnxruntime run options that log nothing (a failing probe raises; it must not print)."""
-    import onnxruntime as ort
-
-    ro = ort.RunOptions()
-    ro.log_severity_level = 4
-    return ro
 
 
 def _first_line(e: BaseException) -> str:
