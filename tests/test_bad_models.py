@@ -34,6 +34,8 @@ from unet_edge import (
 )
 from unet_edge.cli import main
 from unet_edge.config import UNetConfig
+from unet_edge.files import plan_files, segment_file
+from unet_edge.large import segment_large
 from unet_edge.metadata import ModelInfo
 
 TINY = UNetConfig(base_width=2)
@@ -323,6 +325,12 @@ BAD_CALLS = [
         lambda s: s.run_batch(Z((0, 1, 188, 188), F)), InputError, "N >= 1", id="batch-empty"
     ),
     pytest.param(lambda s: list(s.stream(None)), InputError, "frames", id="stream-none"),
+    pytest.param(lambda s: segment_file(s, 123, "never"), InputError, "path", id="file-an-int"),
+    pytest.param(lambda s: segment_file(s, None, "never"), InputError, "path", id="file-none"),
+    pytest.param(lambda s: plan_files(5, "never"), InputError, "inputs", id="plan-files-int"),
+    pytest.param(
+        lambda s: segment_large(s, None, "never.tif"), InputError, "source", id="large-none"
+    ),
     pytest.param(
         lambda s: next(iter(s.stream([Z((0, 0), U)]))).unwrap(),
         InputError,
@@ -383,7 +391,6 @@ def test_bad_api_argument_is_a_typed_error(
 def test_overflow_names_where_in_every_path(seg: Segmenter, tmp_path: Path) -> None:
     """The windowed (TIFF) path meets the same check, in image coordinates."""
     from unet_edge.io import write_tiff
-    from unet_edge.large import segment_large
 
     image = np.full((300, 260), 0.5, np.float32)
     image[250:, 200:] = 3e38  # finite, but not once scaled by this image's percentiles

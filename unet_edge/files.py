@@ -101,7 +101,12 @@ def plan_files(
     :class:`~unet_edge.OutputError` when ``output_dir`` is a file.
     """
     return _plans(
-        io.collect_inputs(inputs), Path(output_dir), probabilities, overlay, overwrite, large
+        io.collect_inputs(inputs),
+        io.as_path(output_dir, "output_dir"),
+        probabilities,
+        overlay,
+        overwrite,
+        large,
     )
 
 
@@ -176,8 +181,8 @@ def segment_file(
     Outputs are checked before anything is computed; on failure nothing of
     this file is left behind.
     """
-    folder = Path(output_dir)
-    plan = _plans([Path(path)], folder, probabilities, overlay, overwrite, large)[0]
+    folder = io.as_path(output_dir, "output_dir")
+    plan = _plans([io.as_path(path, "path")], folder, probabilities, overlay, overwrite, large)[0]
     windowed = _windowed(seg, plan.input, large, memory_limit)
     if windowed and large is None and (probabilities or overlay):
         raise InputError(

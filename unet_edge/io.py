@@ -155,8 +155,10 @@ def read_tiff_lazy(path: str | os.PathLike[str]) -> np.ndarray:
 def collect_inputs(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Expand files, folders (their images, sorted) and glob patterns to a list of images."""
     found: list[Path] = []
+    if isinstance(specs, (str, os.PathLike)) or not isinstance(specs, Iterable):
+        specs = [specs]  # one path (not an iterable of its characters), or refused below
     for spec in specs:
-        p = Path(spec)
+        p = as_path(spec, "inputs")
         if p.is_dir():
             imgs = sorted(q for q in p.iterdir() if q.suffix.lower() in SUFFIXES and q.is_file())
             if not imgs:
@@ -420,3 +422,12 @@ def write_tiff_tiles(
         )
 
     return _write_with(Path(path), writer)
+
+
+def as_path(value: object, what: str) -> Path:
+    """An API argument that names a file or folder, as a Path; anything else is an InputError."""
+    if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)):
+        return Path(value)
+    raise InputError(
+        f"{what} must be a file or folder path (str or pathlib.Path), got {value!r}", option=what
+    )

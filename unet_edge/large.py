@@ -100,7 +100,8 @@ def segment_large(
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     """
-    src = io.TiffWindows(source)
+    src = io.TiffWindows(io.as_path(source, "source"))
+    output = io.as_path(output, "output")
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)  # one strided pass: the whole image's statistics
     plan = seg.plan_for((h, w), memory_budget)
