@@ -258,8 +258,8 @@ def _overflowing() -> np.ndarray:
     return np.random.default_rng(0).uniform(-3e38, 3e38, (40, 50)).astype(np.float32)
 
 
-def _nan_at(r: int, c: int) -> np.ndarray:
-    a = np.ones((40, 50), np.float32) / 2
+def _nan_at(r: int, c: int, shape: tuple[int, int] = (40, 50)) -> np.ndarray:
+    a = np.ones(shape, np.float32) / 2
     a[r, c] = np.nan
     return a
 
@@ -294,7 +294,13 @@ BAD_CALLS = [
     pytest.param(lambda s: s.segment(None), InputError, "NoneType", id="none"),
     pytest.param(lambda s: s.analyze("img.png"), InputError, "str", id="a-path-string"),
     pytest.param(
-        lambda s: s.segment(_nan_at(31, 7)), InputError, "row 31, column 7", id="nan-pixel"
+        lambda s: s.segment(_nan_at(31, 7)), NonFiniteError, "row 31, column 7", id="nan-pixel"
+    ),
+    pytest.param(  # > 4 Mpx: the statistics skip odd rows, the kernel's check finds it
+        lambda s: s.segment(_nan_at(1, 3, (2100, 2100))),
+        NonFiniteError,
+        "first at row 1, column 3 (raw value nan)",
+        id="nan-pixel-outside-the-statistics-sample",
     ),
     pytest.param(
         lambda s: s.segment(_overflowing()),

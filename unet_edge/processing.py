@@ -123,10 +123,12 @@ def check_finite(frame: np.ndarray, step: int = 1) -> None:
     if found is not None:
         n, first = found
         some = "" if step == 1 else f" (sampling every {step} rows and columns)"
-        raise InputError(
-            f"the image contains {n} NaN or infinite pixel(s){some}, the first at row "
-            f"{first[0] * step}, column {first[1] * step}; replace them (e.g. np.nan_to_num) "
-            "before segmenting"
+        row, col = first[0] * step, first[1] * step
+        raise NonFiniteError(
+            f"the image contains {n} NaN or infinite pixel(s){some}, the first at row {row}, "
+            f"column {col}; replace them (e.g. np.nan_to_num) before segmenting",
+            count=n,
+            first=(first[2] if len(first) > 2 else 0, row, col),
         )
 
 
