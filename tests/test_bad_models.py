@@ -331,6 +331,12 @@ BAD_CALLS = [
         lambda s: s.run_batch(Z((0, 1, 188, 188), F)), InputError, "N >= 1", id="batch-empty"
     ),
     pytest.param(lambda s: list(s.stream(None)), InputError, "frames", id="stream-none"),
+    pytest.param(  # a predictor (any backend) whose output disagrees: refused at the stitch
+        lambda s: s.frame_run(Z((40, 50), U)).run(lambda b: Z((len(b), 1, 4, 4), F)),
+        ModelError,
+        "expected (1, 2, ",
+        id="predictor-one-class-output",
+    ),
     pytest.param(lambda s: segment_file(s, 123, "never"), InputError, "path", id="file-an-int"),
     pytest.param(lambda s: segment_file(s, None, "never"), InputError, "path", id="file-none"),
     pytest.param(lambda s: plan_files(5, "never"), InputError, "inputs", id="plan-files-int"),

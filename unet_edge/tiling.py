@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConfigError, InputError, NonFiniteError
+from .errors import ConfigError, InputError, ModelError, NonFiniteError
 from .geometry import Geometry
 
 #: The project's single border convention (see :class:`unet_edge.config.BorderMode`).
@@ -401,6 +401,14 @@ class TileRun:
 
     def stitch(self, tiles: Sequence[Tile], outputs: np.ndarray) -> None:
         """Write the network's outputs (N, K, oh, ow) for ``tiles`` into :attr:`result`."""
+        p, k = self.plan, self.result.shape[0]
+        want = (len(tiles), k, *(t - 2 * (p.halo - p.crop) for t in p.tile_shape))
+        if getattr(outputs, "shape", None) != want:
+            raise ModelError(
+                f"the model gave output of shape {getattr(outputs, 'shape', None)} for "
+                f"{len(tiles)} tile(s) of {p.y.tile}x{p.x.tile}, expected {want} ({k} classes, "
+                f"halo {p.halo}); the graph does not match its metadata"
+            )
         stitch(self.result, outputs, self.plan, tiles, origin=(self.region[0], self.region[1]))
 
     def run(self, predict: Predictor) -> np.ndarray:
