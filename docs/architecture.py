@@ -124,6 +124,11 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         },
         {"numpy", "onnxruntime", "torch"},
     ),
+    "napari": (
+        "the napari plugin (extra napari): segmentation widget with progress/cancel, mask reader",
+        {"errors", "io", "processing", "providers", "runtime"},
+        {"numpy", "tifffile", "napari", "qtpy"},
+    ),
     "cli": (
         "click commands, one module per group, shared options in cli/options.py; thin",
         {"*"},

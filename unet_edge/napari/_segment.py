@@ -1,0 +1,91 @@
+"""What the napari widget computes, without napari or Qt: a layer's data segmented tile by tile,
+with progress, and the layers that show the result.
+
+:func:`segment_steps` is :meth:`unet_edge.Segmenter.analyze` taken one batch of
+tiles at a time: the same frames (:func:`unet_edge.processing.as_frames`), the
+same per-frame scaling and the same kernel (:meth:`Segmenter.frame_run`), so
+its mask equals ``Segmenter.segment`` bit for bit; between batches it yields
+``(tiles done, tiles in all)``, where a worker thread reports progress and can
+stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..runtime import Prediction, Segmenter
+
+LayerData = tuple[np.ndarray, dict[str, Any], str]
+"""napari's layer data tuple: (data, keyword arguments of ``viewer.add_<kind>``, kind)."""
+
+
+def segment_steps(seg: Segmenter, image: Any) -> Generator[tuple[int, int], None, Prediction]:
+    """Segment ``image`` (a frame or a stack, as for ``Segmenter.analyze``) one batch at a time.
+
+    Yields ``(done, total)`` tiles, first ``(0, total)``; returns the
+    :class:`~unet_edge.runtime.Prediction` (probabilities and the scaling of each frame).
+    """
+    from .. import processing
+
+    frames, stack = processing.as_frames(np.asarray(image), seg.info.channels)
+    total = len(frames) * seg.plan_for(frames[0].shape[:2]).n_tiles
+    done = 0
+    yield done, total
+    outs, stats = [], []
+    for frame in frames:
+        scaling = seg.scaling_for(frame)
+        run = seg.frame_run(frame, scaling)
+        for tiles, batch in run.batches():
+            run.stitch(tiles, seg.run_batch(batch))
+            done += len(tiles)
+            yield done, total
+        outs.append(run.result)
+        stats.append(scaling.to_dict())
+    return Prediction(np.stack(outs) if stack else outs[0], tuple(stats))
+
+
+def result_layers(
+    pred: Prediction,
+    name: str,
+    place: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    classes: Sequence[str],
+    probabilities: bool = False,
+) -> list[LayerData]:
+    """The mask as a Labels layer (and the probabilities as one Image layer per class).
+
+    ``place`` holds the input layer's ``scale``, ``translate`` (and ``units``)
+    per axis of its data; the mask (H, W) or (Z, H, W) takes the leading ones
+    (a channel axis, if any, is last), so it lies on the input in world
+    coordinates. ``provenance`` goes into the layers' ``metadata``.
+    """
+    ndim = pred.mask.ndim
+    where = {k: tuple(v)[:ndim] for k, v in place.items() if v is not None}
+    meta = {"provenance": dict(provenance)}
+    mask = {"name": f"{name} mask", **where, "metadata": meta}
+    layers: list[LayerData] = [(pred.mask, mask, "labels")]
+    if probabilities:
+        kwargs = {
+            "name": [f"{name} p({c})" for c in classes],
+            "channel_axis": pred.probabilities.ndim - 3,
+            "contrast_limits": [0.0, 1.0],
+            "blending": "additive",
+            **where,
+            "metadata": meta,
+        }
+        layers.append((pred.probabilities, kwargs, "image"))
+    return layers
+
+
+def provenance(seg: Segmenter, pred: Prediction, source: str) -> dict[str, Any]:
+    """What made this result (as ``unet-edge run`` writes it into TIFFs), for layer metadata."""
+    shape = pred.mask.shape[-2:]
+    return {
+        **seg.provenance(),
+        "source": source,
+        "tile_plan": repr(seg.plan_for((shape[0], shape[1]))),
+        "normalization": list(pred.stats),
+    }

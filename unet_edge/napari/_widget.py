@@ -1,0 +1,182 @@
+"""The napari dock widget: segment the selected image layer into a Labels layer.
+
+The model (the shipped one unless another .onnx is chosen), the execution
+provider and the tile size are chosen in the widget; the work runs in a
+napari worker thread (:func:`napari.qt.threading.create_worker`) over
+:func:`._segment.segment_steps`, which yields after every batch of tiles: the
+progress bar follows the tiles, Cancel stops at the next batch, and the
+viewer's event loop never waits for the model. The result layers take the
+input layer's scale, translation and units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import napari
+import numpy as np
+from napari.qt.threading import GeneratorWorker, create_worker
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from .. import providers
+from ..errors import UnetEdgeError
+from ..runtime import Prediction, Segmenter
+from ._segment import provenance, result_layers, segment_steps
+
+
+class SegmentWidget(QWidget):
+    """Model, provider, tile, Run/Cancel and a progress bar, for the viewer's image layers."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker: GeneratorWorker | None = None
+        self._segmenters: dict[tuple[str | None, str, int], Segmenter] = {}
+        self._build()
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- the form ----------------------------------------------------------
+    def _build(self) -> None:
+        self.layer_box = QComboBox()
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("shipped ISBI 2012 model")
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_edit)
+        model_row.addWidget(browse)
+        self.provider_box = QComboBox()
+        self.provider_box.addItems(
+            ["cpu", *(p.value for p in providers.installed() if p.value != "cpu"), "auto"]
+        )
+        self.tile_box = QSpinBox()
+        self.tile_box.setRange(0, 4096)
+        self.tile_box.setSingleStep(16)
+        self.tile_box.setSpecialValueText("auto")  # 0: the tile is chosen per image
+        self.probabilities_box = QCheckBox("also add the probabilities")
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("image", self.layer_box)
+        form.addRow("model", model_row)
+        form.addRow("provider", self.provider_box)
+        form.addRow("tile", self.tile_box)
+        form.addRow(self.probabilities_box)
+        form.addRow(buttons)
+        form.addRow(self.progress)
+        form.addRow(self.status)
+
+    def _refresh_layers(self, *_: Any) -> None:
+        current = self.layer_box.currentText()
+        images = [layer for layer in self.viewer.layers if isinstance(layer, napari.layers.Image)]
+        names = [layer.name for layer in images]
+        self.layer_box.clear()
+        self.layer_box.addItems(names)
+        if current in names:
+            self.layer_box.setCurrentText(current)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "ONNX model", "", "ONNX models (*.onnx)")
+        if path:
+            self.model_edit.setText(path)
+
+    # -- running -----------------------------------------------------------
+    def run(self) -> GeneratorWorker | None:
+        """Segment the chosen layer in a worker thread; returns the worker (None if no layer)."""
+        name = self.layer_box.currentText()
+        if name not in self.viewer.layers:
+            self.status.setText("add an image layer first (File > Open, or a sample)")
+            return None
+        layer = self.viewer.layers[name]
+        data = layer.data[0] if layer.multiscale else layer.data
+        place = {
+            "scale": tuple(layer.scale),
+            "translate": tuple(layer.translate),
+            "units": tuple(getattr(layer, "units", ()) or ()) or None,
+        }
+        settings = (self.model_edit.text().strip() or None, self.provider_box.currentText())
+        worker = create_worker(self._work, data, *settings, self.tile_box.value())
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result: self._add_layers(result, name, place))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(lambda: self.status.setText("cancelled"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status.setText(f"segmenting {name} ...")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running segmentation after the batch of tiles in progress."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("cancelling ...")
+
+    def _work(
+        self, data: Any, model: str | None, provider: str, tile: int
+    ) -> Generator[tuple[int, int], None, tuple[Segmenter, Prediction]]:
+        """Runs in the worker thread: open (or reuse) the model, then yield tile progress."""
+        key = (model, provider, tile)
+        if key not in self._segmenters:
+            self._segmenters[key] = Segmenter(model, provider, tile or None)
+        seg = self._segmenters[key]
+        pred = yield from segment_steps(seg, np.asarray(data))
+        return seg, pred
+
+    def _on_progress(self, step: tuple[int, int]) -> None:
+        done, total = step
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+        self.status.setText(f"tile {done} of {total}")
+
+    def _add_layers(
+        self, result: tuple[Segmenter, Prediction], name: str, place: dict[str, Any]
+    ) -> None:
+        seg, pred = result
+        prov = provenance(seg, pred, name)
+        classes = seg.info.class_names
+        for data, kwargs, kind in result_layers(
+            pred, name, place, prov, classes, self.probabilities_box.isChecked()
+        ):
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        plan = seg.plan_for((pred.mask.shape[-2], pred.mask.shape[-1]))
+        self.status.setText(
+            f"done: {name} mask ({seg.provider}, {plan.n_tiles} tile(s) of "
+            f"{plan.y.tile}x{plan.x.tile} per frame)"
+        )
+
+    def _on_error(self, error: BaseException) -> None:
+        known = isinstance(error, UnetEdgeError)
+        self.status.setText(str(error) if known else f"{type(error).__name__}: {error}")
+
+    def _on_finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
