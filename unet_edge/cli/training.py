@@ -210,6 +210,7 @@ _SCORES = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expande
     help="Pixels predicted cells grow over predicted background for the *_expanded scores.",
 )
 @o.path_opt("--json", "json_path", help="Also write the scores as JSON.")
+@o.tta_opt
 @o.overwrite_opt
 @o.verbosity_options
 def evaluate(
@@ -219,6 +220,7 @@ def evaluate(
     names: str | None,
     expand: int,
     json_path: Path | None,
+    tta: bool,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -246,6 +248,7 @@ def evaluate(
         names=parse_names(names) if names else None,
         expand=expand,
         progress=lambda name, m: out.detail(f"{name}: {_rounded(m)}"),
+        tta=tta,
         **segmenter.kwargs(),
     )
     click.echo(f"{len(result['images'])} image(s), model {result['model']}")
