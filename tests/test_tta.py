@@ -3,6 +3,7 @@ windows, Dask), for valid and same-padded models; warm-up, provenance and the CL
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -183,3 +184,23 @@ def test_cli_run_tta(tiny_onnx: Path, tmp_path: Path) -> None:
     seg = Segmenter(tiny_onnx, tta=True)
     want = processing.mask_to_image(seg.segment(image), 2)
     assert np.array_equal(io.read_image(mask), want)
+
+
+def test_cli_evaluate_tta(tiny_onnx: Path, tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="the Rand and VI scores need the [eval] extra")
+    rng = np.random.default_rng(4)
+    for sub in ("img", "lab"):
+        (tmp_path / sub).mkdir()
+    io.write_png(tmp_path / "img" / "a.png", rng.integers(0, 256, (60, 70), dtype=np.uint8))
+    io.write_png(
+        tmp_path / "lab" / "a.png", np.where(rng.random((60, 70)) > 0.3, 255, 0).astype(np.uint8)
+    )
+    js = tmp_path / "s.json"
+    args = ["evaluate", "-m", str(tiny_onnx), str(tmp_path / "img"), str(tmp_path / "lab")]
+    res = CliRunner().invoke(main, [*args, "--tta", "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    scores = json.loads(js.read_text())
+    assert scores["tta"] is True
+    mask = Segmenter(tiny_onnx, tta=True).segment(io.read_image(tmp_path / "img" / "a.png"))
+    want = 1 - np.mean(mask == (io.read_image(tmp_path / "lab" / "a.png") > 0))
+    assert scores["mean"]["pixel_error"] == pytest.approx(want)
