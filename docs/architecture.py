@@ -135,7 +135,8 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"click", "numpy", "torch"},
     ),
     "training": (
-        "the torch side: model, data, augmentation, weights, loss, loop, checkpoint, export",
+        "the torch side: model, data, augmentation, weights, loss, loop on CPU or GPU, checkpoint, "
+        "export",
         {"*"},
         {"numpy", "cv2", "onnx", "onnxruntime", "torch"},
     ),

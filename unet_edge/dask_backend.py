@@ -39,14 +39,18 @@ DEFAULT_CHUNK = 2048
 
 @functools.lru_cache(maxsize=4)
 def worker_segmenter(
-    model: str, provider: str = "cpu", batch_size: int | None = None, threads: int | None = None
+    model: str,
+    provider: str = "cpu",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    tta: bool = False,
 ) -> Segmenter:
     """The Segmenter of this process for a model and settings (opened once, then reused)."""
     from .providers import ProviderOptions
     from .runtime import Segmenter
 
     return Segmenter(
-        model, provider, batch_size=batch_size, options=ProviderOptions(threads=threads)
+        model, provider, batch_size=batch_size, options=ProviderOptions(threads=threads), tta=tta
     )
 
 
@@ -75,12 +79,13 @@ def _block(
     provider: str,
     batch_size: int | None,
     threads: int | None,
+    tta: bool,
     plan: tiling.TilePlan,
     halo: int,
     probabilities: bool,
     scaling: processing.Scaling,
 ) -> np.ndarray:
-    seg = worker_segmenter(model, provider, batch_size, threads)
+    seg = worker_segmenter(model, provider, batch_size, threads, tta)
     (r0, r1), (c0, c1) = (
         block_info[None]["array-location"][-2:]
         if probabilities
@@ -121,7 +126,8 @@ def segment_dask(
         image: an (H, W) or (H, W, C) numpy array, Dask array or zarr array.
         model: the ONNX model path, readable by every worker.
         segmenter: an open Segmenter for ``model`` in this process; its tile
-            plan for the whole image is used (default: one with auto tiles).
+            plan for the whole image and its ``tta`` are used (default: one
+            with auto tiles, without TTA).
         provider, batch_size, threads: for each worker's Segmenter.
         chunk: the wanted chunk side; rounded to a multiple of the plan's stride.
         probabilities: return probabilities instead of the mask.
@@ -158,6 +164,7 @@ def segment_dask(
         provider=seg.provider,
         batch_size=batch_size,
         threads=threads,
+        tta=seg.tta,
         plan=plan,
         scaling=scaling,
     )
@@ -235,7 +242,8 @@ def segment_to_zarr(
     ``image`` may also be a TIFF path (read lazily through tifffile's zarr
     store) or a zarr path. The array's attributes hold ``unet_edge``: the
     Segmenter's provenance (model name and hash, provider, precision, tile
-    plan, version).
+    plan, TTA, version). ``tta=True`` asks the Segmenter made here (without
+    ``segmenter``) for test-time augmentation; a given one brings its own.
     """
     import dask.array as da
     import zarr
@@ -248,7 +256,8 @@ def segment_to_zarr(
         raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
     if isinstance(image, (str, os.PathLike)):
         image = _open_lazy(Path(image))
-    seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"))
+    tta = kwargs.pop("tta", False)  # for the Segmenter made here; the workers do as it does
+    seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"), tta=tta)
     scaling = seg.scaling_for(image)  # measured once: for the result and its provenance
     result = segment_dask(
         image,

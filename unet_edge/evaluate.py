@@ -210,4 +210,5 @@ def evaluate_model(
     classes = segmenter.info.classes
     result = evaluate_predictions(pairs, segmenter.segment, classes, expand, progress)
     result["model"] = str(model_path) if model_path is not None else "default"
+    result["tta"] = segmenter.tta
     return result

@@ -53,7 +53,7 @@ def run_region(
     and ``scaling`` is the whole image's (:meth:`Segmenter.scaling_for` on the
     image), so the values equal whole-image (and in-memory) inference.
     """
-    return seg.tile_run(plan, read, scaling, region).run(seg.run_batch)
+    return seg.tile_run(plan, read, scaling, region).run(seg.predict_batch)
 
 
 def output_tile(axis: tiling.AxisPlan, cap: int = 2048) -> int:

@@ -97,6 +97,11 @@ class Segmenter:
         their dtype's range (:class:`~unet_edge.InputError`) instead of
         returning a wrong mask. Percentile-normalised models (the shipped
         one) measure every image's range and do not need it (it is ignored).
+    tta:
+        Test-time augmentation (the paper's): average the class probabilities
+        over the 8 flips and rotations of every tile (8 times the compute).
+        Every path (predict, segment, stream, files, the windowed and Dask
+        paths) uses it, and tiled results still equal whole-image ones.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class Segmenter:
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
         input_range: tuple[float, float] | None = None,
         bit_depth: int | None = None,
+        tta: bool = False,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
             raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
@@ -136,9 +142,10 @@ class Segmenter:
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        shapes = []
-        if self.tile is not None:
-            shapes.append((self.batch_size, self.info.channels, *self.tile))
+        if not isinstance(tta, bool):
+            raise InputError(f"tta must be True or False, got {tta!r}")
+        self.tta = tta
+        shapes = [(self.batch_size, self.info.channels, *t) for t in self._tile_shapes(self.tile)]
         self._session: providers.SessionInfo | None = providers.open_session(
             self.model_path, provider, options, input_shapes=shapes
         )
@@ -173,13 +180,15 @@ class Segmenter:
             "classes": list(self.info.class_names),
             "model_normalization": self.info.normalization.to_dict(),
             "input_range": list(self.input_range) if self.input_range else None,
+            "tta": self.tta,
         }
 
     def __repr__(self) -> str:
         state = "closed" if self._session is None else self.provider
         return (
             f"Segmenter({str(self.model_path)!r}, provider={state!r}, "
-            f"tile={self.tile or 'auto'}, batch_size={self.batch_size})"
+            f"tile={self.tile or 'auto'}, batch_size={self.batch_size}"
+            f"{', tta=True' if self.tta else ''})"
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -224,6 +233,19 @@ class Segmenter:
             )
         return np.ascontiguousarray(batch, dtype=np.float32)
 
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """The kernel's predictor: :meth:`run_batch`, or with ``tta`` its average over the 8
+        flips and rotations of each tile (:func:`unet_edge.tiling.dihedral_average`)."""
+        if self.tta:
+            return tiling.dihedral_average(self.run_batch)(batch)
+        return self.run_batch(batch)
+
+    def _tile_shapes(self, tile: tuple[int, int] | None) -> list[tuple[int, int]]:
+        """The (h, w) shapes the graph sees for ``tile``: turned too with ``tta``."""
+        if tile is None:
+            return []
+        return [tile] if not self.tta or tile[0] == tile[1] else [tile, (tile[1], tile[0])]
+
     def plan_for(self, shape: tuple[int, int], memory_budget: int | None = None) -> tiling.TilePlan:
         """The tile plan used for an image of ``shape`` = (height, width).
 
@@ -260,7 +282,8 @@ class Segmenter:
         """
         p = self.plan_for(shape)
         n = min(self.batch_size, p.n_tiles)
-        self.run_batch(np.zeros((n, self.info.channels, *p.tile_shape), np.float32))
+        for t in self._tile_shapes(p.tile_shape):
+            self.run_batch(np.zeros((n, self.info.channels, *t), np.float32))
 
     # -- frames ------------------------------------------------------------
     def scaling_for(self, image: Any) -> processing.Scaling:
@@ -296,7 +319,7 @@ class Segmenter:
         self, frame: np.ndarray, scaling: processing.Scaling | None = None
     ) -> np.ndarray:
         """Probabilities (K, H, W) float32 for one (H, W) or (H, W, C) frame."""
-        return self.frame_run(frame, scaling).run(self.run_batch)
+        return self.frame_run(frame, scaling).run(self.predict_batch)
 
     def analyze(self, image: np.ndarray | Sequence[np.ndarray]) -> Prediction:
         """Probabilities, mask and the normalisation used, for a frame or a stack.

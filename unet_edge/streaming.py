@@ -258,7 +258,7 @@ class _Pipeline:
         self._stage(self.inbox, self.tiles, self._prepare_one)
 
     def _infer_one(self, job: _Job) -> None:
-        job.outputs = [self.seg.run_batch(b) for _, b in job.batches]
+        job.outputs = [self.seg.predict_batch(b) for _, b in job.batches]
 
     def _infer(self) -> None:
         self._stage(self.tiles, self.outputs, self._infer_one)

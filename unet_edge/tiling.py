@@ -440,6 +440,41 @@ def _in_image(e: NonFiniteError, p: TilePlan, t: Tile, raw: np.ndarray) -> NonFi
     )
 
 
+#: The dihedral group D4 as (quarter turns, mirrored first): the 8 flips and rotations.
+DIHEDRAL = tuple((k, flip) for k in range(4) for flip in (False, True))
+
+
+def dihedral_average(predict: Predictor) -> Predictor:
+    """Test-time augmentation: ``predict`` averaged over the 8 flips and rotations of each tile.
+
+    Each batch (N, C, th, tw) is mirrored and/or turned (:data:`DIHEDRAL`; a
+    quarter turn gives (N, C, tw, th), legal whenever the tile is), run, turned
+    back and the 8 outputs (N, K, oh, ow) are averaged in float32. Tiles are
+    legal and start at multiples of the alignment, and all legal sizes of an
+    axis differ by multiples of it, so a mirrored tile is a tile of the
+    mirrored whole padded image at an aligned origin too: the stitched result
+    equals the same average over whole-image passes. The 8 runs are sequential,
+    so a call needs no more memory than one run (plus the sum).
+    """
+
+    def averaged(batch: np.ndarray) -> np.ndarray:
+        total = np.array(_dihedral_pass(predict, batch, *DIHEDRAL[0]), np.float32)
+        for k, flip in DIHEDRAL[1:]:
+            total += _dihedral_pass(predict, batch, k, flip)
+        total /= len(DIHEDRAL)
+        return total
+
+    return averaged
+
+
+def _dihedral_pass(predict: Predictor, batch: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """``predict`` on the batch mirrored (``flip``, along the width) then turned ``k`` quarter
+    turns, and its output brought back to the batch's orientation (a view)."""
+    x = np.rot90(batch[..., ::-1] if flip else batch, k, axes=(2, 3))
+    y = np.rot90(predict(np.ascontiguousarray(x)), -k, axes=(2, 3))
+    return y[..., ::-1] if flip else y
+
+
 def _chw_to_float(window: np.ndarray) -> np.ndarray:
     return np.moveaxis(window, -1, 0).astype(np.float32)
 

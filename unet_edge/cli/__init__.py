@@ -23,6 +23,7 @@ HINTS = {
     "overwrite": "pass --overwrite to replace it",
     "output": "choose another -o/--output",
     "provider": "that is --provider cpu, or --provider auto",
+    "device": "that is --device cpu, or --device auto",
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
     "calibrate": "pass --calibrate IMAGES",

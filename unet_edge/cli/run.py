@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 @o.memory_limit_opt
 @o.input_range_opt
 @o.bit_depth_opt
+@o.tta_opt
 @o.overwrite_opt
 @o.verbosity_options
 def run(
@@ -56,6 +57,7 @@ def run(
     memory_limit: int,
     input_range: tuple[float, float] | None,
     bit_depth: int | None,
+    tta: bool,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -83,6 +85,7 @@ def run(
         memory_budget=memory_budget,
         input_range=input_range,
         bit_depth=bit_depth,
+        tta=tta,
     ) as seg:
         for note in seg.notes:
             out.info(note)

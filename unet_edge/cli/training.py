@@ -119,6 +119,14 @@ def _config_options(f: F) -> F:
 @click.option("--name", default=None, help="Model name [default: OUTPUT's stem].")
 @o.path_opt("--resume", help="Continue from OUTPUT.last.pt written by an earlier run.")
 @o.path_opt("--init", help="Start a new run from the weights of this checkpoint (fine-tuning).")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Train on the CPU or a CUDA GPU (mixed precision: bf16, or fp16 with loss scaling); "
+    "auto takes the GPU if PyTorch sees one and says which.",
+)
 @o.overwrite_opt
 @o.verbosity_options
 def train(
@@ -129,6 +137,7 @@ def train(
     name: str | None,
     resume: Path | None,
     init: Path | None,
+    device: str,
     overwrite: bool,
     out: o.Reporter,
     **settings: Any,
@@ -144,6 +153,7 @@ def train(
       unet-edge train ../shared/data/isbi2012/train -o ckpt.pt --val 20-24
     """
     from ..datasets import parse_names
+    from ..training.device import resolve
     from ..training.loop import train as run_training
 
     config = TrainConfig(
@@ -152,9 +162,11 @@ def train(
         train_names=parse_names(train_names) if train_names else None,
         name=name or output.stem,
     )
+    dev = resolve(device)
+    (out.detail if device == "cpu" else out.info)(dev.note)
     with _progress(out, config.steps) as progress:
         result = run_training(
-            config, data_dir, output, progress, resume=resume, overwrite=overwrite, init=init
+            config, data_dir, output, progress, resume, overwrite, init, device=dev
         )
     out.info(
         f"best checkpoint {result.output} (step {result.best_step}, "
@@ -210,6 +222,7 @@ _SCORES = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expande
     help="Pixels predicted cells grow over predicted background for the *_expanded scores.",
 )
 @o.path_opt("--json", "json_path", help="Also write the scores as JSON.")
+@o.tta_opt
 @o.overwrite_opt
 @o.verbosity_options
 def evaluate(
@@ -219,6 +232,7 @@ def evaluate(
     names: str | None,
     expand: int,
     json_path: Path | None,
+    tta: bool,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -246,6 +260,7 @@ def evaluate(
         names=parse_names(names) if names else None,
         expand=expand,
         progress=lambda name, m: out.detail(f"{name}: {_rounded(m)}"),
+        tta=tta,
         **segmenter.kwargs(),
     )
     click.echo(f"{len(result['images'])} image(s), model {result['model']}")

@@ -33,6 +33,7 @@ from . import checkpoint as ckpt
 from .augment import AugmentConfig
 from .config import LOWER_IS_BETTER, Optimizer, Schedule, TrainConfig
 from .data import SegmentationData, normalize
+from .device import CPU, TrainDevice, resolve
 from .loss import weighted_cross_entropy
 from .model import UNet, count_parameters
 
@@ -93,10 +94,12 @@ def predict_whole(model: UNet, image: np.ndarray, normalization: Normalization) 
     plan = tiling.whole_image_plan(image.shape[:2], model.geometry)
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
 
     def predict(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+            x = torch.from_numpy(batch).to(device)
+            return torch.softmax(model(x), dim=1).cpu().numpy()
 
     def prepare(window: np.ndarray) -> np.ndarray:
         return normalize(window if window.ndim == 3 else window[:, :, None], normalization)
@@ -211,6 +214,7 @@ def train(
     resume: str | Path | None = None,
     overwrite: bool = False,
     init: str | Path | None = None,
+    device: str | TrainDevice = "cpu",
 ) -> TrainResult:
     """Train on ``data_dir`` (with ``image/`` and ``label/``); best weights to ``output``.
 
@@ -222,6 +226,8 @@ def train(
     change of normalisation. Without validation names (``config.val_names`` empty) every checkpoint
     step overwrites ``output`` with the latest weights. An existing ``output``
     is refused before any work unless ``overwrite`` or ``resume`` is given.
+    ``device``: ``"cpu"``, ``"cuda"`` (mixed precision) or ``"auto"``, or a
+    :func:`~unet_edge.training.device.resolve` result (see that module).
     Returns a :class:`TrainResult`. Never prints; report through ``progress``.
     """
     output = Path(output)
@@ -232,11 +238,12 @@ def train(
             f"{output} exists and overwriting was not asked for (or resume from it to go on)",
             option="overwrite",
         )
+    dev = resolve(device)
     train_pairs, val_pairs = _split(config, data_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _train(config, train_pairs, val_pairs, output, progress, resume, init)
+        return _train(config, (train_pairs, val_pairs), output, progress, resume, init, dev)
     finally:
         torch.set_num_threads(threads)
 
@@ -271,13 +278,17 @@ class _Run:
     best_metrics: dict[str, float] = field(default_factory=dict)
     elapsed_before: float = 0.0
     t0: float = 0.0
+    device: TrainDevice = CPU
+    scaler: torch.amp.GradScaler | None = None  # float16 autocast only
 
     def elapsed(self) -> float:
         """Seconds trained, including those before a resume."""
         return self.elapsed_before + time.perf_counter() - self.t0
 
 
-def _build(config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[Any]) -> _Run:
+def _build(
+    config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[Any], device: TrainDevice
+) -> _Run:
     """A fresh run: data, seeded model and optimiser (seeded in this order, as always)."""
     kw: dict[str, Any] = {"classes": config.classes, "w0": config.w0, "sigma": config.sigma}
     data = SegmentationData(train_pairs, **kw, scaling=config.scaling())
@@ -295,9 +306,11 @@ def _build(config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = UNet(config.architecture)
+    model = UNet(config.architecture).to(device.torch_device)  # initialised on the CPU
     optimizer = _make_optimizer(config, model)
-    return _Run(config, data, val, geo, augment, model, optimizer, rng, data.normalization())
+    run = _Run(config, data, val, geo, augment, model, optimizer, rng, data.normalization())
+    run.device, run.scaler = device, device.grad_scaler()
+    return run
 
 
 def _restore(run: _Run, resume: str | Path | None, init: str | Path | None) -> None:
@@ -322,6 +335,8 @@ def _restore(run: _Run, resume: str | Path | None, init: str | Path | None) -> N
     run.best_value, run.best_step = t.get("best_value"), int(t.get("best_step", 0))
     run.best_metrics = dict(state.metrics)
     run.elapsed_before = float(t.get("elapsed_s", 0.0))
+    if run.scaler is not None and "grad_scaler" in t:
+        run.scaler.load_state_dict(t["grad_scaler"])
 
 
 def _snapshot(run: _Run, step: int, metrics: dict[str, Any], resumable: bool) -> ckpt.Checkpoint:
@@ -335,11 +350,14 @@ def _snapshot(run: _Run, step: int, metrics: dict[str, Any], resumable: bool) ->
         "config": run.config.to_dict(),
         "train_names": list(run.data.names),
         "val_names": list(run.val.names) if run.val else [],
+        **run.device.to_dict(),
     }
     if resumable:  # optimiser moments and random states: only in the .last file
         training["optimizer"] = run.optimizer.state_dict()
         training["numpy_rng"] = run.rng.bit_generator.state
         training["torch_rng"] = torch.get_rng_state()
+        if run.scaler is not None:
+            training["grad_scaler"] = run.scaler.state_dict()
     return ckpt.from_model(
         run.model, run.normalization, run.config.class_names, run.config.name, training, metrics
     )
@@ -355,13 +373,21 @@ def _step(run: _Run, step: int) -> TrainEvent:
         run.data.sample(run.rng, run.geometry, config.tile, run.normalization, run.augment)
         for _ in range(config.batch_size)
     ]
-    x = torch.from_numpy(np.stack([s.image for s in samples]))
-    y = torch.from_numpy(np.stack([s.labels for s in samples]))
-    w = torch.from_numpy(np.stack([s.weights for s in samples]))
-    loss = weighted_cross_entropy(run.model(x), y, w)
+    x, y, w = (
+        torch.from_numpy(np.stack([getattr(s, k) for s in samples])).to(run.device.torch_device)
+        for k in ("image", "labels", "weights")
+    )
+    with run.device.autocast():
+        logits = run.model(x)
+    loss = weighted_cross_entropy(logits.float(), y, w)  # the loss in float32
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    run.optimizer.step()
+    if run.scaler is None:
+        loss.backward()
+        run.optimizer.step()
+    else:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
     return TrainEvent(step + 1, config.steps, loss.item(), lr, time.perf_counter() - run.t0)
 
 
@@ -381,14 +407,14 @@ def _checkpoint(run: _Run, event: TrainEvent, output: Path, last: Path) -> None:
 
 def _train(
     config: TrainConfig,
-    train_pairs: Sequence[Any],
-    val_pairs: Sequence[Any],
+    pairs: tuple[Sequence[Any], Sequence[Any]],
     output: Path,
     progress: Callable[[TrainEvent], None] | None,
     resume: str | Path | None,
-    init: str | Path | None = None,
+    init: str | Path | None,
+    device: TrainDevice,
 ) -> TrainResult:
-    run = _build(config, train_pairs, val_pairs)
+    run = _build(config, *pairs, device)
     _restore(run, resume, init)
     run.model.train()
     run.t0 = time.perf_counter()
