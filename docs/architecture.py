@@ -76,7 +76,7 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "large": (
-        "larger-than-memory TIFFs: window reader + tile-by-tile writer around the kernel",
+        "larger-than-memory TIFFs: window reader + band-by-band striped writer around the kernel",
         {"io", "processing", "tiling", "runtime"},
         {"numpy"},
     ),
