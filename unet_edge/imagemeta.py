@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import OutputError
+
 __all__ = [
     "PROVENANCE_KEY",
     "Calibration",
@@ -220,7 +222,7 @@ def png_with_text(png: bytes, keyword: str, text: str) -> bytes:
     chunk += struct.pack(">I", zlib.crc32(b"tEXt" + data) & 0xFFFFFFFF)
     ihdr_end = len(_PNG_SIGNATURE) + 8 + 13 + 4  # length, type, 13 data bytes, CRC
     if not png.startswith(_PNG_SIGNATURE) or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG stream starting with IHDR")
+        raise OutputError("OpenCV returned a PNG stream that does not start with IHDR")
     return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
