@@ -465,7 +465,8 @@ def write_tiff_strips(
     in memory; strips in row order are what ImageJ 1.x reads (it cannot read
     tiled TIFFs). An ImageJ hyperstack or OME-TIFF with calibration and
     provenance as :func:`write_tiff` writes them; BigTIFF above
-    :data:`BIGTIFF_ABOVE` bytes. Atomic.
+    :data:`BIGTIFF_ABOVE` bytes (Bio-Formats reads it, ImageJ 1.x does not, nor
+    could it hold a plane that large). Atomic.
     """
     if compression not in (None, "zlib"):
         raise OutputError(
