@@ -1,4 +1,4 @@
-"""Peak memory of large-image segmentation: a SIZE x SIZE uint16 TIFF on disk, tile by tile.
+"""Peak memory of large-image segmentation: a SIZE x SIZE uint16 TIFF on disk, band by band.
 
 Writes the input (uncompressed, so it is memory-mapped window by window) to a
 scratch folder, runs ``unet_edge.large.segment_large`` in a child process and
@@ -121,7 +121,8 @@ def main() -> None:
             input_gb=src.stat().st_size / 1e9,
             output_mb=dst.stat().st_size / 1e6,
             output_shape=list(check.series[0].shape),
-            output_tile=check.pages.first.tilelength,
+            output_striped=not check.pages.first.is_tiled,
+            output_rows_per_strip=check.pages.first.rowsperstrip,
         )
         check.close()
     print(json.dumps(report, indent=2))

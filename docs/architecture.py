@@ -76,7 +76,7 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "large": (
-        "larger-than-memory TIFFs: window reader + tile-by-tile writer around the kernel",
+        "larger-than-memory TIFFs: window reader + band-by-band striped writer around the kernel",
         {"io", "processing", "tiling", "runtime"},
         {"numpy"},
     ),
@@ -85,9 +85,15 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"errors", "io", "large", "processing", "providers", "runtime", "tiling"},
         {"numpy"},
     ),
+    "imagemeta": (
+        "what an output says about itself: pixel size (OME, ImageJ, resolution tags), "
+        "ImageJ hyperstack / OME-TIFF arguments, provenance, PNG text chunks; no file access",
+        {"errors"},
+        set(),
+    ),
     "io": (
         "the only file I/O: images in, masks out, atomic writes, provenance, TIFF windows",
-        {"errors"},
+        {"errors", "imagemeta"},
         {"numpy", "cv2", "tifffile"},
     ),
     "datasets": ("image/label folder pairing and name ranges", {"errors"}, {"numpy"}),

@@ -59,8 +59,11 @@ def test_large_equals_in_memory(
     got = tifffile.imread(out)
     assert got.dtype == np.uint8 and np.array_equal(got, ref)
     assert seen and seen[-1][0] == seen[-1][1] == len(seen)
-    with tifffile.TiffFile(out) as tf:
-        assert tf.pages.first.is_tiled
+    with tifffile.TiffFile(out) as tf:  # strips of whole rows, top to bottom: ImageJ 1.x reads it
+        page = tf.pages.first
+        assert not page.is_tiled and tf.is_imagej
+        assert len(page.dataoffsets) == -(-big16.shape[0] // page.rowsperstrip) > (tile is not None)
+        assert list(page.dataoffsets) == sorted(page.dataoffsets)
     prov = io.read_provenance(out)
     sp = seg.provenance()
     for key in ("model_name", "model_sha256", "provider", "precision", "tile", "software"):

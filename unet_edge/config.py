@@ -81,6 +81,13 @@ class NormMode(str, enum.Enum):
     PERCENTILE = "percentile"  # per image: low/high percentiles mapped to 0..1
 
 
+class OutputFormat(str, enum.Enum):
+    """How TIFF results are written (:func:`unet_edge.segment_file`)."""
+
+    TIFF = "tiff"  # ImageJ hyperstack: axes, pixel size; ImageJ 1.x, Fiji, napari, tifffile
+    OME_TIFF = "ome-tiff"  # OME-TIFF (NAME_*.ome.tif) for Bio-Formats, OMERO, QuPath
+
+
 class DropPolicy(str, enum.Enum):
     """What a stream does when frames come faster than the model (:mod:`unet_edge.streaming`)."""
 

@@ -1,11 +1,13 @@
 """Segment image files: read, choose in memory or window by window, segment, write.
 
 The library side of ``unet-edge run``. For each input ``NAME.ext`` the results
-go into an output folder as ``NAME_mask.png`` (``.tif`` for TIFF inputs, one
-page per slice of a stack), and optionally ``NAME_probabilities.tif`` (float32,
-(K, H, W) or (Z, K, H, W)) and ``NAME_overlay.png``. TIFF outputs carry the
-provenance (model, provider, tiling, the normalisation used) as JSON in their
-ImageDescription.
+go into an output folder as ``NAME_mask.png`` (``.tif`` for TIFF inputs:
+(H, W) or (Z, H, W)), and optionally ``NAME_probabilities.tif`` (float32,
+(K, H, W) or (Z, K, H, W)) and ``NAME_overlay.png``. TIFF outputs are ImageJ
+hyperstacks (axes ``YX``/``ZYX``, ``CYX``/``ZCYX``), or OME-TIFF named
+``.ome.tif`` (every mask too) with ``output_format="ome-tiff"``, with the
+input's pixel size; every output carries the provenance (model, provider,
+tiling, the normalisation used) as JSON (:func:`unet_edge.io.read_provenance`).
 
 Outputs are planned and checked before any compute: two inputs may not write
 the same file, an input is never overwritten, and an existing file is kept
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import io, processing
+from .config import OutputFormat, look_up
 from .errors import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -46,10 +49,11 @@ PathLike = str | os.PathLike[str]
 @dataclass(frozen=True)
 class FilePlan:
     """Where the results of one input go: ``outputs`` maps ``"mask"``, ``"probabilities"``
-    and ``"overlay"`` (those asked for) to paths."""
+    and ``"overlay"`` (those asked for) to paths; ``output_format`` is how TIFFs are written."""
 
     input: Path
     outputs: Mapping[str, Path]
+    output_format: OutputFormat = OutputFormat.TIFF
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,21 @@ class FileResult:
 
 
 def output_paths(
-    path: PathLike, folder: PathLike, *, probabilities: bool = False, overlay: bool = False
+    path: PathLike,
+    folder: PathLike,
+    *,
+    probabilities: bool = False,
+    overlay: bool = False,
+    output_format: OutputFormat | str = OutputFormat.TIFF,
 ) -> dict[str, Path]:
     """The result files of input ``path`` in ``folder`` (mask always; the others if asked)."""
     path, folder = Path(path), Path(folder)
-    tiff = path.suffix.lower() in io.TIFF_SUFFIXES
-    outs = {"mask": folder / f"{path.stem}_mask{'.tif' if tiff else '.png'}"}
+    ome = look_up(OutputFormat, output_format, "output format") is OutputFormat.OME_TIFF
+    suffix = ".ome.tif" if ome else ".tif"
+    tiff = ome or path.suffix.lower() in io.TIFF_SUFFIXES
+    outs = {"mask": folder / f"{path.stem}_mask{suffix if tiff else '.png'}"}
     if probabilities:
-        outs["probabilities"] = folder / f"{path.stem}_probabilities.tif"
+        outs["probabilities"] = folder / f"{path.stem}_probabilities{suffix}"
     if overlay:
         outs["overlay"] = folder / f"{path.stem}_overlay.png"
     return outs
@@ -90,6 +101,7 @@ def plan_files(
     overlay: bool = False,
     overwrite: bool = False,
     large: bool | None = None,
+    output_format: OutputFormat | str = OutputFormat.TIFF,
 ) -> list[FilePlan]:
     """Expand ``inputs`` (files, folders, glob patterns) and check all their outputs at once.
 
@@ -100,32 +112,26 @@ def plan_files(
     ``overwrite``) or an output that is an input, and
     :class:`~unet_edge.OutputError` when ``output_dir`` is a file.
     """
+    what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
     return _plans(
-        io.collect_inputs(inputs),
-        io.as_path(output_dir, "output_dir"),
-        probabilities,
-        overlay,
-        overwrite,
-        large,
+        io.collect_inputs(inputs), io.as_path(output_dir, "output_dir"), overwrite, large, what
     )
 
 
 def _plans(
     paths: Sequence[Path],
     folder: Path,
-    probabilities: bool,
-    overlay: bool,
     overwrite: bool,
     large: bool | None,
+    what: Mapping[str, Any],
 ) -> list[FilePlan]:
+    """Plans for ``paths``; ``what`` holds :func:`output_paths`' keyword arguments."""
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"output folder {folder} is a file", option="output")
     if large:
-        _check_windowed_request(paths, probabilities or overlay)
-    plans = [
-        FilePlan(p, output_paths(p, folder, probabilities=probabilities, overlay=overlay))
-        for p in paths
-    ]
+        _check_windowed_request(paths, what["probabilities"] or what["overlay"])
+    fmt = look_up(OutputFormat, what["output_format"], "output format")
+    plans = [FilePlan(p, output_paths(p, folder, **what), fmt) for p in paths]
     seen: dict[Path, Path] = {}
     for plan in plans:
         for out in plan.outputs.values():
@@ -162,6 +168,7 @@ def segment_file(
     overwrite: bool = False,
     large: bool | None = None,
     memory_limit: int = IN_MEMORY_LIMIT,
+    output_format: OutputFormat | str = OutputFormat.TIFF,
 ) -> FileResult:
     """Segment one image file into ``output_dir`` (created if missing) and say what was written.
 
@@ -177,12 +184,15 @@ def segment_file(
             by ``memory_limit`` (single-image TIFFs only).
         memory_limit: estimated bytes above which (with ``large=None``) a TIFF
             goes the windowed way.
+        output_format: ``"tiff"``: TIFF outputs are ImageJ hyperstacks;
+            ``"ome-tiff"``: OME-TIFF (``NAME_mask.ome.tif`` for every input).
 
     Outputs are checked before anything is computed; on failure nothing of
     this file is left behind.
     """
     folder = io.as_path(output_dir, "output_dir")
-    plan = _plans([io.as_path(path, "path")], folder, probabilities, overlay, overwrite, large)[0]
+    what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
+    plan = _plans([io.as_path(path, "path")], folder, overwrite, large, what)[0]
     windowed = _windowed(seg, plan.input, large, memory_limit)
     if windowed and large is None and (probabilities or overlay):
         raise InputError(
@@ -228,12 +238,13 @@ def _segment_windowed(seg: Segmenter, plan: FilePlan) -> FileResult:
 
     mask = plan.outputs["mask"]
     _make_folder(plan)
-    segment_large(seg, plan.input, mask)
+    segment_large(seg, plan.input, mask, ome=plan.output_format is OutputFormat.OME_TIFF)
     return FileResult(plan.input, dict(plan.outputs), io.read_provenance(mask), True)
 
 
 def _segment_in_memory(seg: Segmenter, plan: FilePlan) -> FileResult:
     image = io.read_image(plan.input)
+    calibration = io.read_calibration(plan.input)
     # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
     stack = io.is_stack(plan.input)
     pred = seg.analyze(list(image) if stack else image)
@@ -245,15 +256,24 @@ def _segment_in_memory(seg: Segmenter, plan: FilePlan) -> FileResult:
         "normalization": list(pred.stats),
     }
     saved = processing.mask_to_image(mask, seg.info.classes)
+    z = "Z" if stack else ""
+    tiff: dict[str, Any] = {
+        "calibration": calibration,
+        "ome": plan.output_format is OutputFormat.OME_TIFF,
+    }
     writers: dict[str, Callable[[Path], object]] = {
         "mask": lambda p: (
-            io.write_tiff(p, saved, prov, compression="zlib")
+            io.write_tiff(p, saved, prov, axes=f"{z}YX", compression="zlib", **tiff)
             if p.suffix == ".tif"
-            else io.write_png(p, saved)
+            else io.write_png(p, saved, prov)
         ),
-        "probabilities": lambda p: io.write_tiff(p, pred.probabilities, prov),
+        "probabilities": lambda p: io.write_tiff(
+            p, pred.probabilities, prov, axes=f"{z}CYX", **tiff
+        ),
         "overlay": lambda p: io.write_png(
-            p, processing.overlay(image[0] if stack else image, mask[0] if stack else mask)
+            p,
+            processing.overlay(image[0] if stack else image, mask[0] if stack else mask),
+            prov,
         ),
     }
     _make_folder(plan)

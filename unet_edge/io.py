@@ -14,6 +14,8 @@ import glob
 import json
 import os
 import secrets
+import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import cv2
 import numpy as np
 import tifffile
 
+from . import imagemeta
 from .errors import ImageReadError, InputError, OutputError, OutputExistsError
+from .imagemeta import Calibration
 
 OPENCV_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -241,15 +245,25 @@ def _write_with(path: Path, writer: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
-    """Write a uint8/uint16 (H, W) or RGB (H, W, 3) image as PNG, atomically."""
+def write_png(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a uint8/uint16 (H, W) or RGB (H, W, 3) image as PNG, atomically;
+    ``provenance`` goes into a ``tEXt`` chunk as JSON (:func:`read_provenance`)."""
     arr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
     def writer(tmp: Path) -> None:
         ok, buf = cv2.imencode(".png", arr)
         if not ok:
             raise OutputError(f"OpenCV could not encode {path} as PNG")
-        buf.tofile(tmp)
+        data = buf.tobytes()
+        if provenance is not None:
+            data = imagemeta.png_with_text(
+                data, imagemeta.PROVENANCE_KEY, json.dumps(dict(provenance))
+            )
+        tmp.write_bytes(data)
 
     return _write_with(Path(path), writer)
 
@@ -258,29 +272,68 @@ def write_tiff(
     path: str | os.PathLike[str],
     data: np.ndarray,
     provenance: Mapping[str, Any] | None = None,
+    *,
+    axes: str | None = None,
+    calibration: Calibration | None = None,
+    ome: bool = False,
     **kwargs: Any,
 ) -> Path:
-    """Write an array as TIFF atomically; ``provenance`` goes into the ImageDescription as JSON."""
+    """Write an array as TIFF atomically.
 
+    With ``axes`` (``"ZCYX"``, ``"CYX"``, ``"ZYX"``, ``"YX"``; uint8, uint16 or
+    float32 data) an ImageJ hyperstack, or OME-TIFF if ``ome``, with the pixel
+    size of ``calibration`` and ``provenance`` where each format keeps it
+    (:func:`unet_edge.imagemeta.tiff_kwargs`). Without ``axes`` a plain TIFF
+    (pages) with ``provenance`` as JSON in the ImageDescription.
+    """
+    if axes is not None:
+        _check_hyperstack(path, data, axes)
+        kwargs.update(imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome))
+    else:
+        kwargs.update(description=json.dumps(dict(provenance or {})), metadata=None)
     kwargs.setdefault("photometric", "minisblack")  # a (Z, H, W) stack is pages, not RGB
 
     def writer(tmp: Path) -> None:
-        tifffile.imwrite(
-            tmp, data, description=json.dumps(dict(provenance or {})), metadata=None, **kwargs
-        )
+        tifffile.imwrite(tmp, data, **kwargs)
 
     return _write_with(Path(path), writer)
 
 
-def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The provenance dictionary unet-edge wrote into a TIFF's ImageDescription."""
-    with tifffile.TiffFile(path) as tf:
-        desc = tf.pages.first.description
+_HYPERSTACK_DTYPES = (np.uint8, np.uint16, np.float32)  # what ImageJ hyperstacks hold
+
+
+def _check_hyperstack(path: str | os.PathLike[str], data: np.ndarray, axes: str) -> None:
+    if data.ndim != len(axes) or data.dtype not in _HYPERSTACK_DTYPES:
+        raise OutputError(
+            f"cannot write {path}: an array of shape {data.shape} and dtype {data.dtype} as "
+            f"axes {axes!r}; expected {len(axes)} dimensions of uint8, uint16 or float32"
+        )
+
+
+def read_calibration(path: str | os.PathLike[str]) -> Calibration | None:
+    """The pixel size of an image file (TIFF: OME-XML, ImageJ metadata or resolution
+    tags, :func:`unet_edge.imagemeta.calibration_of`); None when it has none."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    _check_readable(path)
     try:
-        d = json.loads(desc)
-    except json.JSONDecodeError:
-        return {}
-    return d if isinstance(d, dict) else {}
+        with tifffile.TiffFile(path) as tf:
+            return imagemeta.calibration_of(tf)
+    except Exception as e:
+        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance dictionary unet-edge wrote into an output ({} if there is none):
+    a TIFF's ImageJ ``Info`` property, OME MapAnnotation or JSON ImageDescription, or a
+    PNG's text chunk."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        text = imagemeta.png_text(path.read_bytes()).get(imagemeta.PROVENANCE_KEY)
+        return imagemeta.first_json_dict([text])
+    with tifffile.TiffFile(path) as tf:
+        return imagemeta.provenance_of(tf)
 
 
 class TiffWindows:
@@ -391,35 +444,57 @@ class TiffWindows:
         return out
 
 
-def write_tiff_tiles(
+#: Bytes of pixels above which a striped output is written as BigTIFF (classic TIFF
+#: offsets are 32-bit; the margin leaves room for the tags).
+BIGTIFF_ABOVE = 2**32 - 2**25
+
+
+def write_tiff_strips(
     path: str | os.PathLike[str],
-    tiles: Iterable[np.ndarray],
+    bands: Iterable[np.ndarray],
     shape: tuple[int, int],
-    dtype: Any,
-    tile: tuple[int, int],
+    rows_per_strip: int,
     provenance: Mapping[str, Any] | None = None,
+    *,
+    calibration: Calibration | None = None,
+    ome: bool = False,
     compression: str | None = "zlib",
 ) -> Path:
-    """Write a tiled TIFF from ``tiles`` (row-major, each ``tile``-shaped), atomically.
+    """Write a (H, W) uint8 image from ``bands`` of rows, top to bottom, as a striped TIFF.
 
-    Tiles are consumed one at a time, so the image never has to fit in memory.
-    Tile sides must be multiples of 16 (TIFF); edge tiles are full-size, their
-    pixels outside ``shape`` ignored. ``provenance`` goes into the
-    ImageDescription as JSON.
+    Each band is ``rows_per_strip`` rows (the last may be shorter) and becomes
+    one strip, encoded and written as it comes, so the image never has to fit
+    in memory; strips in row order are what ImageJ 1.x reads (it cannot read
+    tiled TIFFs). An ImageJ hyperstack or OME-TIFF with calibration and
+    provenance as :func:`write_tiff` writes them; BigTIFF above
+    :data:`BIGTIFF_ABOVE` bytes (Bio-Formats reads it, ImageJ 1.x does not, nor
+    could it hold a plane that large). Atomic.
     """
+    if compression not in (None, "zlib"):
+        raise OutputError(
+            f"striped TIFFs are written with zlib or no compression, not {compression!r}"
+        )
+    kwargs = imagemeta.tiff_kwargs("YX", calibration, provenance or {}, ome)
+    big = shape[0] * shape[1] > BIGTIFF_ABOVE
+
+    def strips() -> Iterator[bytes]:
+        for band in bands:
+            raw = np.ascontiguousarray(band, dtype=np.uint8).tobytes()
+            yield zlib.compress(raw, 6) if compression else raw
 
     def writer(tmp: Path) -> None:
-        tifffile.imwrite(
-            tmp,
-            iter(tiles),
-            shape=shape,
-            dtype=dtype,
-            tile=tile,
-            photometric="minisblack",
-            compression=compression,
-            description=json.dumps(dict(provenance or {})),
-            metadata=None,
-        )
+        with warnings.catch_warnings():  # tifffile warns that ImageJ 1.x cannot read BigTIFF
+            warnings.simplefilter("ignore", UserWarning)
+            tifffile.imwrite(
+                tmp,
+                strips(),
+                shape=shape,
+                dtype=np.uint8,
+                rowsperstrip=rows_per_strip,
+                compression=compression,
+                bigtiff=big,
+                **kwargs,
+            )
 
     return _write_with(Path(path), writer)
 

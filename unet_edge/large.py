@@ -1,4 +1,4 @@
-"""Images larger than memory: read windows, run the whole image's tile plan, write tile by tile.
+"""Images larger than memory: read windows, run the whole image's tile plan, write band by band.
 
 Exactness comes from using the *whole* image's plan (``Segmenter.plan_for``):
 every network tile has the same shape and the same origin, in the padded
@@ -11,10 +11,13 @@ strided subsample of the file (:func:`unet_edge.processing.stat_sample`, the
 same pixels the in-memory path measures). The output is therefore bit-for-bit
 the in-memory result.
 
-The output TIFF's tiles are multiples of the plan's stride, so each network
-tile is computed once (the last tile of a row or column, which owns up to
-``alignment - 1`` extra pixels, may be computed twice). Memory holds one
-output tile and one batch of network tiles, independent of the image size.
+The output is computed in windows whose sides are multiples of the plan's
+stride, so each network tile is computed once (the last tile of a row or
+column, which owns up to ``alignment - 1`` extra pixels, may be computed
+twice), a band of windows at a time from the top; each band of rows is one
+strip of the output TIFF, written as soon as it is complete (strips, not
+tiles: ImageJ 1.x cannot read tiled TIFFs). Memory holds one band of the mask
+and one batch of network tiles, independent of the image's height.
 
 :func:`run_region` computes any rectangle of the whole-image result from a
 window reader with the one kernel (:class:`unet_edge.tiling.TileRun`); the
@@ -57,14 +60,14 @@ def run_region(
 
 
 def output_tile(axis: tiling.AxisPlan, cap: int = 2048) -> int:
-    """A TIFF tile side: a multiple of 16 (TIFF) and of the plan's stride (each tile runs once)."""
+    """An output window's side: a multiple of 16 and of the plan's stride (each tile runs once)."""
     if axis.count == 1:
         return min(-(-axis.size // 16) * 16, -(-cap // 16) * 16)
     return math.lcm(axis.stride, 16)
 
 
 def output_windows(shape: tuple[int, int], tile: tuple[int, int]) -> list[tiling.Region]:
-    """The output TIFF's tiles as image rectangles, row by row (the last ones cut short)."""
+    """The output windows as image rectangles, row by row (the last ones cut short)."""
     (h, w), (ty, tx) = shape, tile
     return [
         (r0, c0, min(ty, h - r0), min(tx, w - c0))
@@ -81,8 +84,9 @@ def segment_large(
     compression: str | None = "zlib",
     progress: Callable[[int, int], None] | None = None,
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
+    ome: bool = False,
 ) -> Path:
-    """Segment a TIFF of any size into a tiled mask TIFF with memory independent of its size.
+    """Segment a TIFF of any size into a striped mask TIFF with memory independent of its height.
 
     Args:
         seg: an open Segmenter; its tile plan for the whole image is used.
@@ -90,17 +94,24 @@ def segment_large(
             are memory-mapped window by window; compressed or tiled ones are
             read through tifffile's zarr store.
         output: the mask TIFF to write (0/255 for two classes, class indices
-            otherwise, as ``unet-edge run`` saves masks), uint8, tiled, with
-            the Segmenter's provenance as JSON in its ImageDescription. Written
-            to a temporary file and renamed: no partial file on failure.
-        compression: TIFF compression of the output (None: uncompressed).
-        progress: called as ``progress(done, total)`` after each output tile.
+            otherwise, as ``unet-edge run`` saves masks), uint8, an ImageJ
+            hyperstack (OME-TIFF if ``ome``) in strips of whole rows, written
+            band by band from the top, with the source's pixel size and the
+            Segmenter's provenance (:func:`unet_edge.io.write_tiff_strips`).
+            Written to a temporary file and renamed: no partial file on failure.
+        compression: "zlib" or None (uncompressed).
+        progress: called as ``progress(done, total)`` after each output window.
         memory_budget: activation memory (bytes) for the tile choice, if below
             the Segmenter's own budget (None: the Segmenter's).
+        ome: write OME-TIFF instead of an ImageJ hyperstack.
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
+    Memory holds one band of the mask (a window's height times the width, uint8)
+    and one batch of network tiles.
     """
-    src = io.TiffWindows(io.as_path(source, "source"))
+    source = io.as_path(source, "source")
+    src = io.TiffWindows(source)
+    calibration = io.read_calibration(source)
     output = io.as_path(output, "output")
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)  # one strided pass: the whole image's statistics
@@ -108,15 +119,19 @@ def segment_large(
     ty, tx = output_tile(plan.y), output_tile(plan.x)
     windows = output_windows((h, w), (ty, tx))
 
-    def blocks() -> Iterator[np.ndarray]:  # one output window at a time, for the writer
+    def bands() -> Iterator[np.ndarray]:  # one band of rows at a time, for the writer
+        band = np.empty((0, w), np.uint8)
         for done, region in enumerate(windows, 1):
+            _, c0, rh, rw = region
+            if c0 == 0:
+                band = np.empty((rh, w), np.uint8)
             probs = run_region(seg, plan, src.read_window, region, scaling)
-            rh, rw = region[2:]
-            block = np.zeros((ty, tx), np.uint8)
-            block[:rh, :rw] = processing.mask_to_image(processing.to_mask(probs), seg.info.classes)
+            mask = processing.to_mask(probs)
+            band[:, c0 : c0 + rw] = processing.mask_to_image(mask, seg.info.classes)
             if progress is not None:
                 progress(done, len(windows))
-            yield block
+            if c0 + rw == w:
+                yield band
 
     prov: dict[str, Any] = {
         **seg.provenance(),
@@ -124,4 +139,13 @@ def segment_large(
         "tile_plan": repr(plan),
         "normalization": [scaling.to_dict()],
     }
-    return io.write_tiff_tiles(output, blocks(), (h, w), np.uint8, (ty, tx), prov, compression)
+    return io.write_tiff_strips(
+        output,
+        bands(),
+        (h, w),
+        ty,
+        prov,
+        calibration=calibration,
+        ome=ome,
+        compression=compression,
+    )

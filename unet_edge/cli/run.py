@@ -36,8 +36,17 @@ if TYPE_CHECKING:
 @click.option(
     "--large",
     is_flag=True,
-    help="Read TIFFs window by window and write a tiled mask TIFF: memory does not grow with "
-    "the image [default: only for TIFFs too large for memory].",
+    help="Read TIFFs window by window and write the mask TIFF band by band: memory does not "
+    "grow with the image's height [default: only for TIFFs too large for memory].",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["tiff", "ome-tiff"]),
+    default="tiff",
+    show_default=True,
+    help="TIFF outputs as ImageJ hyperstacks (tiff) or OME-TIFF (ome-tiff: NAME_mask.ome.tif "
+    "for every input); both carry the input's pixel size.",
 )
 @o.memory_budget_opt
 @o.memory_limit_opt
@@ -53,6 +62,7 @@ def run(
     probabilities: bool,
     overlay: bool,
     large: bool,
+    output_format: str,
     memory_budget: int,
     memory_limit: int,
     input_range: tuple[float, float] | None,
@@ -64,7 +74,8 @@ def run(
     """Segment images: files, folders or glob patterns.
 
     Writes NAME_mask.png (0/255 for two classes, class indices otherwise; .tif
-    for TIFF inputs, one page per slice of a stack) into the output folder.
+    for TIFF inputs: an ImageJ hyperstack with the input's pixel size) into the
+    output folder.
     Every output is checked before any compute; existing files are kept
     unless --overwrite. A TIFF too large for memory is segmented window by
     window (as with --large).
@@ -76,6 +87,7 @@ def run(
     from ..runtime import Segmenter
 
     wanted: dict[str, Any] = {"probabilities": probabilities, "overlay": overlay}
+    wanted["output_format"] = output_format
     wanted.update(overwrite=overwrite, large=True if large else None)  # None: by size
     plans = files.plan_files(inputs, output, **wanted)
     wanted["memory_limit"] = memory_limit
