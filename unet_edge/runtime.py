@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import cost, metadata, processing, providers, tiling
-from .config import look_up
+from . import cost, processing, providers, sources, tiling
+from .config import Normalization, look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
 from .tiling import DEFAULT_MAX_TILE
@@ -76,7 +76,9 @@ class Segmenter:
     ----------
     model:
         Path of an ONNX file written by ``unet-edge export`` (None: the shipped
-        default model).
+        default model), a bioimage.io model package (``.zip`` or its
+        ``rdf.yaml``), or any other ONNX U-Net, which is probed once for its
+        geometry (:mod:`unet_edge.probe`; give ``normalization``).
     provider:
         ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"``. An explicit GPU
         provider that cannot run raises :class:`~unet_edge.ProviderError`
@@ -97,6 +99,9 @@ class Segmenter:
         their dtype's range (:class:`~unet_edge.InputError`) instead of
         returning a wrong mask. Percentile-normalised models (the shipped
         one) measure every image's range and do not need it (it is ignored).
+    normalization:
+        How raw pixel values were scaled in training: required for an ONNX
+        graph without unet-edge metadata, and replaces the model's own otherwise.
     """
 
     def __init__(
@@ -111,12 +116,12 @@ class Segmenter:
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
         input_range: tuple[float, float] | None = None,
         bit_depth: int | None = None,
+        normalization: Normalization | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else default_model_path()
-        if not self.model_path.is_file():
-            raise ModelError(f"model file {self.model_path} does not exist")
-        self.info: ModelInfo = metadata.read(self.model_path)
-        self.geometry = self.info.geometry
+        self.source = sources.open_model(self.model_path, normalization)
+        self.info: ModelInfo = self.source.info
+        self.geometry = self.source.geometry
         self.tile = None if tile is None else tiling._as_pair(tile)
         if self.tile is not None:
             for t in self.tile:
@@ -130,13 +135,20 @@ class Segmenter:
         self.input_range = camera_range(input_range, bit_depth)
         gpu = look_up(providers.Provider, provider, "provider") is not providers.Provider.CPU
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
+        if batch_size is None and self.source.batch is not None:
+            self.batch_size = self.source.batch
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if self.source.batch not in (None, self.batch_size):
+            raise InputError(
+                f"the graph runs only batches of {self.source.batch}, got batch_size "
+                f"{self.batch_size}; use {self.source.batch}"
+            )
         shapes = []
         if self.tile is not None:
             shapes.append((self.batch_size, self.info.channels, *self.tile))
         self._session: providers.SessionInfo | None = providers.open_session(
-            self.model_path, provider, options, input_shapes=shapes
+            self.source.onnx, provider, options, input_shapes=shapes
         )
         self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
         self._plans_lock = threading.Lock()
@@ -198,12 +210,14 @@ class Segmenter:
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Run the graph on a float32 (N, C, th, tw) batch of legal tiles -> (N, K, oh, ow)."""
         s = self._live()
-        return providers.run_batch(
+        out = providers.run_batch(
             s,
             self.info.input_name,
             self.info.output_name,
             np.ascontiguousarray(batch, dtype=np.float32),
         )
+        post = self.source.postprocess
+        return out if post is None else post(out)
 
     def plan_for(self, shape: tuple[int, int], memory_budget: int | None = None) -> tiling.TilePlan:
         """The tile plan used for an image of ``shape`` = (height, width).
@@ -216,13 +230,16 @@ class Segmenter:
         key = (int(shape[0]), int(shape[1]), budget)
         p = self._plans.get(key)
         if p is None:
+            known = self.source.probe is None  # a probed graph's activations are not known
             tile = self.tile or tiling.choose_tile(
                 key[:2],
                 self.geometry,
                 self.max_tile,
                 tile_bytes=functools.partial(
                     cost.activation_bytes, self.info.architecture, batch=self.batch_size
-                ),
+                )
+                if known
+                else None,
                 memory_budget=budget,
             )
             p = tiling.plan(key[:2], self.geometry, tile)

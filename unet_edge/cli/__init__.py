@@ -26,6 +26,7 @@ HINTS = {
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
     "calibrate": "pass --calibrate IMAGES",
+    "normalization": "pass --normalization SPEC (e.g. percentile:1,99.8)",
 }
 
 _EXTRAS = {"torch": "train", "skimage": "eval", "dask": "dask", "distributed": "dask"}

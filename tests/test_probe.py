@@ -1,0 +1,148 @@
+"""Probing ONNX U-Nets without unet-edge metadata (unet_edge.probe), and running them exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from unet_edge import Normalization, tiling
+from unet_edge.errors import ModelError
+from unet_edge.io import read_image
+from unet_edge.probe import OutputKind, ProbeError, probe
+from unet_edge.runtime import Segmenter, default_model_path
+
+NORM = Normalization(mode="percentile", low=1, high=99.8, mean=0.5, std=0.25, clip=True)
+SAMPLE = Path(__file__).resolve().parents[1] / "unet_edge" / "data" / "sample_isbi2012.png"
+
+
+def stripped(path: Path, out: Path) -> Path:
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return read_image(SAMPLE)[:301, :277]  # awkward, non-square
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The two foreign U-Nets of tests/foreign_nets.py, exported (a fixed-size copy too)."""
+    pytest.importorskip("torch", reason="the foreign U-Nets are defined and exported with torch")
+    import foreign_nets as fn
+
+    d = tmp_path_factory.mktemp("foreign")
+    same = fn.build(fn.SameNet())
+    return {
+        "same": fn.export(same, d / "same.onnx", 128),
+        "valid": fn.export(fn.build(fn.ValidNet()), d / "valid.onnx", 124),
+        "fixed": fn.export(same, d / "fixed.onnx", 128, fixed=True),
+    }
+
+
+def whole(seg: Segmenter, image: np.ndarray) -> np.ndarray:
+    plan = tiling.whole_image_plan(image.shape[:2], seg.geometry)
+    assert plan.n_tiles == 1
+    run = seg.tile_run(plan, tiling.array_reader(image), seg.scaling_for(image))
+    return run.run(seg.run_batch)
+
+
+def test_shipped_model_without_metadata(tmp_path: Path) -> None:
+    p = probe(stripped(default_model_path(), tmp_path / "plain.onnx"))
+    g = p.geometry
+    assert (g.halo, g.alignment, g.min_input, g.step, g.margin) == (92, 16, 188, 16, 0)
+    assert (p.channels, p.out_channels, p.kind) == (1, 2, OutputKind.PROBABILITIES)
+    assert p.receptive_field is None  # valid convolutions: nothing to crop
+
+
+@pytest.mark.parametrize(
+    ("name", "tile", "shrink", "alignment", "kind"),
+    [("same", 96, 0, 8, OutputKind.LOGITS), ("valid", 98, 14, 4, OutputKind.SIGMOID)],
+)
+def test_foreign_tiled_equals_whole(
+    foreign: dict[str, Path],
+    image: np.ndarray,
+    name: str,
+    tile: int,
+    shrink: int,
+    alignment: int,
+    kind: OutputKind,
+) -> None:
+    seg = Segmenter(foreign[name], normalization=NORM, tile=tile)
+    g = seg.geometry
+    assert (seg.geometry.shrink, g.alignment, seg.source.probe.kind) == (shrink, alignment, kind)  # type: ignore[union-attr]
+    assert (g.margin > 0) == (name == "same")  # zero padding reaches into same-padded tiles
+    tiled = seg.predict(image)
+    assert seg.plan_for(image.shape[:2]).n_tiles > 4
+    ref = whole(seg, image)
+    assert tiled.shape == (2, *image.shape)
+    assert np.abs(tiled - ref).max() <= 1e-5
+    np.testing.assert_allclose(tiled.sum(axis=0), 1.0, atol=1e-5)  # probabilities after all
+
+
+def test_fixed_shape_graph_runs_with_its_one_tile(
+    foreign: dict[str, Path], image: np.ndarray
+) -> None:
+    seg = Segmenter(foreign["fixed"], normalization=NORM)
+    assert seg.geometry.legal_inputs(4096) == [128]
+    assert seg.plan_for(image.shape[:2]).tile_shape == (128, 128)
+    dynamic = Segmenter(foreign["same"], normalization=NORM)
+    assert np.abs(seg.predict(image) - whole(dynamic, image)).max() <= 1e-5
+
+
+def _graph(path: Path, nodes: list, inp: list, out: list) -> Path:
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, inp)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_not_an_image_to_image_network(tmp_path: Path) -> None:
+    classifier = _graph(
+        tmp_path / "cls.onnx",
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["y"]),
+        ],
+        ["n", 1, "h", "w"],
+        ["n", 1],
+    )
+    with pytest.raises(ProbeError, match="classifier"):
+        probe(classifier)
+    volume = _graph(
+        tmp_path / "3d.onnx",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        ["n", 1, "d", "h", "w"],
+        ["n", 1, "d", "h", "w"],
+    )
+    with pytest.raises(ProbeError, match="3-D"):
+        probe(volume)
+    centred = _graph(  # subtracts the image mean: every output pixel depends on every input pixel
+        tmp_path / "global.onnx",
+        [
+            helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3]),
+            helper.make_node("Sub", ["x", "m"], ["y"]),
+        ],
+        ["n", 1, "h", "w"],
+        ["n", 1, "h", "w"],
+    )
+    with pytest.raises(ProbeError, match="not a local"):
+        probe(centred)
+
+
+def test_foreign_model_needs_normalization(tmp_path: Path) -> None:
+    plain = stripped(default_model_path(), tmp_path / "plain.onnx")
+    with pytest.raises(ModelError, match="normalis") as e:
+        Segmenter(plain)
+    assert e.value.option == "normalization"
