@@ -230,7 +230,7 @@ class Segmenter:
         key = (int(shape[0]), int(shape[1]), budget)
         p = self._plans.get(key)
         if p is None:
-            known = self.source.probe is None  # a probed graph's activations are not known
+            known = self.source.origin == "unet-edge"  # else the activations are not known
             tile = self.tile or tiling.choose_tile(
                 key[:2],
                 self.geometry,

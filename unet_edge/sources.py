@@ -36,7 +36,7 @@ Postprocess = Callable[[np.ndarray], np.ndarray]
 class ModelSource:
     """A model ready for the Segmenter."""
 
-    onnx: Path  # the graph ONNX Runtime loads
+    onnx: Path | bytes  # the graph ONNX Runtime loads (a file, or its bytes)
     info: ModelInfo
     geometry: Geometry | TileGeometry
     postprocess: Postprocess | None = None  # graph output -> class probabilities (None: as is)
@@ -77,7 +77,7 @@ def probed_info(p: Probe, normalization: Normalization, name: str) -> ModelInfo:
 
 
 def probed_source(
-    path: Path, normalization: Normalization, name: str, origin: str = "probed"
+    path: Path | bytes, normalization: Normalization, name: str, origin: str = "probed"
 ) -> ModelSource:
     """Probe the graph at ``path`` (see :mod:`unet_edge.probe`) and describe it."""
     from . import probe
