@@ -407,3 +407,30 @@ def open_package(path: Path, normalization: Normalization | None = None) -> sour
         g = TileGeometry(pg.min_size, pg.step, pg.alignment, pg.shrink, halo - pg.shrink)
         return replace(src, geometry=g)
     return src
+
+
+def package_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    image: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights."""
+    from .training.export import export_checkpoint, variant_torchscript
+
+    output = Path(output)
+    io.check_output(output, overwrite, [Path(checkpoint)])
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_checkpoint(checkpoint, onnx_path)
+        layout = Layout.of(metadata.read(onnx_path).geometry)
+        ts = variant_torchscript(
+            checkpoint,
+            layout.crop,
+            layout.pad_before,
+            layout.pad_after,
+            layout.min_block + layout.step,
+            Path(tmp) / "weights.pt",
+        )
+        return write_package(onnx_path, output, image=image, torchscript=ts, overwrite=overwrite)

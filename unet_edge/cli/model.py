@@ -105,3 +105,30 @@ def quantize(
         threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
     )
     out.info(report.summary())
+
+
+@click.command(short_help="Write a bioimage.io model package (.zip) of a model or checkpoint.")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@o.output_opt("Package to write [default: MODEL with suffix .zip]")
+@o.overwrite_opt
+@o.verbosity_options
+def package(model: Path, output: Path | None, overwrite: bool, out: o.Reporter) -> None:
+    """Write a bioimage.io model package (spec 0.5) for deepImageJ, ilastik, bioimageio.core.
+
+    MODEL is an ONNX file written by `unet-edge export`, or a training
+    checkpoint (.pt; the package then also holds TorchScript weights, which
+    ilastik needs). Needs the [bioimageio] extra; check the result with
+    `bioimageio test NAME.zip`.
+
+    \b
+    Example:
+      unet-edge package model.onnx -o model.zip
+    """
+    from .. import bioimage
+
+    output = output or model.with_suffix(".zip")
+    if model.suffix.lower() in (".pt", ".pth"):
+        bioimage.package_checkpoint(model, output, overwrite=overwrite)
+    else:
+        bioimage.write_package(model, output, overwrite=overwrite)
+    out.info(f"wrote {output}")
