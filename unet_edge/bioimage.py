@@ -267,10 +267,10 @@ def _description(info: metadata.ModelInfo, layout: Layout, d: Path, torchscript:
     )
     weights = {"onnx": v.OnnxWeightsDescr(source=d / "weights.onnx", opset_version=17)}
     if torchscript:
-        import torch
+        from importlib.metadata import version
 
         weights["torchscript"] = v.TorchscriptWeightsDescr(
-            source=d / "weights.pt", pytorch_version=v.Version(torch.__version__.split("+")[0])
+            source=d / "weights.pt", pytorch_version=v.Version(version("torch").split("+")[0])
         )
     config = {CONFIG_KEY: {"model": info.to_dict(), "layout": layout.to_dict()}}
     return v.ModelDescr(
@@ -419,8 +419,8 @@ def package_checkpoint(
     """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights."""
     from .training.export import export_checkpoint, variant_torchscript
 
-    output = Path(output)
-    io.check_output(output, overwrite, [Path(checkpoint)])
+    checkpoint, output = Path(checkpoint), Path(output)
+    io.check_output(output, overwrite, [checkpoint])
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         export_checkpoint(checkpoint, onnx_path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Padding, UNetConfig, look_up
 from .errors import ConfigError, InputError
@@ -30,22 +30,9 @@ class _SizeRules:
     ``padding_name`` and ``_network_output(n)`` (None when ``n`` is not legal).
     """
 
-    if TYPE_CHECKING:  # given by each subclass (fields, properties or cached properties)
+    if TYPE_CHECKING:  # the numbers above come from each subclass (fields or properties)
 
-        @property
-        def alignment(self) -> int: ...
-        @property
-        def halo(self) -> int: ...
-        @property
-        def crop(self) -> int: ...
-        @property
-        def min_input(self) -> int: ...
-        @property
-        def step(self) -> int: ...
-        @property
-        def padding_name(self) -> str: ...
-        @property
-        def depth_text(self) -> str: ...
+        def __getattr__(self, name: str) -> Any: ...
 
     def _network_output(self, n: int) -> int | None:
         raise NotImplementedError
@@ -237,26 +224,27 @@ class TileGeometry(_SizeRules):
     """Size rules given as numbers, for a network whose architecture is unknown.
 
     What :mod:`unet_edge.probe` measures on a foreign ONNX graph (or a
-    bioimage.io description gives): legal inputs ``min_input + step * k``
-    (``step`` 0: only ``min_input``, a fixed-shape graph), raw output
+    bioimage.io description gives): the graph runs on ``min_size + step * k``
+    (``step`` 0: only ``min_size``, a fixed-shape graph), raw output
     ``input - 2 * shrink``, ``margin`` pixels cropped from each side of that
     output (where zero padding inside the network reaches), and the
-    translation period ``alignment``. The tile halo is ``shrink + margin``.
+    translation period ``alignment``. The tile halo is ``shrink + margin``;
+    legal tiles are the sizes the graph runs on that keep some output.
     """
 
-    min_input: int
+    min_size: int
     step: int
     alignment: int
     shrink: int = 0
     margin: int = 0
 
     def __post_init__(self) -> None:
-        nums = (self.min_input, self.step, self.alignment, self.shrink, self.margin)
+        nums = (self.min_size, self.step, self.alignment, self.shrink, self.margin)
         if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in nums) or not (
-            self.min_input >= 1 and self.alignment >= 1
+            self.min_size >= 1 and self.alignment >= 1
         ):
             raise ConfigError(
-                f"invalid tile geometry min_input={self.min_input}, step={self.step}, "
+                f"invalid tile geometry min_size={self.min_size}, step={self.step}, "
                 f"alignment={self.alignment}, shrink={self.shrink}, margin={self.margin}"
             )
 
@@ -276,12 +264,22 @@ class TileGeometry(_SizeRules):
     def depth_text(self) -> str:
         return " (probed)"
 
+    @cached_property
+    def min_input(self) -> int:
+        """Smallest legal tile: the smallest size the graph runs on that keeps >= 1 output px."""
+        if not self.step or self.min_size > 2 * self.halo:
+            return self.min_size
+        return self.min_size + (2 * self.halo + 1 - self.min_size + self.step - 1) // self.step * (
+            self.step
+        )
+
     def _network_output(self, n: int) -> int | None:
-        k, r = divmod(n - self.min_input, self.step) if self.step else (0, n - self.min_input)
+        k, r = divmod(n - self.min_size, self.step) if self.step else (0, n - self.min_size)
         return n - 2 * self.shrink if k >= 0 and r == 0 else None
 
     def to_dict(self) -> dict[str, int]:
         return {
+            "min_size": self.min_size,
             "min_input": self.min_input,
             "step": self.step,
             "alignment": self.alignment,
