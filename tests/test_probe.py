@@ -146,3 +146,22 @@ def test_foreign_model_needs_normalization(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="normalis") as e:
         Segmenter(plain)
     assert e.value.option == "normalization"
+
+
+def test_cli_info_and_run_a_foreign_model(foreign: dict[str, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from unet_edge.cli import main
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["info", "-m", str(foreign["valid"])])
+    assert r.exit_code == 0, r.output
+    assert "probed" in r.output and "halo 14 px" in r.output and "alignment 4 px" in r.output
+    args = ["run", str(SAMPLE), "-m", str(foreign["valid"]), "-o", str(tmp_path)]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 1 and "--normalization" in r.output
+    r = runner.invoke(main, [*args, "--normalization", "percentile:1,99.8,mean=0.5,std=0.25,clip"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "sample_isbi2012_mask.png").is_file()
+    r = runner.invoke(main, [*args, "--normalization", "percentile:1"])
+    assert r.exit_code == 2 and "percentile:LOW,HIGH" in r.output

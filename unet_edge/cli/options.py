@@ -132,17 +132,16 @@ model_opt = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     callback=_default_model,
-    help="ONNX model written by `unet-edge export`, a bioimage.io package (.zip or rdf.yaml), "
-    "or any ONNX U-Net (probed; give --normalization) [default: the shipped ISBI 2012 model].",
+    help="ONNX model written by `unet-edge export` [default: the shipped ISBI 2012 model].",
 )
 normalization_opt = click.option(
     "--normalization",
     metavar="SPEC",
     default=None,
     callback=_normalization,
-    help="How the model's training images were scaled, for ONNX files without unet-edge "
-    "metadata (replaces the model's own otherwise): percentile:LOW,HIGH | range:LOW,HIGH | "
-    "dtype, then optionally ,mean=M,std=S,clip.",
+    help="How the model's training images were scaled: needed for an ONNX U-Net without "
+    "unet-edge metadata (probed; a bioimage.io .zip needs none), replaces the model's own "
+    "otherwise. percentile:LOW,HIGH | range:LOW,HIGH | dtype, then optionally ,mean=M,std=S,clip.",
 )
 provider_opt = click.option(
     "--provider",
