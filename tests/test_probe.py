@@ -61,6 +61,54 @@ def test_shipped_model_without_metadata(tmp_path: Path) -> None:
     assert p.receptive_field is None  # valid convolutions: nothing to crop
 
 
+@pytest.mark.parametrize("fixture", ["tiny_onnx", "rgb_onnx", "same_onnx"])
+def test_probe_agrees_with_the_metadata(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The project's own test nets, metadata stripped: probing finds what the metadata says."""
+    path = request.getfixturevalue(fixture)
+    g = Segmenter(path).geometry
+    p = probe(stripped(path, tmp_path / "plain.onnx"))
+    assert p.geometry.alignment == g.alignment
+    if g.padding.value == "valid":
+        assert (p.geometry.halo, p.geometry.min_input, p.geometry.step) == (
+            g.halo,
+            g.min_input,
+            g.alignment,
+        )
+    else:  # measured receptive field + one period; the metadata's bound is analytic
+        assert p.geometry.shrink == 0 and 0 < p.geometry.margin <= g.halo + g.alignment
+
+
+def test_same_net_without_metadata_tiles_exactly(
+    same_onnx: Path, image: np.ndarray, tmp_path: Path
+) -> None:
+    seg = Segmenter(stripped(same_onnx, tmp_path / "plain.onnx"), normalization=NORM, tile=200)
+    assert seg.plan_for(image.shape[:2]).n_tiles > 4
+    assert np.abs(seg.predict(image) - whole(seg, image)).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_monai_basic_unet(tmp_path: Path, image: np.ndarray) -> None:
+    """MONAI's BasicUNet (same padding, depth 4): with instance norm (a statistic over the whole
+    image) it is refused; with batch norm it is probed and tiled exactly."""
+    pytest.importorskip("monai", reason="optional: MONAI's BasicUNet as a third foreign net")
+    import foreign_nets as fn
+    from monai.networks.nets import BasicUNet
+
+    feats = (4, 4, 8, 8, 16, 4)
+    inorm = fn.build(BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=feats))
+    with pytest.raises(ProbeError, match="not a local"):
+        probe(fn.export(inorm, tmp_path / "instance.onnx", 128))
+    net = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=feats, norm="batch")
+    path = fn.export(fn.build(net), tmp_path / "batch.onnx", 128)
+    seg = Segmenter(path, normalization=NORM, tile=400)
+    assert (seg.geometry.alignment, seg.geometry.shrink) == (16, 0)
+    big = read_image(SAMPLE)[:400, :377]
+    assert seg.plan_for(big.shape[:2]).n_tiles > 4
+    assert np.abs(seg.predict(big) - whole(seg, big)).max() <= 1e-5
+
+
 @pytest.mark.parametrize(
     ("name", "tile", "shrink", "alignment", "kind"),
     [("same", 96, 0, 8, OutputKind.LOGITS), ("valid", 98, 14, 4, OutputKind.SIGMOID)],
