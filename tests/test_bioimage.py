@@ -30,8 +30,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bioimage.write_package(default_model_path(), out)
 
 
-def _passes(path: Path) -> None:
-    summary = core.test_model(path)
+def _passes(path: Path, weight_format: str | None = None) -> None:
+    summary = core.test_model(path, weight_format=weight_format)  # type: ignore[arg-type]
     failed = [(d.name, d.errors) for d in summary.details if d.status == "failed"]
     assert summary.status == "passed", failed
 
@@ -58,19 +58,19 @@ def test_shipped_model_package_passes_bioimageio_test(package: Path) -> None:
 def test_checkpoint_package_has_torchscript_and_passes(tiny_ckpt: Path, tmp_path: Path) -> None:
     out = bioimage.package_checkpoint(tiny_ckpt, tmp_path / "tiny.zip")
     assert "weights.pt" in zipfile.ZipFile(out).namelist()
-    _passes(out)  # runs both the ONNX and the TorchScript weights on the test tensors
+    _passes(out, "torchscript")  # the ONNX weights are tested on the shipped model's package
 
 
 def test_segmenter_runs_the_package(package: Path, tmp_path: Path) -> None:
-    image = read_image(SAMPLE)
+    image = read_image(SAMPLE)[:320, :300]
     ref = Segmenter().predict(image)
-    seg = Segmenter(package, tile=272)
+    seg = Segmenter(package, tile=304)
     assert (seg.geometry.halo, seg.source.origin) == (96, "bioimage.io")
     assert seg.plan_for(image.shape).n_tiles > 1
     assert np.abs(seg.predict(image) - ref).max() <= 1e-5
     zipfile.ZipFile(package).extractall(tmp_path)
-    from_rdf = Segmenter(tmp_path / "rdf.yaml").predict(image[:300, :250])
-    assert np.abs(from_rdf - ref[:, :300, :250]).max() < 1.0  # runs; own image statistics
+    from_rdf = Segmenter(tmp_path / "rdf.yaml").predict(image)
+    assert np.abs(from_rdf - ref).max() <= 1e-5
 
 
 def _foreign_package(folder: Path) -> Path:
