@@ -136,9 +136,8 @@ model_opt = click.option(
 )
 normalization_opt = click.option(
     "--normalization",
-    metavar="SPEC",
-    default=None,
     callback=_normalization,
+    metavar="SPEC",
     help="How the model's training images were scaled: needed for an ONNX U-Net without "
     "unet-edge metadata (probed; a bioimage.io .zip needs none), replaces the model's own "
     "otherwise. percentile:LOW,HIGH | range:LOW,HIGH | dtype, then optionally ,mean=M,std=S,clip.",
