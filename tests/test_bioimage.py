@@ -162,3 +162,19 @@ def test_core_blockwise_prediction_equals_segmenter(package: Path, isbi: Path) -
     ours = Segmenter().predict(image)
     assert np.abs(theirs - ours).max() <= 1e-4
     assert (theirs.argmax(axis=0) == ours.argmax(axis=0)).all()
+
+
+def test_cli_package_then_run(tiny_onnx: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from unet_edge.cli import main
+
+    runner = CliRunner()
+    pkg = tmp_path / "tiny.zip"
+    r = runner.invoke(main, ["package", str(tiny_onnx), "-o", str(pkg)])
+    assert r.exit_code == 0 and pkg.is_file(), r.output
+    r = runner.invoke(main, ["package", str(tiny_onnx), "-o", str(pkg)])
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    r = runner.invoke(main, ["run", str(SAMPLE), "-m", str(pkg), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "sample_isbi2012_mask.png").is_file()
