@@ -178,3 +178,22 @@ def test_cli_package_then_run(tiny_onnx: Path, tmp_path: Path) -> None:
     r = runner.invoke(main, ["run", str(SAMPLE), "-m", str(pkg), "-o", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "out" / "sample_isbi2012_mask.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["valid", "same"])  # sigmoid output; logits
+def test_package_a_probed_foreign_onnx(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="the foreign U-Nets are defined and exported with torch")
+    import foreign_nets as fn
+
+    from unet_edge import Normalization
+
+    net = fn.build(fn.ValidNet() if name == "valid" else fn.SameNet())
+    onnx_path = fn.export(net, tmp_path / f"{name}.onnx", 128 if name == "same" else 124)
+    norm = Normalization(mode="percentile", low=1, high=99.8)
+    pkg = bioimage.write_package(onnx_path, tmp_path / f"{name}.zip", normalization=norm)
+    _passes(pkg)
+    readme = zipfile.ZipFile(pkg).read("README.md").decode()
+    assert "probe" in readme and "ISBI 2012 EM" not in readme  # no claim about its training
+    image = read_image(SAMPLE)[:200, :230]
+    ref = Segmenter(onnx_path, normalization=norm).predict(image)
+    assert np.abs(Segmenter(pkg).predict(image) - ref).max() <= 1e-5

@@ -84,6 +84,7 @@ class Layout:
     pad_after: int
     min_block: int  # smallest legal block
     step: int  # block step
+    alignment: int  # the network's translation period
 
     @classmethod
     def of(cls, g: Geometry | TileGeometry) -> Layout:
@@ -99,15 +100,34 @@ class Layout:
         block = m + crop
         while block - 2 * halo < a:
             block += g.step
-        return cls(crop, halo, crop + shrink, shrink, block, g.step)
+        return cls(crop, halo, crop + shrink, shrink, block, g.step, a)
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
-def variant_graph(model: onnx.ModelProto, layout: Layout) -> onnx.ModelProto:
+def _activation(kind: str | None, x: str, y: str) -> list[Any]:
+    """Nodes turning a probed graph's output ``x`` into class probabilities ``y``."""
+    from onnx import helper
+
+    if kind == "softmax":
+        return [helper.make_node("Softmax", [x], [y], axis=1)]
+    nodes = [helper.make_node("Sigmoid", [x], [f"{x}__p"])] if kind == "logit" else []
+    p = f"{x}__p" if nodes else x
+    return [
+        *nodes,
+        helper.make_node("Sub", ["__one", p], [f"{x}__q"]),
+        helper.make_node("Concat", [f"{x}__q", p], [y], axis=1),
+    ]
+
+
+def variant_graph(
+    model: onnx.ModelProto, layout: Layout, activation: str | None = None
+) -> onnx.ModelProto:
     """The package's graph: crop the input's top/left, run ``model``, zero-pad the output.
 
+    ``activation`` (``"softmax"``, ``"sigmoid"``: one probability channel made
+    two, ``"logit"``: sigmoid first) makes a probed graph's output probabilities.
     ``model``'s unet-edge metadata is dropped (the variant has another geometry).
     """
     import onnx
@@ -133,11 +153,15 @@ def variant_graph(model: onnx.ModelProto, layout: Layout) -> onnx.ModelProto:
         numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()
     )
     g.node.insert(0, helper.make_node("Slice", [inp, "__starts", "__ends", "__axes"], [inner_in]))
+    if activation is not None:
+        g.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "__one"))
+        g.node.extend(_activation(activation, inner_out, f"{out}__probabilities"))
+        inner_out = f"{out}__probabilities"
     g.node.append(helper.make_node("Pad", [inner_out, "__pads"], [out], mode="constant"))
-    for vi in (*g.input, *g.output):  # keep batch and channels, make height/width symbolic
+    for vi in (*g.input, *g.output):  # keep batch and input channels, the rest symbolic
         for i, d in enumerate(vi.type.tensor_type.shape.dim):
-            if i >= 2:
-                d.dim_param = ("height", "width")[i - 2]
+            if i >= 2 or (i == 1 and vi in g.output):
+                d.dim_param = ("batch", "classes", "height", "width")[i]
     onnx.checker.check_model(m)
     return m
 
@@ -199,15 +223,21 @@ def _cover(raw: np.ndarray, probs: np.ndarray, halo: int) -> np.ndarray:
     return np.concatenate([np.repeat(view[..., None], 3, axis=2), over], axis=1)
 
 
-def _readme(info: metadata.ModelInfo, layout: Layout, tiles: str) -> str:
+def _readme(info: metadata.ModelInfo, layout: Layout, tiles: str, foreign: bool) -> str:
     n = info.normalization
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items() if isinstance(v, float))
+    origin = (
+        "packaged with [unet-edge](https://github.com/unet-edge) from an ONNX U-Net it did not "
+        "train: the geometry below was measured by running the graph (`unet_edge.probe`)."
+        if foreign
+        else "trained and packaged with [unet-edge](https://github.com/unet-edge).\n"
+        "Training data: the ISBI 2012 EM segmentation challenge (serial-section TEM of the\n"
+        f"Drosophila ventral nerve cord; Arganda-Carreras et al. 2015, doi:{ISBI[1]})."
+    )
     return f"""# {info.name}
 
 A 2-D U-Net (Ronneberger et al. 2015, doi:{PAPER[1]}) for {", ".join(info.class_names)}
-segmentation, trained and packaged with [unet-edge](https://github.com/unet-edge).
-Training data: the ISBI 2012 EM segmentation challenge (serial-section TEM of the
-Drosophila ventral nerve cord; Arganda-Carreras et al. 2015, doi:{ISBI[1]}).
+segmentation, {origin}
 
 ## Input
 One {info.channels}-channel 2-D image, axes (batch, channel, y, x), float32 of raw values.
@@ -215,7 +245,7 @@ Expected data: {expected_input(n)}. Preprocessing reproduces unet-edge's normali
 `{n.to_dict()}`.
 
 ## Output
-Class probabilities ({", ".join(info.class_names)}), softmax inside the graph.
+Class probabilities ({", ".join(info.class_names)}), softmax (or sigmoid) inside the graph.
 
 ## Tiling
 The network ({tiles}) is wrapped so that bioimage.io consumers tile it exactly: the graph
@@ -247,7 +277,9 @@ def _axes(v: Any, names: tuple[str, ...], layout: Layout, output: bool) -> list[
     return [v.BatchAxis(), channel, *space]
 
 
-def _description(info: metadata.ModelInfo, layout: Layout, d: Path, torchscript: bool) -> Any:
+def _description(
+    info: metadata.ModelInfo, layout: Layout, d: Path, torchscript: bool, foreign: bool
+) -> Any:
     """The rdf as bioimageio.spec's ``ModelDescr``, from the files in folder ``d``."""
     from bioimageio.spec.model import v0_5 as v
 
@@ -278,10 +310,14 @@ def _description(info: metadata.ModelInfo, layout: Layout, d: Path, torchscript:
         description=f"2-D U-Net predicting {', '.join(info.class_names)} probabilities "
         "(unet-edge export, tiled exactly by its declared halo).",
         authors=[v.Author(name="unet-edge developers")],
-        cite=[v.CiteEntry(text=t, doi=v.Doi(doi)) for t, doi in (PAPER, ISBI)],
+        cite=[
+            v.CiteEntry(text=t, doi=v.Doi(doi))
+            for t, doi in ((PAPER,) if foreign else (PAPER, ISBI))
+        ],
         license=v.LicenseId("MIT"),
         documentation=v.FileDescr(source=d / "README.md"),
-        tags=["unet", "unet2d", "onnx", "segmentation", "2d", "electron-microscopy", "isbi2012"],
+        tags=["unet", "unet2d", "onnx", "segmentation", "2d"]
+        + ([] if foreign else ["electron-microscopy", "isbi2012"]),
         covers=[v.FileDescr(source=d / "cover.png")],
         inputs=[inp],
         outputs=[out],
@@ -290,18 +326,30 @@ def _description(info: metadata.ModelInfo, layout: Layout, d: Path, torchscript:
     )
 
 
+def _activation_of(src: sources.ModelSource) -> str | None:
+    if src.probe is None or src.probe.kind.value == "probabilities":
+        return None
+    if src.probe.out_channels > 1:
+        return "softmax"
+    return "sigmoid" if src.probe.kind.value == "sigmoid" else "logit"
+
+
 def write_package(
     model: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    normalization: Normalization | None = None,
     image: np.ndarray | None = None,
     torchscript: Path | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a bioimage.io model package (``.zip``) for the unet-edge ONNX ``model``.
+    """Write a bioimage.io model package (``.zip``) for the ONNX ``model``.
 
-    ``image`` (default: the shipped ISBI sample) gives the test tensors and
-    the cover; ``torchscript``, a TorchScript file of the same variant graph
+    ``model`` is a unet-edge ONNX file, or any ONNX U-Net with its
+    ``normalization`` (probed, see :mod:`unet_edge.probe`; its logits or sigmoid
+    become probabilities inside the packaged graph). ``image`` (default: the
+    shipped ISBI sample) gives the test tensors and the cover; ``torchscript``,
+    a TorchScript file of the same variant graph
     (:func:`unet_edge.training.export.variant_torchscript`), adds those weights.
     """
     import onnx
@@ -309,9 +357,12 @@ def write_package(
     spec = _need_spec()
     model, output = Path(model), Path(output)
     io.check_output(output, overwrite, [model])
-    info = metadata.read(model)
-    layout = Layout.of(info.geometry)
-    graph = variant_graph(onnx.load(str(model)), layout).SerializeToString()
+    if sources.is_package(model):
+        raise ModelError(f"{model} is a bioimage.io package already; give its ONNX weights")
+    src = sources.open_model(model, normalization)
+    info, foreign = src.info, src.probe is not None
+    layout = Layout.of(src.geometry)
+    graph = variant_graph(onnx.load(str(model)), layout, _activation_of(src)).SerializeToString()
     if image is None:
         image = io.read_image(Path(__file__).parent / "data" / "sample_isbi2012.png")
     raw, probs = _test_tensors(graph, info, layout, image)
@@ -321,10 +372,10 @@ def write_package(
         np.save(d / "test_input.npy", raw)
         np.save(d / "test_output.npy", probs)
         io.write_png(d / "cover.png", _cover(raw, probs, layout.halo))
-        (d / "README.md").write_text(_readme(info, layout, info.geometry.describe()))
+        (d / "README.md").write_text(_readme(info, layout, src.describe(), foreign))
         if torchscript is not None:
             (d / "weights.pt").write_bytes(Path(torchscript).read_bytes())
-        descr = _description(info, layout, d, torchscript is not None)
+        descr = _description(info, layout, d, torchscript is not None, foreign)
         with io.atomic_path(output) as tmp_zip:
             spec.save_bioimageio_package(descr, output_path=tmp_zip)
     return output
@@ -392,7 +443,7 @@ def open_package(path: Path, normalization: Normalization | None = None) -> sour
         layout = Layout(**ours["layout"])
         if normalization is not None:
             info = replace(info, normalization=normalization)
-        g = TileGeometry(layout.min_block, layout.step, info.geometry.alignment, 0, layout.halo)
+        g = TileGeometry(layout.min_block, layout.step, layout.alignment, 0, layout.halo)
         return sources.ModelSource(graph, info, g, origin="bioimage.io")
     norm = normalization or _normalization_of(list(descr.inputs[0].preprocessing))
     src = sources.probed_source(graph, norm, str(descr.name), origin="bioimage.io")
