@@ -28,6 +28,7 @@ from .errors import (
     ModelError,
     OutputError,
     OutputExistsError,
+    ProbeError,
     ProviderError,
     UnetEdgeError,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "OutputExistsError",
     "Padding",
     "Precision",
+    "ProbeError",
     "ProviderError",
     "Segmenter",
     "UNetConfig",

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ProbeError
 from .geometry import TileGeometry
 
 #: Shifts tried for the translation period (a max-pooling net of depth d has 2**d).
@@ -43,10 +43,6 @@ MAX_PROBE_SIZE = 1024
 # period repeats every output pixel's computation exactly (0.0 difference on the CPU), while
 # a wrong shift differs by >= ~1e-6 even where the deep levels contribute little.
 _TOL = 1e-7
-
-
-class ProbeError(ModelError):
-    """A graph without metadata is not something unet-edge can tile exactly."""
 
 
 class OutputKind(str, enum.Enum):
