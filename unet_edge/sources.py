@@ -94,14 +94,15 @@ def probed_source(
     )
 
 
-def _has_metadata(path: Path) -> bool:
+def _props(path: Path) -> dict[str, str]:
+    """The graph's ``metadata_props`` (the file is parsed once)."""
     import onnx
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
         raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
-    return any(p.key == metadata.KEY for p in model.metadata_props)
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def open_model(
@@ -123,8 +124,9 @@ def open_model(
         from . import bioimage
 
         return bioimage.open_package(path, normalization)
-    if _has_metadata(path):
-        info = metadata.read(path)
+    props = _props(path)
+    if metadata.KEY in props:
+        info = metadata.from_props(props, str(path))
         if normalization is not None:
             info = replace(info, normalization=normalization)
         return ModelSource(path, info, info.geometry)
