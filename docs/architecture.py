@@ -67,8 +67,33 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "runtime": (
         "Segmenter: owns the ONNX Runtime session, the only place that runs the graph",
-        {"cost", "config", "errors", "metadata", "processing", "providers", "tiling", "streaming"},
+        {
+            "cost",
+            "config",
+            "errors",
+            "metadata",
+            "processing",
+            "providers",
+            "sources",
+            "tiling",
+            "streaming",
+        },
         {"numpy"},
+    ),
+    "sources": (
+        "what a model file is: unet-edge ONNX, foreign ONNX (probed), bioimage.io package",
+        {"bioimage", "config", "errors", "geometry", "metadata", "probe"},
+        {"numpy", "onnx"},
+    ),
+    "probe": (
+        "probing a graph without metadata: legal sizes, shrink, alignment, margin, output kind",
+        {"errors", "geometry"},
+        {"numpy", "onnxruntime"},
+    ),
+    "bioimage": (
+        "bioimage.io packages: the variant graph and rdf written, packages read and run",
+        {"config", "errors", "geometry", "io", "metadata", "processing", "sources", "training"},
+        {"numpy", "onnx", "onnxruntime", "bioimageio"},
     ),
     "streaming": (
         "frames from a live source through the kernel on a thread pipeline",

@@ -29,6 +29,7 @@ from .errors import (
     NonFiniteError,
     OutputError,
     OutputExistsError,
+    ProbeError,
     ProviderError,
     UnetEdgeError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "OutputExistsError",
     "Padding",
     "Precision",
+    "ProbeError",
     "ProviderError",
     "Segmenter",
     "UNetConfig",

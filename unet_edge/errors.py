@@ -59,6 +59,11 @@ class ModelError(UnetEdgeError, ValueError):
     """A model file is not a unet-edge ONNX graph or its metadata is invalid."""
 
 
+class ProbeError(ModelError):
+    """An ONNX graph without metadata is not a dense, local image-to-image network that
+    unet-edge can tile exactly (see :mod:`unet_edge.probe`)."""
+
+
 class CheckpointError(UnetEdgeError, ValueError):
     """A file is not a unet-edge checkpoint, or the checkpoint is incomplete."""
 

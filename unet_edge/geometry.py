@@ -17,13 +17,106 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from .config import Padding, UNetConfig, look_up
 from .errors import ConfigError, InputError
 
 
+class _SizeRules:
+    """Tile rules shared by every geometry: derived from the legal sizes and the output rule.
+
+    A subclass gives ``min_input``, ``step``, ``alignment``, ``halo``, ``crop``,
+    ``padding_name`` and ``_network_output(n)`` (None when ``n`` is not legal).
+    """
+
+    if TYPE_CHECKING:  # the numbers above come from each subclass (fields or properties)
+
+        def __getattr__(self, name: str) -> Any: ...
+
+    def _network_output(self, n: int) -> int | None:
+        raise NotImplementedError
+
+    def _useful_output(self, n: int) -> int | None:
+        out = self._network_output(n)
+        if out is not None:
+            out -= 2 * self.crop
+        return out if out is not None and out >= 1 else None
+
+    def network_output_size(self, n: int) -> int:
+        """Size of the network's raw output for input size ``n``; raises if ``n`` is not legal."""
+        self.output_size(n)
+        out = self._network_output(n)
+        assert out is not None
+        return out
+
+    def output_size(self, n: int) -> int:
+        """Useful output size (after the same-padding crop) for input size ``n``.
+
+        Raises :class:`InputError` naming the nearest legal sizes when ``n`` is not legal.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"input size must be a positive integer, got {n!r}")
+        out = self._useful_output(n)
+        if out is None:
+            lo = self.round_up(n) - self.step
+            near = f"{lo} or {self.round_up(n)}" if lo >= self.min_input else str(self.min_input)
+            raise InputError(
+                f"input size {n} is not legal for a {self.padding_name} U-Net{self.depth_text} "
+                f"(legal: {self.legal_text}); use {near}"
+            )
+        return out
+
+    @property
+    def legal_text(self) -> str:
+        return f"{self.min_input} + {self.step}k" if self.step else f"only {self.min_input}"
+
+    def is_legal(self, n: int) -> bool:
+        return isinstance(n, int) and n >= 1 and self._useful_output(n) is not None
+
+    def round_up(self, n: int) -> int:
+        """Smallest legal input size >= ``n`` (a fixed-size graph: its one size)."""
+        if n <= self.min_input or not self.step:
+            return self.min_input
+        k = -(-(n - self.min_input) // self.step)
+        return self.min_input + k * self.step
+
+    def legal_inputs(self, up_to: int) -> list[int]:
+        """All legal input sizes <= ``up_to``."""
+        if not self.step:
+            return [self.min_input] if self.min_input <= up_to else []
+        return list(range(self.min_input, up_to + 1, self.step))
+
+    def input_for_output(self, out: int) -> int:
+        """Smallest legal input whose useful output is >= ``out`` px (a fixed size: that size)."""
+        if out < 1:
+            raise InputError(f"wanted output size must be >= 1, got {out}")
+        return self.round_up(out + 2 * self.halo)
+
+    def stride(self, n: int) -> int:
+        """Tile stride for input tile ``n``: the output size rounded down to the alignment.
+
+        0 means tiles of this size cannot be stitched (only one tile fits).
+        """
+        return (self.output_size(n) // self.alignment) * self.alignment
+
+    def check_tile(self, n: int) -> int:
+        """Return a user-chosen tile size if legal, else raise naming the nearest legal sizes."""
+        try:
+            self.output_size(n)
+        except InputError as e:
+            raise ConfigError(f"tile: {e}") from None
+        return n
+
+    def describe(self) -> str:
+        return (
+            f"{self.padding_name} U-Net{self.depth_text}: halo {self.halo} px, alignment "
+            f"{self.alignment} px, legal inputs {self.legal_text}"
+        )
+
+
 @dataclass(frozen=True)
-class Geometry:
+class Geometry(_SizeRules):
     """Size rules of a U-Net with ``depth`` pools.
 
     Sizes are per spatial axis; the network is applied to each axis
@@ -51,6 +144,24 @@ class Geometry:
     def alignment(self) -> int:
         """Shift (px) under which the network is exactly translation-equivariant."""
         return 2**self.depth
+
+    @property
+    def step(self) -> int:
+        """Distance between legal input sizes (the alignment for a U-Net)."""
+        return self.alignment
+
+    @property
+    def crop(self) -> int:
+        """Pixels dropped from each side of the network's raw output (same padding: the halo)."""
+        return self.halo if self.padding is Padding.SAME else 0
+
+    @property
+    def padding_name(self) -> str:
+        return self.padding.value
+
+    @property
+    def depth_text(self) -> str:
+        return f" of depth {self.depth}"
 
     @property
     def _shrink(self) -> int:
@@ -96,39 +207,6 @@ class Geometry:
                 return None
         return s
 
-    def _useful_output(self, n: int) -> int | None:
-        out = self._network_output(n)
-        if out is not None and self.padding is Padding.SAME:
-            out -= 2 * self.halo
-        return out if out is not None and out >= 1 else None
-
-    def network_output_size(self, n: int) -> int:
-        """Size of the network's raw output for input size ``n``; raises if ``n`` is not legal."""
-        self.output_size(n)
-        out = self._network_output(n)
-        assert out is not None
-        return out
-
-    def output_size(self, n: int) -> int:
-        """Useful output size (after the same-padding crop) for input size ``n``.
-
-        Raises :class:`InputError` naming the nearest legal sizes when ``n`` is not legal.
-        """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise InputError(f"input size must be a positive integer, got {n!r}")
-        out = self._useful_output(n)
-        if out is None:
-            lo = self.round_up(n) - self.alignment
-            near = f"{lo} or {self.round_up(n)}" if lo >= self.min_input else str(self.min_input)
-            raise InputError(
-                f"input size {n} is not legal for a {self.padding.value} U-Net of depth "
-                f"{self.depth} (legal: {self.min_input} + {self.alignment}k); use {near}"
-            )
-        return out
-
-    def is_legal(self, n: int) -> bool:
-        return isinstance(n, int) and n >= 1 and self._useful_output(n) is not None
-
     @cached_property
     def min_input(self) -> int:
         """Smallest legal input size (188 for the paper's network).
@@ -140,40 +218,72 @@ class Geometry:
             n += 1
         return n
 
-    def round_up(self, n: int) -> int:
-        """Smallest legal input size >= ``n``."""
-        if n <= self.min_input:
-            return self.min_input
-        k = -(-(n - self.min_input) // self.alignment)
-        return self.min_input + k * self.alignment
 
-    def legal_inputs(self, up_to: int) -> list[int]:
-        """All legal input sizes <= ``up_to``."""
-        return list(range(self.min_input, up_to + 1, self.alignment))
+@dataclass(frozen=True)
+class TileGeometry(_SizeRules):
+    """Size rules given as numbers, for a network whose architecture is unknown.
 
-    def input_for_output(self, out: int) -> int:
-        """Smallest legal input whose useful output is >= ``out`` pixels."""
-        if out < 1:
-            raise InputError(f"wanted output size must be >= 1, got {out}")
-        return self.round_up(out + 2 * self.halo)
+    What :mod:`unet_edge.probe` measures on a foreign ONNX graph (or a
+    bioimage.io description gives): the graph runs on ``min_size + step * k``
+    (``step`` 0: only ``min_size``, a fixed-shape graph), raw output
+    ``input - 2 * shrink``, ``margin`` pixels cropped from each side of that
+    output (where zero padding inside the network reaches), and the
+    translation period ``alignment``. The tile halo is ``shrink + margin``;
+    legal tiles are the sizes the graph runs on that keep some output.
+    """
 
-    def stride(self, n: int) -> int:
-        """Tile stride for input tile ``n``: the output size rounded down to the alignment.
+    min_size: int
+    step: int
+    alignment: int
+    shrink: int = 0
+    margin: int = 0
 
-        0 means tiles of this size cannot be stitched (only one tile fits).
-        """
-        return (self.output_size(n) // self.alignment) * self.alignment
+    def __post_init__(self) -> None:
+        nums = (self.min_size, self.step, self.alignment, self.shrink, self.margin)
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in nums) or not (
+            self.min_size >= 1 and self.alignment >= 1
+        ):
+            raise ConfigError(
+                f"invalid tile geometry min_size={self.min_size}, step={self.step}, "
+                f"alignment={self.alignment}, shrink={self.shrink}, margin={self.margin}"
+            )
 
-    def check_tile(self, n: int) -> int:
-        """Return a user-chosen tile size if legal, else raise naming the nearest legal sizes."""
-        try:
-            self.output_size(n)
-        except InputError as e:
-            raise ConfigError(f"tile: {e}") from None
-        return n
+    @property
+    def halo(self) -> int:
+        return self.shrink + self.margin
 
-    def describe(self) -> str:
-        return (
-            f"{self.padding.value} U-Net, depth {self.depth}: halo {self.halo} px, alignment "
-            f"{self.alignment} px, legal inputs {self.min_input} + {self.alignment}k"
+    @property
+    def crop(self) -> int:
+        return self.margin
+
+    @property
+    def padding_name(self) -> str:
+        return "valid" if self.shrink else "same"
+
+    @property
+    def depth_text(self) -> str:
+        return " (probed)"
+
+    @cached_property
+    def min_input(self) -> int:
+        """Smallest legal tile: the smallest size the graph runs on that keeps >= 1 output px."""
+        if not self.step or self.min_size > 2 * self.halo:
+            return self.min_size
+        return self.min_size + (2 * self.halo + 1 - self.min_size + self.step - 1) // self.step * (
+            self.step
         )
+
+    def _network_output(self, n: int) -> int | None:
+        k, r = divmod(n - self.min_size, self.step) if self.step else (0, n - self.min_size)
+        return n - 2 * self.shrink if k >= 0 and r == 0 else None
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "min_size": self.min_size,
+            "min_input": self.min_input,
+            "step": self.step,
+            "alignment": self.alignment,
+            "shrink": self.shrink,
+            "margin": self.margin,
+            "halo": self.halo,
+        }

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import cost, metadata, processing, providers, tiling
-from .config import look_up
+from . import cost, processing, providers, sources, tiling
+from .config import Normalization, look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
 from .tiling import DEFAULT_MAX_TILE
@@ -76,7 +76,9 @@ class Segmenter:
     ----------
     model:
         Path of an ONNX file written by ``unet-edge export`` (None: the shipped
-        default model).
+        default model), a bioimage.io model package (``.zip`` or its
+        ``rdf.yaml``), or any other ONNX U-Net, which is probed once for its
+        geometry (:mod:`unet_edge.probe`; give ``normalization``).
     provider:
         ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"``. An explicit GPU
         provider that cannot run raises :class:`~unet_edge.ProviderError`
@@ -102,6 +104,9 @@ class Segmenter:
         over the 8 flips and rotations of every tile (8 times the compute).
         Every path (predict, segment, stream, files, the windowed and Dask
         paths) uses it, and tiled results still equal whole-image ones.
+    normalization:
+        How raw pixel values were scaled in training: required for an ONNX
+        graph without unet-edge metadata, and replaces the model's own otherwise.
     """
 
     def __init__(
@@ -117,14 +122,14 @@ class Segmenter:
         input_range: tuple[float, float] | None = None,
         bit_depth: int | None = None,
         tta: bool = False,
+        normalization: Normalization | None = None,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
             raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
-        if not self.model_path.is_file():
-            raise ModelError(f"model file {self.model_path} does not exist")
-        self.info: ModelInfo = metadata.read(self.model_path)
-        self.geometry = self.info.geometry
+        self.source = sources.open_model(self.model_path, normalization)
+        self.info: ModelInfo = self.source.info
+        self.geometry = self.source.geometry
         self.tile = None if tile is None else tiling._as_pair(tile)
         if self.tile is not None:
             for t in self.tile:
@@ -140,14 +145,21 @@ class Segmenter:
         self.input_range = camera_range(input_range, bit_depth)
         gpu = look_up(providers.Provider, provider, "provider") is not providers.Provider.CPU
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
+        if batch_size is None and self.source.batch is not None:
+            self.batch_size = self.source.batch
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(tta, bool):
             raise InputError(f"tta must be True or False, got {tta!r}")
         self.tta = tta
+        if self.source.batch not in (None, self.batch_size):
+            raise InputError(
+                f"the graph runs only batches of {self.source.batch}, got batch_size "
+                f"{self.batch_size}; use {self.source.batch}"
+            )
         shapes = [(self.batch_size, self.info.channels, *t) for t in self._tile_shapes(self.tile)]
         self._session: providers.SessionInfo | None = providers.open_session(
-            self.model_path, provider, options, input_shapes=shapes
+            self.source.onnx, provider, options, input_shapes=shapes
         )
         self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
         self._plans_lock = threading.Lock()
@@ -212,9 +224,11 @@ class Segmenter:
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Run the graph on a float32 (N, C, th, tw) batch of legal tiles -> (N, K, oh, ow)."""
         s = self._live()
-        return providers.run_batch(
+        out = providers.run_batch(
             s, self.info.input_name, self.info.output_name, self._check_batch(batch)
         )
+        post = self.source.postprocess
+        return out if post is None else post(out)
 
     def _check_batch(self, batch: Any) -> np.ndarray:
         """A float32 C-contiguous (N>=1, C, th, tw) batch of legal tiles, or InputError."""
@@ -229,7 +243,7 @@ class Segmenter:
         if bad:
             raise InputError(
                 f"batch tile size {bad[0]} is not legal for this model "
-                f"(legal: {self.geometry.min_input} + {self.geometry.alignment}k)"
+                f"(legal: {self.geometry.legal_text})"
             )
         return np.ascontiguousarray(batch, dtype=np.float32)
 
@@ -258,13 +272,16 @@ class Segmenter:
         key = (*tiling.image_size(shape), budget)
         p = self._plans.get(key)
         if p is None:
+            known = self.source.origin == "unet-edge"  # else the activations are not known
             tile = self.tile or tiling.choose_tile(
                 key[:2],
                 self.geometry,
                 self.max_tile,
                 tile_bytes=functools.partial(
                     cost.activation_bytes, self.info.architecture, batch=self.batch_size
-                ),
+                )
+                if known
+                else None,
                 memory_budget=budget,
             )
             p = tiling.plan(key[:2], self.geometry, tile)
@@ -428,14 +445,19 @@ def check_graph(seg: Segmenter) -> None:
     Catches a halo or depth that the graph does not have, a wrong class
     count, a 1-channel head, logits instead of probabilities. A TensorRT
     session is not used for it (a new shape builds an engine): a CPU one is.
+    Probed graphs and bioimage.io packages are not checked here: their
+    geometry and output kind were measured by running the graph
+    (:mod:`unet_edge.probe`), or come from a package's own test tensors.
     """
+    if seg.source.origin != "unet-edge":
+        return
     info, g = seg.info, seg.geometry
     n = (g.min_input, g.min_input + g.alignment)
     x = np.random.default_rng(0).standard_normal((1, info.channels, *n)).astype(np.float32)
     want = (1, info.classes, *(g.network_output_size(t) for t in n))
     s = seg._live()
     if s.provider is providers.Provider.TENSORRT:
-        s = providers.open_session(seg.model_path, "cpu")
+        s = providers.open_session(seg.source.onnx, "cpu")
     quiet = providers.quiet_run_options()
     try:
         out = np.asarray(s.session.run([info.output_name], {info.input_name: x}, quiet)[0])

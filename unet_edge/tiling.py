@@ -26,7 +26,10 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, InputError, ModelError, NonFiniteError
-from .geometry import Geometry
+from .geometry import Geometry, TileGeometry
+
+#: Any size rules the kernel can tile with: a U-Net's, or numbers probed from a foreign graph.
+AnyGeometry = Geometry | TileGeometry
 
 #: The project's single border convention (see :class:`unet_edge.config.BorderMode`).
 CV2_BORDER = cv2.BORDER_REFLECT
@@ -132,7 +135,7 @@ class TilePlan:
         )
 
 
-def _plan_axis(size: int, tile: int, geometry: Geometry, axis: str) -> AxisPlan:
+def _plan_axis(size: int, tile: int, geometry: AnyGeometry, axis: str) -> AxisPlan:
     # No tile larger than needed to cover the whole axis in one pass.
     tile = min(tile, geometry.input_for_output(size))
     out = geometry.output_size(tile)
@@ -179,7 +182,7 @@ def image_size(shape: object) -> tuple[int, int]:
     return h, w
 
 
-def plan(shape: tuple[int, int], geometry: Geometry, tile: int | Sequence[int]) -> TilePlan:
+def plan(shape: tuple[int, int], geometry: AnyGeometry, tile: int | Sequence[int]) -> TilePlan:
     """Plan the tiles for an image of ``shape`` = (height, width).
 
     ``tile`` is the tile's input size (an int or (height, width)); each must
@@ -188,19 +191,18 @@ def plan(shape: tuple[int, int], geometry: Geometry, tile: int | Sequence[int]) 
     """
     h, w = image_size(shape)
     th, tw = (geometry.check_tile(t) for t in _as_pair(tile))
-    crop = geometry.halo if geometry.padding.value == "same" else 0
     return TilePlan(
         h,
         w,
         _plan_axis(h, th, geometry, "height"),
         _plan_axis(w, tw, geometry, "width"),
         geometry.halo,
-        crop,
+        geometry.crop,
         geometry.alignment,
     )
 
 
-def whole_image_plan(shape: tuple[int, int], geometry: Geometry) -> TilePlan:
+def whole_image_plan(shape: tuple[int, int], geometry: AnyGeometry) -> TilePlan:
     """A plan with one tile covering the whole image: the reference tiling must equal."""
     h, w = shape
     return plan(shape, geometry, (geometry.input_for_output(h), geometry.input_for_output(w)))
@@ -208,7 +210,7 @@ def whole_image_plan(shape: tuple[int, int], geometry: Geometry) -> TilePlan:
 
 def choose_tile(
     shape: tuple[int, int],
-    geometry: Geometry,
+    geometry: AnyGeometry,
     max_tile: int = DEFAULT_MAX_TILE,
     *,
     tile_bytes: Callable[[int, int], int] | None = None,

@@ -2,7 +2,7 @@
 library, and reports.
 
 One module per command group (:mod:`.run`: run, info; :mod:`.model`: export,
-quantize; :mod:`.training`: train, evaluate; :mod:`.bench`: bench), shared
+quantize, package; :mod:`.training`: train, evaluate; :mod:`.bench`: bench), shared
 options in :mod:`.options`. Library errors become one line on stderr and exit
 code 1, with the flag that fixes them added here (library messages name no
 flag; :attr:`UnetEdgeError.option` names the argument); usage errors exit 2
@@ -27,9 +27,16 @@ HINTS = {
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
     "calibrate": "pass --calibrate IMAGES",
+    "normalization": "pass --normalization SPEC (e.g. percentile:1,99.8)",
 }
 
-_EXTRAS = {"torch": "train", "skimage": "eval", "dask": "dask", "distributed": "dask"}
+_EXTRAS = {
+    "torch": "train",
+    "skimage": "eval",
+    "dask": "dask",
+    "distributed": "dask",
+    "bioimageio": "bioimageio",
+}
 
 
 def printable(text: str) -> str:
@@ -95,6 +102,7 @@ def _register() -> None:
         run.info,
         model.export,
         model.quantize,
+        model.package,
         training.train,
         training.evaluate,
         bench.bench,

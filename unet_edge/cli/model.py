@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import options as o
+
+if TYPE_CHECKING:
+    from ..config import Normalization
 
 
 @click.command(short_help="Export a training checkpoint to one self-describing ONNX file.")
@@ -105,3 +109,37 @@ def quantize(
         threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
     )
     out.info(report.summary())
+
+
+@click.command(short_help="Write a bioimage.io model package (.zip) of a model or checkpoint.")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@o.output_opt("Package to write [default: MODEL with suffix .zip]")
+@o.normalization_opt
+@o.overwrite_opt
+@o.verbosity_options
+def package(
+    model: Path,
+    output: Path | None,
+    normalization: Normalization | None,
+    overwrite: bool,
+    out: o.Reporter,
+) -> None:
+    """Write a bioimage.io model package (spec 0.5) for deepImageJ, ilastik, bioimageio.core.
+
+    MODEL is an ONNX file written by `unet-edge export`, a training checkpoint
+    (.pt; the package then also holds TorchScript weights, which ilastik
+    needs), or any ONNX U-Net with --normalization (probed). Needs the
+    [bioimageio] extra; check the result with `bioimageio test NAME.zip`.
+
+    \b
+    Example:
+      unet-edge package model.onnx -o model.zip
+    """
+    from .. import bioimage
+
+    output = output or model.with_suffix(".zip")
+    if model.suffix.lower() in (".pt", ".pth"):
+        bioimage.package_checkpoint(model, output, overwrite=overwrite)
+    else:
+        bioimage.write_package(model, output, normalization=normalization, overwrite=overwrite)
+    out.info(f"wrote {output}")

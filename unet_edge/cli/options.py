@@ -89,6 +89,36 @@ class ByteSize(click.ParamType):
         return int(number * _SIZE_UNITS[unit])
 
 
+def parse_normalization(spec: str) -> Any:
+    """``percentile:LOW,HIGH`` | ``range:LOW,HIGH`` | ``dtype``, then ``,mean=M,std=S,clip``."""
+    from ..config import Normalization
+
+    head, _, rest = spec.partition(":")
+    mode = {"percentile": "percentile", "range": "fixed_range", "dtype": "dtype_range"}.get(
+        head.strip().lower()
+    )
+    items = [t.strip() for t in (rest.split(",") if rest else []) if t.strip()]
+    numbers = [t for t in items if "=" not in t and t != "clip"]
+    extra = dict(t.split("=", 1) for t in items if "=" in t)
+    n_low_high = 0 if mode == "dtype_range" else 2
+    if mode is None or len(numbers) != n_low_high or set(extra) - {"mean", "std"}:
+        raise click.BadParameter(
+            f"{spec!r}: expected percentile:LOW,HIGH, range:LOW,HIGH or dtype, optionally "
+            "followed by ,mean=M,std=S,clip (e.g. percentile:1,99.8,mean=0.5,std=0.25,clip)"
+        )
+    try:
+        values = {k: float(v) for k, v in extra.items()}
+        if numbers:
+            values.update(low=float(numbers[0]), high=float(numbers[1]))
+        return Normalization(mode=mode, clip="clip" in items, **values)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise click.BadParameter(f"{spec!r}: {e}") from None
+
+
+def _normalization(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return None if value is None else parse_normalization(value)
+
+
 def _default_model(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
     from ..runtime import default_model_path
 
@@ -103,6 +133,14 @@ model_opt = click.option(
     default=None,
     callback=_default_model,
     help="ONNX model written by `unet-edge export` [default: the shipped ISBI 2012 model].",
+)
+normalization_opt = click.option(
+    "--normalization",
+    callback=_normalization,
+    metavar="SPEC",
+    help="How the model's training images were scaled: needed for an ONNX U-Net without "
+    "unet-edge metadata (probed; a bioimage.io .zip needs none), replaces the model's own "
+    "otherwise. percentile:LOW,HIGH | range:LOW,HIGH | dtype, then optionally ,mean=M,std=S,clip.",
 )
 provider_opt = click.option(
     "--provider",

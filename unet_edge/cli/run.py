@@ -14,6 +14,7 @@ from .. import files
 from . import options as o
 
 if TYPE_CHECKING:
+    from ..config import Normalization
     from ..runtime import Segmenter
 
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 @o.input_range_opt
 @o.bit_depth_opt
 @o.tta_opt
+@o.normalization_opt
 @o.overwrite_opt
 @o.verbosity_options
 def run(
@@ -68,6 +70,7 @@ def run(
     input_range: tuple[float, float] | None,
     bit_depth: int | None,
     tta: bool,
+    normalization: Normalization | None,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -83,6 +86,9 @@ def run(
     \b
     Example (12-bit camera data in 16-bit TIFFs):
       unet-edge run scans/*.tif -o masks/ --overlay --bit-depth 12
+    Another U-Net's ONNX file, or a bioimage.io package:
+      unet-edge run img.png -m their.onnx --normalization percentile:1,99.8
+      unet-edge run img.png -m model.zip
     """
     from ..runtime import Segmenter
 
@@ -98,6 +104,7 @@ def run(
         input_range=input_range,
         bit_depth=bit_depth,
         tta=tta,
+        normalization=normalization,
     ) as seg:
         for note in seg.notes:
             out.info(note)
@@ -125,36 +132,47 @@ def _segment(
     short_help="Describe a model (metadata, halo, legal tiles) and the working providers."
 )
 @o.model_opt
+@o.normalization_opt
 @click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
-def info(model: Path, as_json: bool) -> None:
+def info(model: Path, normalization: Normalization | None, as_json: bool) -> None:
     """Describe a model (default: the shipped one) and the execution providers here.
+
+    An ONNX file without unet-edge metadata is probed: legal input sizes, halo,
+    alignment, channels and output kind are measured by running it.
 
     \b
     Example:
       unet-edge info -m model.onnx --json
     """
-    from .. import metadata, providers
-    from ..errors import ModelError
+    from .. import providers, sources
     from . import printable
 
-    if not model.is_file():
-        raise ModelError(f"model file {model} does not exist")
-    mi = metadata.read(model)
+    src = sources.open_model(model, normalization, probe_only=True)
+    mi, g = src.info, src.geometry
     if as_json:
-        click.echo(json.dumps(mi.to_dict(), indent=2, sort_keys=True))
+        d = mi.to_dict()
+        if src.probe is not None:
+            d["geometry"] = src.probe.to_dict()["geometry"]
+            d["probed"] = src.probe.to_dict()
+        click.echo(json.dumps(d, indent=2, sort_keys=True))
         return
-    g, a = mi.geometry, mi.architecture
-    legal = g.legal_inputs(g.min_input + 8 * g.alignment)
+    a = mi.architecture
+    network = (
+        src.describe()
+        if src.probe is not None
+        else f"U-Net depth {a.depth}, base width {a.base_width}, padding "
+        f"{a.padding.value}, batch norm {a.batch_norm}"
+    )
+    norm = mi.normalization.to_dict() if normalization or src.probe is None else "not given"
     lines = [
-        f"model      {model} ({model.stat().st_size / 1e6:.2f} MB)",
+        f"model      {model} ({model.stat().st_size / 1e6:.2f} MB, {src.origin})",
         f"name       {mi.name}  precision {mi.precision.value}",
-        f"network    U-Net depth {a.depth}, base width {a.base_width}, padding "
-        f"{a.padding.value}, batch norm {a.batch_norm}",
-        f"input      {mi.channels} channel(s), normalisation {mi.normalization.to_dict()}",
+        f"network    {network}",
+        f"input      {mi.channels} channel(s), normalisation {norm}",
         f"classes    {', '.join(mi.class_names)}",
         f"geometry   halo {g.halo} px, alignment {g.alignment} px, border {mi.border.value}",
-        f"tiles      legal inputs {g.min_input} + {g.alignment}k: "
-        + ", ".join(f"{t}->{g.output_size(t)}" for t in legal)
+        f"tiles      legal inputs {g.legal_text}: "
+        + ", ".join(f"{t}->{g.output_size(t)}" for t in g.legal_inputs(g.min_input + 8 * g.step))
         + ", ...",
     ]
     if mi.metrics:

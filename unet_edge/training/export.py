@@ -244,3 +244,29 @@ def export_checkpoint(
         precision="fp16" if fp16 else "fp32",
         rtol=rtol,
     )
+
+
+class _Variant(torch.nn.Module):
+    """The bioimage.io variant (:func:`unet_edge.bioimage.variant_graph`) in torch."""
+
+    def __init__(self, net: UNet, crop: int, pad_before: int, pad_after: int) -> None:
+        super().__init__()
+        self.net, self.crop, self.pads = net, crop, (pad_before, pad_after) * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.softmax(self.net(x[:, :, self.crop :, self.crop :]), dim=1)
+        return torch.nn.functional.pad(y, self.pads)
+
+
+def variant_torchscript(
+    checkpoint: str | Path, crop: int, pad_before: int, pad_after: int, size: int, output: Path
+) -> Path:
+    """TorchScript of a checkpoint's bioimage.io variant graph, traced at ``size`` (ilastik
+    runs TorchScript weights, not ONNX)."""
+    ck = ckpt_mod.load(checkpoint)
+    net = _Variant(ck.build_model().eval(), crop, pad_before, pad_after).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(net, torch.zeros(1, ck.config.in_channels, size, size))
+    with atomic_path(output) as tmp:
+        torch.jit.save(traced, str(tmp))
+    return output
