@@ -299,7 +299,8 @@ def test_cancel_stops_the_worker_and_the_viewer_stays_usable(
     ticks, _timer = _ticking()
     worker = widget.run()
     assert worker is not None
-    qtbot.waitUntil(lambda: widget.progress.value() >= 3, timeout=60_000)
+    # The GUI thread ticks while the worker runs (not only once it has been cancelled).
+    qtbot.waitUntil(lambda: widget.progress.value() >= 3 and len(ticks) > 5, timeout=60_000)
     started = time.monotonic()
     widget.cancel()
     qtbot.waitUntil(widget.run_button.isEnabled, timeout=20_000)
