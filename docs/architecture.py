@@ -156,9 +156,10 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy", "onnxruntime", "torch"},
     ),
     "napari": (
-        "the napari plugin (extra napari): segmentation widget with progress/cancel, mask reader",
-        {"errors", "io", "processing", "providers", "runtime"},
-        {"numpy", "tifffile", "napari", "qtpy"},
+        "the napari plugin (extra napari): segmentation widget with progress/cancel, reader for "
+        "run's masks/probabilities (calibration, provenance via io/imagemeta)",
+        {"errors", "imagemeta", "io", "processing", "providers", "runtime"},
+        {"numpy", "napari", "qtpy"},
     ),
     "cli": (
         "click commands, one module per group, shared options in cli/options.py; thin",

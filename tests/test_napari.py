@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from unet_edge import Segmenter
+from unet_edge import Segmenter, io
+from unet_edge.imagemeta import Calibration
 from unet_edge.io import read_image
 from unet_edge.napari import _reader, _segment
 
@@ -73,86 +73,110 @@ def test_no_napari_or_qt_on_the_runtime_path(imports_none_of: Callable[..., None
     )
 
 
-def test_reader_opens_a_mask_written_by_unet_edge_run(tmp_path: Path, tiny_onnx: Path) -> None:
+@pytest.mark.parametrize("fmt", ["tiff", "ome-tiff"])
+def test_reader_opens_what_unet_edge_run_writes_as_the_widget_shows_it(
+    tmp_path: Path, tiny_onnx: Path, fmt: str
+) -> None:
     from click.testing import CliRunner
 
     from unet_edge.cli import main
 
     image = read_image(SAMPLE)[:120, :100]
-    source = tmp_path / "em.tif"
+    source = tmp_path / "em.tif"  # 250 pixels per micron: 0.004 um pixels
     tifffile.imwrite(source, image, imagej=True, resolution=(250, 250), metadata={"unit": "um"})
-    args = ["run", str(source), "-o", str(tmp_path / "out"), "-m", str(tiny_onnx), "-q"]
-    result = CliRunner().invoke(main, args)
+    out = tmp_path / "out"
+    args = ["run", str(source), "-o", str(out), "-m", str(tiny_onnx), "-q", "--probabilities"]
+    result = CliRunner().invoke(main, [*args, "--format", fmt])
     assert result.exit_code == 0, result.output
-    mask = tmp_path / "out" / "em_mask.tif"
-    read = _reader.get_reader(str(mask))
-    assert read is _reader.read
-    [(data, kwargs, kind)] = read(str(mask))
+    suffix = ".ome.tif" if fmt == "ome-tiff" else ".tif"
+    paths = [out / f"em_mask{suffix}", out / f"em_probabilities{suffix}"]
+    layers = []
+    for path in paths:
+        read = _reader.get_reader(str(path))
+        assert read is _reader.read
+        layers += read(str(path))
+    # What the widget shows for a layer "em" segmented with the same model.
     with Segmenter(tiny_onnx) as seg:
-        assert kind == "labels" and np.array_equal(data, seg.segment(image))
-        assert kwargs["metadata"]["provenance"]["model_sha256"] == seg.provenance()["model_sha256"]
-    assert kwargs["name"] == "em_mask" and kwargs["metadata"]["path"] == str(mask)
-    if kwargs["metadata"]["calibration"]["from"] is not None:  # the writer copied calibration
+        _, pred = _drain(_segment.segment_steps(seg, image))
+        prov = _segment.provenance(seg, pred, source.name)
+        widget = _segment.result_layers(pred, "em", {}, prov, seg.info.class_names, True)
+    for (data, kwargs, kind), (w_data, w_kwargs, w_kind), path in zip(
+        layers, widget, paths, strict=True
+    ):
+        assert kind == w_kind and np.array_equal(data, w_data)
+        assert {k: v for k, v in kwargs.items() if k not in ("scale", "units", "metadata")} == {
+            k: v for k, v in w_kwargs.items() if k != "metadata"
+        }
         assert kwargs["scale"] == pytest.approx((0.004, 0.004))
         assert kwargs["units"] == ("micrometer", "micrometer")
+        assert kwargs["metadata"]["provenance"] == prov and kwargs["metadata"]["path"] == str(path)
+        assert kwargs["metadata"]["calibration"]["unit"] == "µm"
+    assert layers[0][0].dtype == np.uint8 and set(np.unique(layers[0][0])) <= {0, 1}
+    assert layers[1][1]["channel_axis"] == 0 and layers[1][0].shape == (2, 120, 100)
 
 
-def _write(kind: str, path: Path, data: np.ndarray, prov: dict[str, Any]) -> None:
-    text = json.dumps(prov)
-    if kind == "tiff":  # plain TIFF: pixels per centimetre, provenance as the description
-        px = (2.5e6, 2.5e6)
-        tifffile.imwrite(path, data, resolution=px, resolutionunit="CENTIMETER", description=text)
-    elif kind == "imagej":  # hyperstack: pixels per micron, Z spacing, provenance as Info
-        meta = {"axes": "ZYX", "unit": "\\u00B5m", "spacing": 0.05, "Info": text}
-        tifffile.imwrite(path, data, imagej=True, resolution=(250, 250), metadata=meta)
-    else:  # OME: PhysicalSize in nm, provenance as an annotation
-        meta = {"axes": "ZYX", "PhysicalSizeX": 4.0, "PhysicalSizeY": 4.0, "PhysicalSizeZ": 50.0}
-        units = {"PhysicalSizeXUnit": "nm", "PhysicalSizeYUnit": "nm", "PhysicalSizeZUnit": "nm"}
-        meta |= {**units, "MapAnnotation": {"provenance": text}}
-        tifffile.imwrite(path, data, ome=True, metadata=meta)
+def _write(kind: str, path: Path, data: np.ndarray) -> None:
+    if kind == "tiff":  # as older unet-edge wrote it: pages, provenance as the description
+        res = {"resolution": (2.5e6, 2.5e6), "resolutionunit": "CENTIMETER"}
+        io.write_tiff(path, data, PROV, **res)
+    elif kind == "imagej":  # hyperstack: pixel size in microns, Z spacing, provenance as Info
+        io.write_tiff(path, data, PROV, axes="ZYX", calibration=Calibration(0.004, 0.004, z=0.05))
+    else:  # OME-TIFF: PhysicalSize in nm, provenance as a MapAnnotation
+        cal = Calibration(4.0, 4.0, "nm", 50.0)
+        io.write_tiff(path, data, PROV, axes="ZYX", calibration=cal, ome=True)
 
 
 @pytest.mark.parametrize(
-    ("kind", "scale", "unit"),
+    ("kind", "name", "scale", "unit"),
     [
-        ("tiff", (0.004, 0.004), "micrometer"),
-        ("imagej", (0.05, 0.004, 0.004), "micrometer"),
-        ("ome", (50.0, 4.0, 4.0), "nanometer"),
+        ("tiff", "a_mask.tif", (0.004, 0.004), "micrometer"),
+        ("imagej", "b_mask.tiff", (0.05, 0.004, 0.004), "micrometer"),
+        ("ome", "c_mask.ome.tif", (50.0, 4.0, 4.0), "nanometer"),
     ],
 )
 def test_reader_scale_and_provenance_from_tiff_imagej_and_ome(
-    tmp_path: Path, kind: str, scale: tuple[float, ...], unit: str
+    tmp_path: Path, kind: str, name: str, scale: tuple[float, ...], unit: str
 ) -> None:
     mask = np.zeros((2, 6, 7), np.uint8)
     mask[:, 2:4, 1:5] = 255
     data = mask[0] if len(scale) == 2 else mask
-    path = tmp_path / f"{kind}.tif"
-    _write(kind, path, data, PROV)
+    path = tmp_path / name
+    _write(kind, path, data)
     read = _reader.get_reader(str(path))
     assert read is not None
     [(out, kwargs, layer_type)] = read(str(path))
     assert layer_type == "labels" and np.array_equal(out, data // 255)
+    assert kwargs["name"] == f"{name[0]} mask"
     assert kwargs["scale"] == pytest.approx(scale)
     assert kwargs["units"] == (unit,) * len(scale)
     assert kwargs["metadata"]["provenance"] == PROV
-    assert kwargs["metadata"]["calibration"]["from"] == kind
 
 
-def test_reader_opens_probabilities_as_one_image_per_class(tmp_path: Path) -> None:
-    probs = np.random.default_rng(2).random((3, 2, 5, 6), np.float32)  # (Z, K, H, W) as pages
-    path = tmp_path / "p.tif"
-    tifffile.imwrite(path, probs.reshape(6, 5, 6), description=json.dumps(PROV), metadata=None)
+@pytest.mark.parametrize("hyperstack", [False, True])
+def test_reader_opens_probabilities_as_one_image_per_class(
+    tmp_path: Path, hyperstack: bool
+) -> None:
+    probs = np.random.default_rng(2).random((3, 2, 5, 6), np.float32)  # (Z, K, H, W)
+    path = tmp_path / "p_probabilities.tif"
+    if hyperstack:
+        io.write_tiff(path, probs, PROV, axes="ZCYX")
+    else:  # older files: the classes of each slice as pages
+        io.write_tiff(path, probs.reshape(6, 5, 6), PROV)
+    assert _reader.get_reader(str(path)) is _reader.read
     [(out, kwargs, kind)] = _reader.read(str(path))
     assert kind == "image" and np.array_equal(out, probs) and kwargs["channel_axis"] == 1
-    assert kwargs["name"] == ["p p(membrane)", "p p(cell)"] and kwargs["scale"] == (1.0, 1.0, 1.0)
+    assert kwargs["name"] == ["p p(membrane)", "p p(cell)"] and "scale" not in kwargs
+    assert kwargs["metadata"]["calibration"] is None
 
 
 def test_reader_leaves_other_files_to_other_readers(tmp_path: Path) -> None:
-    plain = tmp_path / "plain.tif"
+    plain = tmp_path / "plain_mask.tif"
     tifffile.imwrite(plain, np.zeros((4, 4), np.uint8), description='{"software": "Fiji"}')
-    broken = tmp_path / "broken.tif"
+    broken = tmp_path / "broken_mask.tif"
     broken.write_bytes(b"II*\x00 truncated")
-    for path in (plain, broken, SAMPLE):
+    ours_renamed = tmp_path / "em.tif"  # our provenance, but not a result's name
+    io.write_tiff(ours_renamed, np.zeros((4, 4), np.uint8), PROV, axes="YX")
+    for path in (plain, broken, ours_renamed, SAMPLE, tmp_path / "missing_mask.tif"):
         assert _reader.get_reader(str(path)) is None
     assert _reader.get_reader([str(plain), str(plain)]) is None
 
@@ -194,6 +218,34 @@ def viewer(request: pytest.FixtureRequest) -> Any:
             "no X display: napari's canvas needs OpenGL; run under xvfb-run (make test-napari)"
         )
     return request.getfixturevalue("make_napari_viewer")()
+
+
+def test_viewer_opens_results_through_the_manifest_with_scale_and_units(
+    viewer: Any, tmp_path: Path
+) -> None:
+    import npe2
+
+    mask = np.zeros((2, 6, 7), np.uint8)
+    mask[:, 2:4, 1:5] = 255
+    cal = Calibration(4.0, 5.0, "nm", 50.0)
+    path = io.write_tiff(tmp_path / "em_mask.ome.tif", mask, PROV, axes="ZYX", calibration=cal)
+    probs = io.write_tiff(
+        tmp_path / "em_probabilities.tif",
+        np.random.default_rng(4).random((2, 2, 6, 7), np.float32),
+        PROV,
+        axes="ZCYX",
+        calibration=cal,
+    )
+    for p in (path, probs):  # the manifest's file name patterns route results to this plugin
+        readers = npe2.PluginManager.instance().iter_compatible_readers([str(p)])
+        assert "unet-edge" in {r.plugin_name for r in readers}
+    [labels] = viewer.open(str(path), plugin="unet-edge")
+    assert labels.name == "em mask" and np.array_equal(labels.data, mask // 255)
+    assert tuple(labels.scale) == pytest.approx((50.0, 5.0, 4.0))
+    assert [str(u) for u in labels.units] == ["nanometer"] * 3
+    layers = viewer.open(str(probs), plugin="unet-edge")
+    assert [layer.name for layer in layers] == ["em p(membrane)", "em p(cell)"]
+    assert tuple(layers[1].scale) == pytest.approx((50.0, 5.0, 4.0))
 
 
 def _ticking() -> tuple[list[float], Any]:
@@ -247,7 +299,8 @@ def test_cancel_stops_the_worker_and_the_viewer_stays_usable(
     ticks, _timer = _ticking()
     worker = widget.run()
     assert worker is not None
-    qtbot.waitUntil(lambda: widget.progress.value() >= 3, timeout=60_000)
+    # The GUI thread ticks while the worker runs (not only once it has been cancelled).
+    qtbot.waitUntil(lambda: widget.progress.value() >= 3 and len(ticks) > 5, timeout=60_000)
     started = time.monotonic()
     widget.cancel()
     qtbot.waitUntil(widget.run_button.isEnabled, timeout=20_000)

@@ -55,6 +55,8 @@ _ALIASES = {
     "metre": "m",
 }
 _IMAGEJ_UNITS = {"µm": "micron", "Å": "angstrom", "in": "inch"}  # ImageJ's spellings
+_UNIT_NAMES = {"pm": "picometer", "Å": "angstrom", "nm": "nanometer", "µm": "micrometer"}
+_UNIT_NAMES |= {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"}
 _RESUNIT_MICROMETRES = {2: 25400.0, 3: 1e4}  # TIFF ResolutionUnit: inch, centimetre
 
 
@@ -82,6 +84,12 @@ class Calibration:
             zf = None
         name = _unit_name(unit)
         return None if name is None else cls(xf, yf, name, zf)
+
+    @property
+    def unit_name(self) -> str | None:
+        """The unit's full name as pint (napari's layer ``units``) spells it, e.g.
+        ``"micrometer"``; None for a unit that OME-XML cannot name."""
+        return _UNIT_NAMES.get(self.unit)
 
     def in_micrometres(self) -> Calibration | None:
         """The same sizes in µm, or None for a unit that cannot be converted."""

@@ -18,7 +18,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +27,8 @@ import tifffile
 from . import imagemeta
 from .errors import ImageReadError, InputError, OutputError, OutputExistsError
 from .imagemeta import Calibration
+
+_T = TypeVar("_T")
 
 OPENCV_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -316,12 +318,7 @@ def read_calibration(path: str | os.PathLike[str]) -> Calibration | None:
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None
-    _check_readable(path)
-    try:
-        with tifffile.TiffFile(path) as tf:
-            return imagemeta.calibration_of(tf)
-    except Exception as e:
-        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+    return _tiff_metadata(path, imagemeta.calibration_of)
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -332,8 +329,17 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     if path.suffix.lower() == ".png":
         text = imagemeta.png_text(path.read_bytes()).get(imagemeta.PROVENANCE_KEY)
         return imagemeta.first_json_dict([text])
-    with tifffile.TiffFile(path) as tf:
-        return imagemeta.provenance_of(tf)
+    return _tiff_metadata(path, imagemeta.provenance_of)
+
+
+def _tiff_metadata(path: Path, read: Callable[[tifffile.TiffFile], _T]) -> _T:
+    """``read`` applied to the open TIFF ``path``; ImageReadError if it is not one."""
+    _check_readable(path)
+    try:
+        with tifffile.TiffFile(path) as tf:
+            return read(tf)
+    except Exception as e:
+        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
 
 
 class TiffWindows:

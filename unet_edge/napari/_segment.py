@@ -65,19 +65,38 @@ def result_layers(
     ndim = pred.mask.ndim
     where = {k: tuple(v)[:ndim] for k, v in place.items() if v is not None}
     meta = {"provenance": dict(provenance)}
-    mask = {"name": f"{name} mask", **where, "metadata": meta}
-    layers: list[LayerData] = [(pred.mask, mask, "labels")]
+    layers = [mask_layer(pred.mask, name, where, meta)]
     if probabilities:
-        kwargs = {
-            "name": [f"{name} p({c})" for c in classes],
-            "channel_axis": pred.probabilities.ndim - 3,
-            "contrast_limits": [0.0, 1.0],
-            "blending": "additive",
-            **where,
-            "metadata": meta,
-        }
-        layers.append((pred.probabilities, kwargs, "image"))
+        layers.append(probability_layer(pred.probabilities, name, classes, where, meta))
     return layers
+
+
+def mask_layer(
+    mask: np.ndarray, name: str, where: Mapping[str, Any], meta: dict[str, Any]
+) -> LayerData:
+    """Class indices (H, W) or (Z, H, W) as the Labels layer ``NAME mask``; ``where``:
+    ``scale``, ``translate``, ``units`` per axis; ``meta``: the layer's metadata."""
+    return (mask, {"name": f"{name} mask", **where, "metadata": meta}, "labels")
+
+
+def probability_layer(
+    probs: np.ndarray,
+    name: str,
+    classes: Sequence[str],
+    where: Mapping[str, Any],
+    meta: dict[str, Any],
+) -> LayerData:
+    """Probabilities (K, H, W) or (Z, K, H, W) as one Image layer ``NAME p(class)`` per
+    class (napari splits the channel axis); ``where`` per axis of one class's image."""
+    kwargs = {
+        "name": [f"{name} p({c})" for c in classes],
+        "channel_axis": probs.ndim - 3,
+        "contrast_limits": [0.0, 1.0],
+        "blending": "additive",
+        **where,
+        "metadata": meta,
+    }
+    return (probs, kwargs, "image")
 
 
 def provenance(seg: Segmenter, pred: Prediction, source: str) -> dict[str, Any]:
