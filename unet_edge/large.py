@@ -81,6 +81,7 @@ def segment_large(
     compression: str | None = "zlib",
     progress: Callable[[int, int], None] | None = None,
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
+    max_pixels: int | None = None,
 ) -> Path:
     """Segment a TIFF of any size into a tiled mask TIFF with memory independent of its size.
 
@@ -97,10 +98,12 @@ def segment_large(
         progress: called as ``progress(done, total)`` after each output tile.
         memory_budget: activation memory (bytes) for the tile choice, if below
             the Segmenter's own budget (None: the Segmenter's).
+        max_pixels: most pixels the image may have (None: :data:`unet_edge.io.MAX_PIXELS`,
+            0: no limit), checked from the header.
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     """
-    src = io.TiffWindows(source)
+    src = io.TiffWindows(source, max_pixels=max_pixels)
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)  # one strided pass: the whole image's statistics
     plan = seg.plan_for((h, w), memory_budget)
