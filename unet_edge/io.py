@@ -83,11 +83,11 @@ def _check_readable(path: Path) -> str:
 
 
 #: Most pixels one image plane may have (None: no limit), checked from the header before
-#: decoding, like Pillow's ``MAX_IMAGE_PIXELS``. One gigapixel is 2.5x the 20000 x 20000
+#: decoding, like Pillow's ``MAX_IMAGE_PIXELS``. A gigapixel (10^9) is 2.5x the 20000 x 20000
 #: mosaics segmented window by window (about 15 minutes of the shipped model on 2 cores),
 #: and far below what a lying or bomb header claims (200000 x 200000 is 40 gigapixels).
 #: Raise it per call (``max_pixels=``) or here for the whole process.
-MAX_PIXELS: int | None = 1 << 30
+MAX_PIXELS: int | None = 10**9
 
 
 @dataclass(frozen=True)
