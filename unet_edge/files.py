@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import io, processing
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, UnetEdgeError
 
 if TYPE_CHECKING:
     from .runtime import Segmenter
@@ -195,11 +195,23 @@ def segment_file(
     """
     folder = Path(output_dir)
     plan = _plans([Path(path)], folder, probabilities, overlay, overwrite, large)[0]
-    check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
-    with _folder_removed_on_failure(folder):
-        if check.windowed:
-            return _segment_windowed(seg, plan, max_pixels)
-        return _segment_in_memory(seg, plan, max_pixels)
+    with errors_name(plan.input):
+        check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
+        with _folder_removed_on_failure(folder):
+            if check.windowed:
+                return _segment_windowed(seg, plan, max_pixels)
+            return _segment_in_memory(seg, plan, max_pixels)
+
+
+@contextlib.contextmanager
+def errors_name(path: Path) -> Iterator[None]:
+    """Every error about one file names it (in a batch, each line must say which)."""
+    try:
+        yield
+    except UnetEdgeError as e:
+        if e.args and str(path) not in str(e):
+            e.args = (f"{path}: {e.args[0]}", *e.args[1:])
+        raise
 
 
 @dataclass(frozen=True)

@@ -142,11 +142,15 @@ def _check_pixels(header: ImageHeader, max_pixels: int | None) -> None:
     if limit is not None and header.plane_pixels > limit:
         h, w = (n for n, a in zip(header.shape, header.axes, strict=True) if a in "YX")
         raise ImageReadError(
-            f"{header.path} declares {w} x {h} = {header.plane_pixels / 1e6:.0f} megapixels per "
-            f"image, more than the limit of {limit / 1e6:.0f} megapixels against damaged or "
-            "malicious files; raise the limit if the image is real",
+            f"{header.path} declares {w} x {h} = {_pixels(header.plane_pixels)} per image, more "
+            f"than the limit of {_pixels(limit)} against damaged or malicious files; raise the "
+            "limit if the image is real",
             option="max_pixels",
         )
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.0f} megapixels" if n >= 10**7 else f"{n} pixels"
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:

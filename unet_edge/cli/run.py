@@ -142,9 +142,6 @@ class _Batch:
         except UnetEdgeError as e:
             if self.fail_fast or len(self.plans) == 1 or isinstance(e, OutputError):
                 raise
-            name = str(plan.input)
-            if name not in str(e):  # every line names its file
-                e = type(e)(f"{name}: {e}", option=e.option)
             click.echo(error_line(e), err=True)
             self.failed.append(plan.input)
             return 0
@@ -154,7 +151,8 @@ class _Batch:
         keys = ("large", "memory_limit", "max_pixels")
 
         def check(seg: Segmenter, plan: files.FilePlan) -> bool:
-            files.preflight(seg, plan, **{k: wanted[k] for k in keys})
+            with files.errors_name(plan.input):
+                files.preflight(seg, plan, **{k: wanted[k] for k in keys})
             return True
 
         return [p for p in self.plans if self.attempt(check, seg, p)]
