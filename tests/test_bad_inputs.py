@@ -143,6 +143,16 @@ def _damaged_stack(**kw: Any) -> Callable[[Path], Path]:
     return lambda folder: _stack(folder, "stack.tif", damage, **kw)
 
 
+def _imagej_says_two(folder: Path) -> Path:
+    """Three pages, but ImageJ's description says two slices (tifffile would read two)."""
+    path = folder / "imagej.tif"
+    stack = RNG.integers(0, 4096, (3, 40, 50), dtype=np.uint16)
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZYX"})
+    data = path.read_bytes().replace(b"images=3", b"images=2").replace(b"slices=3", b"slices=2")
+    path.write_bytes(data)
+    return path
+
+
 def _tiff_bytes(width: int, height: int, data: bytes, compression: int = 1) -> bytes:
     """A one-strip 8-bit grayscale TIFF whose header says ``width`` x ``height``."""
     tags = [
@@ -290,6 +300,9 @@ CASES: dict[str, Case] = {
         _damaged_stack(damage=_next_pointer(lambda d, o: o[0])),
         ImageReadError,
         r"page 3 \(index 2\) .*loops back",
+    ),
+    "tiff-imagej-describes-fewer-pages": Case(
+        _imagej_says_two, ImageReadError, r"page 3 \(index 2\) .*metadata describes 2"
     ),
     "tiff-truncated": Case(_edited("cut.tif", _cut(0.5)), ImageReadError, "truncated"),
     "tiff-truncated-large": Case(

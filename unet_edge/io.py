@@ -323,6 +323,10 @@ def _open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
                 f"{path} is a stack with pages of different sizes {shapes[:4]}"
                 f"{' ...' if len(shapes) > 4 else ''}; split it into one file per size"
             )
+        covered = math.prod(shapes[0]) // max(1, math.prod(tf.pages.first.shape))
+        if covered < pages:  # metadata (ImageJ's images=N, a shape) describing fewer pages
+            why = f"the file declares {pages} pages, its metadata describes {covered}"
+            raise _page_error(path, covered + 1, why)
         _check_extent(path, tf, pages)
         yield tf
 
