@@ -9,8 +9,12 @@ real files (tifffile, OpenCV) or by writing headers byte by byte.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -508,3 +512,38 @@ def test_exit_codes_in_help() -> None:
     for code in ("0    every", "1    error", "2    usage", "3    some inputs failed", "130  "):
         assert f"  {code}" in r.output
     assert "143 SIGTERM" in r.output
+
+
+def test_stale_temporaries_removed_only_when_their_process_is_gone(tmp_path: Path) -> None:
+    dead_pid = subprocess.Popen([sys.executable, "-c", ""])
+    dead_pid.wait()
+    other_host = f"{(int(io._HOST, 16) + 1) % 65536:04x}"
+    names = {
+        "dead": f".a_mask.tif{io.TEMP_MARK}{io._HOST}-{dead_pid.pid}-0123abcd.tif",
+        "alive": f".b_mask.tif{io.TEMP_MARK}{io._HOST}-{os.getpid()}-0123abcd.tif",
+        "elsewhere": f".c_mask.tif{io.TEMP_MARK}{other_host}-{dead_pid.pid}-0123abcd.tif",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    removed, kept = io.clean_stale_temporaries(tmp_path)
+    assert [p.name for p in removed] == [names["dead"]]
+    assert sorted(p.name for p in kept) == sorted([names["alive"], names["elsewhere"]])
+    with pytest.raises(InputError, match="matches no files"):  # hidden: never inputs
+        io.collect_inputs([str(tmp_path / "*.tif")])
+
+
+def test_live_temporaries_are_registered_and_removable(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="disappeared"), io.atomic_path(tmp_path / "m.png") as tmp:
+        tmp.write_bytes(b"half a file")
+        assert io.is_temporary(tmp) and tmp.name.startswith(".m.png.unet-edge-tmp-")
+        assert tmp in io.remove_temporaries()  # what a signal handler does
+        assert not tmp.exists()
+    assert list(tmp_path.iterdir()) == [] and io.remove_temporaries() == []
+
+
+def test_run_restores_signal_handlers(tiny_onnx: Path, tmp_path: Path) -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    args = ["run", "-m", str(tiny_onnx), str(_png(tmp_path)), "-o", str(tmp_path / "o")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert {s: signal.getsignal(s) for s in before} == before

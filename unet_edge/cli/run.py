@@ -107,7 +107,7 @@ def run(
     plans = files.plan_files(inputs, output, **wanted)
     _clean_stale(output, out)
     wanted.update(memory_limit=memory_limit, max_pixels=max_pixels)
-    batch = _Batch(plans, fail_fast, out)
+    batch = _Batch(plans, fail_fast)
     with (
         _temporaries_removed_on_signals(),
         Segmenter(
@@ -124,7 +124,8 @@ def run(
         ready = batch.checked(seg, wanted)  # every header, before the first compute
         with out.progress(ready, "Segmenting") as bar:
             written = sum(batch.attempt(_segment, seg, plan, output, wanted, out) for plan in bar)
-    out.info(f"wrote {written} file(s) to {output}")
+    if written or not batch.failed:
+        out.info(f"wrote {written} file(s) to {output}")
     batch.finish(output)
 
 
@@ -132,8 +133,8 @@ class _Batch:
     """Runs each input on its own: a failure is printed (one line naming the file) and the
     batch goes on, unless ``fail_fast`` or the batch holds one input, or the output broke."""
 
-    def __init__(self, plans: Sequence[files.FilePlan], fail_fast: bool, out: o.Reporter) -> None:
-        self.plans, self.fail_fast, self.out = plans, fail_fast, out
+    def __init__(self, plans: Sequence[files.FilePlan], fail_fast: bool) -> None:
+        self.plans, self.fail_fast = plans, fail_fast
         self.failed: list[Path] = []
 
     def attempt(self, fn: Any, seg: Segmenter, plan: files.FilePlan, *args: Any) -> Any:
