@@ -282,6 +282,9 @@ CASES: dict[str, Case] = {
         ImageReadError,
         "header cannot be read",
     ),
+    "jpeg-ends-before-frame": Case(
+        _bytes("cutapp.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF"), ImageReadError, "header"
+    ),
     "bmp-truncated": Case(_edited("cut.bmp", _cut(0.5)), ImageReadError, "decoded as BMP"),
     "bmp-header-cut": Case(_bytes("short.bmp", b"BM\x00\x01"), ImageReadError, "header"),
     # -- TIFF: never a page dropped, never data beyond the file ------------------------
@@ -547,3 +550,12 @@ def test_run_restores_signal_handlers(tiny_onnx: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_jpeg_header_found_after_long_segments(tmp_path: Path) -> None:
+    """ICC profiles and EXIF can put the frame header far into the file (here 180 KB)."""
+    _, buf = cv2.imencode(".jpg", IMAGE)
+    app2 = b"\xff\xe2" + struct.pack(">H", 60000) + bytes(59998)
+    path = tmp_path / "icc.jpg"
+    path.write_bytes(buf.tobytes()[:2] + app2 * 3 + buf.tobytes()[2:])
+    assert io.image_header(path).shape == IMAGE.shape == io.read_image(path).shape

@@ -236,20 +236,19 @@ def _stderr_captured() -> Iterator[list[str]]:
 
 
 def _opencv_header(path: Path, suffix: str) -> ImageHeader:
-    """Width, height, channels and depth of a PNG, JPEG or BMP from its first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    """Width, height, channels and depth of a PNG, JPEG or BMP from its header bytes."""
     try:
-        if suffix == ".png":
-            w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
-            channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(colour, 4)
-            dtype = np.dtype(np.uint16 if depth == 16 else np.uint8)
-        elif suffix == ".bmp":
-            w, h = struct.unpack("<ii", head[18:26])
-            h, channels, dtype = abs(h), {8: 1, 32: 4}.get(head[28], 3), np.dtype(np.uint8)
-        else:
-            h, w, channels = _jpeg_size(head)
-            dtype = np.dtype(np.uint8)
+        with open(path, "rb") as f:
+            if suffix == ".jpg" or suffix == ".jpeg":
+                h, w, channels = _jpeg_size(f)
+                dtype = np.dtype(np.uint8)
+            elif suffix == ".png":
+                w, h, depth, colour = struct.unpack(">IIBB", f.read(26)[16:26])
+                channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(colour, 4)
+                dtype = np.dtype(np.uint16 if depth == 16 else np.uint8)
+            else:
+                w, h, _, bits = struct.unpack("<iiHH", f.read(30)[18:30])
+                h, channels, dtype = abs(h), {8: 1, 32: 4}.get(bits, 3), np.dtype(np.uint8)
     except (struct.error, IndexError, ValueError):
         raise ImageReadError(
             f"{path} is a truncated or damaged {suffix[1:].upper()}: its header cannot be read"
@@ -260,20 +259,26 @@ def _opencv_header(path: Path, suffix: str) -> ImageHeader:
     return ImageHeader(path, shape, dtype, "YX" if channels == 1 else "YXS")
 
 
-def _jpeg_size(head: bytes) -> tuple[int, int, int]:
-    """Height, width and components from a JPEG's first start-of-frame marker."""
-    i = 2
+def _jpeg_size(f: Any) -> tuple[int, int, int]:
+    """Height, width and components from a JPEG's first start-of-frame marker, skipping
+    the segments before it (EXIF, ICC profiles: they can be long) without reading them."""
+    f.seek(2)
     while True:
-        while head[i] != 0xFF:
-            i += 1
-        marker = head[i + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", head[i + 5 : i + 9])
-            return h, w, 1 if head[i + 9] == 1 else 3
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 2 if marker != 0xFF else 1
+        byte = f.read(1)
+        if byte != b"\xff":
+            if not byte:
+                raise ValueError("no start-of-frame marker before the end of the file")
             continue
-        i += 2 + struct.unpack(">H", head[i + 2 : i + 4])[0]
+        marker = f.read(1)[0]  # IndexError at the end of the file
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            _, _, h, w, components = struct.unpack(">HBHHB", f.read(8))
+            return h, w, 1 if components == 1 else 3
+        if marker in (0xD9, 0xDA):  # end of image, or scan data, before any frame
+            raise ValueError("no start-of-frame marker")
+        if marker not in (0x01, 0xD8, 0xFF) and not 0xD0 <= marker <= 0xD7:
+            f.seek(struct.unpack(">H", f.read(2))[0] - 2, 1)
+        elif marker == 0xFF:
+            f.seek(-1, 1)  # a fill byte: the next one may start the marker
 
 
 def is_stack(path: str | os.PathLike[str]) -> bool:
