@@ -237,18 +237,18 @@ def _stderr_captured() -> Iterator[list[str]]:
 
 def _opencv_header(path: Path, suffix: str) -> ImageHeader:
     """Width, height, channels and depth of a PNG, JPEG or BMP from its header bytes."""
+    dtype: np.dtype[Any] = np.dtype(np.uint8)
     try:
         with open(path, "rb") as f:
             if suffix == ".jpg" or suffix == ".jpeg":
                 h, w, channels = _jpeg_size(f)
-                dtype = np.dtype(np.uint8)
             elif suffix == ".png":
                 w, h, depth, colour = struct.unpack(">IIBB", f.read(26)[16:26])
                 channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(colour, 4)
-                dtype = np.dtype(np.uint16 if depth == 16 else np.uint8)
+                dtype = np.dtype(np.uint16) if depth == 16 else dtype
             else:
                 w, h, _, bits = struct.unpack("<iiHH", f.read(30)[18:30])
-                h, channels, dtype = abs(h), {8: 1, 32: 4}.get(bits, 3), np.dtype(np.uint8)
+                h, channels = abs(h), {8: 1, 32: 4}.get(bits, 3)
     except (struct.error, IndexError, ValueError):
         raise ImageReadError(
             f"{path} is a truncated or damaged {suffix[1:].upper()}: its header cannot be read"
