@@ -163,21 +163,22 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     :class:`ImageReadError` for missing, empty, truncated, damaged or
     mislabelled files.
     """
-    header = image_header(path, max_pixels=max_pixels)
-    path = header.path
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        with _open_tiff(path) as tf:
-            try:
-                arr = np.asarray(tf.asarray())
-            except Exception as e:
-                raise _not_tiff(path, e) from None
-        if arr.ndim < 2 or 0 in arr.shape:
-            raise ImageReadError(
-                f"{path} is not a readable TIFF: it holds no image data (array of shape "
-                f"{arr.shape}); it may be truncated or damaged"
-            )
-        return arr
-    return _decode(path, np.fromfile(path, dtype=np.uint8))
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        image_header(path, max_pixels=max_pixels)
+        return _decode(path, np.fromfile(path, dtype=np.uint8))
+    with _open_tiff(path) as tf:  # the header checks of image_header, on one open file
+        _check_pixels(_tiff_series_header(path, tf), max_pixels)
+        try:
+            arr = np.asarray(tf.asarray())
+        except Exception as e:
+            raise _not_tiff(path, e) from None
+    if arr.ndim < 2 or 0 in arr.shape:
+        raise ImageReadError(
+            f"{path} is not a readable TIFF: it holds no image data (array of shape "
+            f"{arr.shape}); it may be truncated or damaged"
+        )
+    return arr
 
 
 def _decode(path: Path, data: np.ndarray) -> np.ndarray:
