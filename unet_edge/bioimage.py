@@ -297,14 +297,15 @@ def _description(
         test_tensor=v.FileDescr(source=d / "test_output.npy"),
         data=v.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )
-    weights = {"onnx": v.OnnxWeightsDescr(source=d / "weights.onnx", opset_version=17)}
+    onnx_weights = v.OnnxWeightsDescr(source=d / "weights.onnx", opset_version=17)
+    script_weights = None
     if torchscript:
         from importlib.metadata import version
 
-        weights["torchscript"] = v.TorchscriptWeightsDescr(
+        script_weights = v.TorchscriptWeightsDescr(
             source=d / "weights.pt", pytorch_version=v.Version(version("torch").split("+")[0])
         )
-    config = {CONFIG_KEY: {"model": info.to_dict(), "layout": layout.to_dict()}}
+    config: dict[str, Any] = {CONFIG_KEY: {"model": info.to_dict(), "layout": layout.to_dict()}}
     return v.ModelDescr(
         name=f"unet-edge {info.name}"[:128],
         description=f"2-D U-Net predicting {', '.join(info.class_names)} probabilities "
@@ -321,7 +322,7 @@ def _description(
         covers=[v.FileDescr(source=d / "cover.png")],
         inputs=[inp],
         outputs=[out],
-        weights=v.WeightsDescr(**weights),
+        weights=v.WeightsDescr(onnx=onnx_weights, torchscript=script_weights),
         config=v.Config(**config),
     )
 

@@ -14,31 +14,45 @@ the same file, an input is never overwritten, and an existing file is kept
 unless ``overwrite``. Every file is written to a temporary name and renamed,
 and a file that fails leaves none of its outputs behind.
 
-A single-image TIFF whose in-memory processing would need more than
-``memory_limit`` bytes (the image, its normalised copy, the probabilities and
-the mask) is segmented window by window (:func:`unet_edge.large.segment_large`),
-with memory independent of its size and the same mask; ``large=True`` forces
-that path, ``large=False`` forbids it. The windowed path writes the mask only.
+Before any pixel is decoded, :func:`preflight` reads the file's header
+(:func:`unet_edge.io.image_header`: every page of a TIFF present, the pixel
+data inside the file, at most ``max_pixels`` pixels per plane) and estimates
+what the in-memory path needs (:func:`in_memory_bytes`). A single-image TIFF
+that would need more than ``memory_limit`` is segmented window by window
+(:func:`unet_edge.large.segment_large`), with memory independent of its size
+and the same mask; other images that would need more are refused with the
+estimate. ``large=True`` forces the windowed path, ``large=False`` forbids
+it. The windowed path writes the mask only. The output folder is created
+when there is something to write, and removed again (if it was new and is
+empty) when the file fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import io, processing
 from .config import OutputFormat, look_up
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, UnetEdgeError
 
 if TYPE_CHECKING:
     from .runtime import Segmenter
 
-__all__ = ["IN_MEMORY_LIMIT", "FilePlan", "FileResult", "plan_files", "segment_file"]
+__all__ = [
+    "IN_MEMORY_LIMIT",
+    "FilePlan",
+    "FileResult",
+    "Preflight",
+    "in_memory_bytes",
+    "plan_files",
+    "preflight",
+    "segment_file",
+]
 
 #: Bytes one file may need in memory (estimated) before a TIFF is segmented window by window.
 IN_MEMORY_LIMIT = 2 << 30
@@ -169,6 +183,7 @@ def segment_file(
     large: bool | None = None,
     memory_limit: int = IN_MEMORY_LIMIT,
     output_format: OutputFormat | str = OutputFormat.TIFF,
+    max_pixels: int | None = None,
 ) -> FileResult:
     """Segment one image file into ``output_dir`` (created if missing) and say what was written.
 
@@ -183,42 +198,109 @@ def segment_file(
         large: True segments window by window, False in memory, None decides
             by ``memory_limit`` (single-image TIFFs only).
         memory_limit: estimated bytes above which (with ``large=None``) a TIFF
-            goes the windowed way.
+            goes the windowed way and any other image is refused.
         output_format: ``"tiff"``: TIFF outputs are ImageJ hyperstacks;
             ``"ome-tiff"``: OME-TIFF (``NAME_mask.ome.tif`` for every input).
+        max_pixels: most pixels per image plane (None: :data:`unet_edge.io.MAX_PIXELS`,
+            0: no limit), checked from the header before decoding.
 
-    Outputs are checked before anything is computed; on failure nothing of
-    this file is left behind.
+    Outputs and the header are checked before anything is computed; on
+    failure nothing of this file is left behind (not even a new, empty folder).
     """
     folder = io.as_path(output_dir, "output_dir")
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
     plan = _plans([io.as_path(path, "path")], folder, overwrite, large, what)[0]
-    windowed = _windowed(seg, plan.input, large, memory_limit)
-    if windowed and large is None and (probabilities or overlay):
-        raise InputError(
-            f"{plan.input} needs about {_gib(_estimate(seg, plan.input))} in memory, more than "
-            f"the limit of {_gib(memory_limit)}, and the window-by-window path writes the mask "
-            "only; ask for the mask alone or raise the memory limit",
-            option="memory_limit",
-        )
-    return _segment_windowed(seg, plan) if windowed else _segment_in_memory(seg, plan)
+    with errors_name(plan.input):
+        check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
+        with _folder_removed_on_failure(folder):
+            if check.windowed:
+                return _segment_windowed(seg, plan, max_pixels)
+            return _segment_in_memory(seg, plan, max_pixels)
 
 
-def _windowed(seg: Segmenter, path: Path, large: bool | None, limit: int) -> bool:
-    if large is not None:
-        return large
-    if path.suffix.lower() not in io.TIFF_SUFFIXES or io.is_stack(path):
-        return False  # only a single-image TIFF can be read window by window
-    return _estimate(seg, path) > limit
+@contextlib.contextmanager
+def errors_name(path: Path) -> Iterator[None]:
+    """Every error about one file names it (in a batch, each line must say which)."""
+    try:
+        yield
+    except UnetEdgeError as e:
+        if e.args and str(path) not in str(e):
+            e.args = (f"{path}: {e.args[0]}", *e.args[1:])
+        raise
 
 
-def _estimate(seg: Segmenter, path: Path) -> int:
-    """Bytes the in-memory path needs for a TIFF: raw + float32 input, probabilities (and
-    their stitched copy), mask and saved mask."""
-    shape, dtype, _ = io.tiff_header(path)
-    pixels = math.prod(shape[:2])
-    channels = math.prod(shape[2:])
-    return pixels * (channels * (dtype.itemsize + 4) + 8 * seg.info.classes + 2)
+@dataclass(frozen=True)
+class Preflight:
+    """What the header of one input says: its ``header``, the bytes the in-memory path
+    would need (``in_memory``) and whether it will be segmented window by window."""
+
+    header: io.ImageHeader
+    in_memory: int
+    windowed: bool
+
+
+def in_memory_bytes(header: io.ImageHeader, classes: int) -> int:
+    """Bytes segmenting an image in memory needs, estimated from its header.
+
+    Per pixel of every frame: the raw image (channels x itemsize), its float32
+    copy (4 x channels; the kernel reads mirrored windows tile by tile, so there
+    is no padded copy of the whole image), the float32 probabilities and their
+    stitched copy (8 x classes), and the mask and the saved mask (2).
+    """
+    pixels = header.plane_pixels * header.frames
+    return pixels * (header.channels * (header.dtype.itemsize + 4) + 8 * classes + 2)
+
+
+def preflight(
+    seg: Segmenter,
+    plan: FilePlan,
+    *,
+    large: bool | None = None,
+    memory_limit: int = IN_MEMORY_LIMIT,
+    max_pixels: int | None = None,
+) -> Preflight:
+    """Read ``plan.input``'s header (no pixels) and decide how it will be segmented.
+
+    Raises :class:`~unet_edge.ImageReadError` for a damaged, truncated or too
+    large file (``max_pixels``) and :class:`~unet_edge.InputError` for an image
+    that needs more than ``memory_limit`` in memory but cannot be segmented
+    window by window (not a single-image TIFF, or more than the mask asked for).
+    """
+    header = io.image_header(plan.input, max_pixels=max_pixels)
+    need = in_memory_bytes(header, seg.info.classes)
+    tiff = plan.input.suffix.lower() in io.TIFF_SUFFIXES
+    windowed = bool(large) or (large is None and need > memory_limit)
+    if windowed and large is None:
+        why = ""
+        if not tiff:
+            why = "only TIFFs can be segmented window by window; save it as a TIFF"
+        elif header.frames > 1:
+            why = "a stack is not segmented window by window; split it into one TIFF per slice"
+        elif set(plan.outputs) != {"mask"}:
+            why = "the window-by-window path writes the mask only; ask for the mask alone"
+        if why:
+            raise InputError(
+                f"{plan.input} needs about {_gib(need)} to segment in memory, more than the limit "
+                f"of {_gib(memory_limit)}, and {why}, or raise the memory limit",
+                option="memory_limit",
+            )
+    if windowed:
+        io.TiffWindows(plan.input, max_pixels=max_pixels)  # a stack, or unreadable windows
+    return Preflight(header, need, windowed)
+
+
+@contextlib.contextmanager
+def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
+    """Remove the folders (``folder`` and missing parents) created inside, if the block fails
+    and they are still empty."""
+    new = [d for d in (folder, *folder.parents) if not d.exists()]
+    try:
+        yield
+    except BaseException:
+        for d in new:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
 
 
 def _make_folder(plan: FilePlan) -> None:
@@ -230,20 +312,25 @@ def _make_folder(plan: FilePlan) -> None:
 
 
 def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
+    """A size for people: 1.5 GiB, 300 MiB, 12 KiB."""
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.{1 if shift == 30 else 0}f} {unit}"
+    return f"{-(-n // 1024)} KiB"
 
 
-def _segment_windowed(seg: Segmenter, plan: FilePlan) -> FileResult:
+def _segment_windowed(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -> FileResult:
     from .large import segment_large
 
     mask = plan.outputs["mask"]
     _make_folder(plan)
-    segment_large(seg, plan.input, mask, ome=plan.output_format is OutputFormat.OME_TIFF)
+    ome = plan.output_format is OutputFormat.OME_TIFF
+    segment_large(seg, plan.input, mask, ome=ome, max_pixels=max_pixels)
     return FileResult(plan.input, dict(plan.outputs), io.read_provenance(mask), True)
 
 
-def _segment_in_memory(seg: Segmenter, plan: FilePlan) -> FileResult:
-    image = io.read_image(plan.input)
+def _segment_in_memory(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -> FileResult:
+    image = io.read_image(plan.input, max_pixels=max_pixels)
     calibration = io.read_calibration(plan.input)
     # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
     stack = io.is_stack(plan.input)

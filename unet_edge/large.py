@@ -85,6 +85,7 @@ def segment_large(
     progress: Callable[[int, int], None] | None = None,
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
     ome: bool = False,
+    max_pixels: int | None = None,
 ) -> Path:
     """Segment a TIFF of any size into a striped mask TIFF with memory independent of its height.
 
@@ -104,13 +105,15 @@ def segment_large(
         memory_budget: activation memory (bytes) for the tile choice, if below
             the Segmenter's own budget (None: the Segmenter's).
         ome: write OME-TIFF instead of an ImageJ hyperstack.
+        max_pixels: most pixels the image may have (None: :data:`unet_edge.io.MAX_PIXELS`,
+            0: no limit), checked from the header.
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     Memory holds one band of the mask (a window's height times the width, uint8)
     and one batch of network tiles.
     """
     source = io.as_path(source, "source")
-    src = io.TiffWindows(source)
+    src = io.TiffWindows(source, max_pixels=max_pixels)
     calibration = io.read_calibration(source)
     output = io.as_path(output, "output")
     h, w = src.shape[0], src.shape[1]

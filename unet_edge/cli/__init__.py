@@ -6,11 +6,12 @@ quantize, package; :mod:`.training`: train, evaluate; :mod:`.bench`: bench), sha
 options in :mod:`.options`. Library errors become one line on stderr and exit
 code 1, with the flag that fixes them added here (library messages name no
 flag; :attr:`UnetEdgeError.option` names the argument); usage errors exit 2
-(click's convention).
+(click's convention); ``run`` adds 3 (some inputs failed) and 128 + signal.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -26,6 +27,7 @@ HINTS = {
     "device": "that is --device cpu, or --device auto",
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
+    "max_pixels": "that is --max-pixels N (0: no limit)",
     "calibrate": "pass --calibrate IMAGES",
     "normalization": "pass --normalization SPEC (e.g. percentile:1,99.8)",
 }
@@ -92,6 +94,8 @@ def main() -> None:
     unet-edge run images/ -o results/         # segment with the shipped model
     unet-edge COMMAND -h                      # a command's options and an example
     """
+    # tifffile logs what it skips in a damaged file; io turns those into errors of its own
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 def _register() -> None:

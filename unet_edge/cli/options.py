@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from ..files import IN_MEMORY_LIMIT
+from ..io import MAX_PIXELS
 from ..providers import Provider
 from ..runtime import DEFAULT_MEMORY_BUDGET
 
@@ -214,7 +215,39 @@ memory_limit_opt = _size_opt(
     "--memory-limit",
     IN_MEMORY_LIMIT,
     "Estimated memory for one image in memory; a single-image TIFF that needs more is "
-    "segmented window by window (mask only).",
+    "segmented window by window (mask only), other images are refused.",
+)
+
+
+_PIXEL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+class PixelCount(click.ParamType):
+    """A number of pixels like 2000000000, 2G or 500M (decimal units); 0 means no limit."""
+
+    name = "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        unit = text[-1:] if text[-1:] in "kmg" else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"expected a pixel count like 2G or 500M, got {value!r}", param, ctx)
+        if number < 0:
+            self.fail(f"expected a pixel count >= 0, got {value!r}", param, ctx)
+        return int(number * _PIXEL_UNITS[unit])
+
+
+max_pixels_opt = click.option(
+    "--max-pixels",
+    type=PixelCount(),
+    default=f"{(MAX_PIXELS or 0) / 1e9:g}G",
+    show_default=True,
+    help="Most pixels one image (plane) may have, checked from the header before decoding: "
+    "a guard against damaged or malicious files (2G, 500M; 0: no limit).",
 )
 
 

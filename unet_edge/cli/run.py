@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import files
+from .. import files, io
+from ..errors import OutputError, UnetEdgeError
+from . import error_line
 from . import options as o
 
 if TYPE_CHECKING:
@@ -18,7 +23,22 @@ if TYPE_CHECKING:
     from ..runtime import Segmenter
 
 
-@click.command(short_help="Segment images (files, folders, globs) into mask files.")
+#: Exit codes of ``unet-edge run`` (also in its --help).
+EXIT_SOME_FAILED = 3
+EXIT_CODES = """\b
+Exit codes:
+  0    every input was segmented
+  1    error: a bad option, model or output folder, the only input or every
+       input failed, or --fail-fast stopped at a failure
+  2    usage error (unknown option, bad value)
+  3    some inputs failed (listed at the end), the others were written
+  130  interrupted (Ctrl-C); 143 SIGTERM; 129 SIGHUP: temporary files removed
+"""
+
+
+@click.command(
+    short_help="Segment images (files, folders, globs) into mask files.", epilog=EXIT_CODES
+)
 @click.argument("inputs", nargs=-1, required=True)
 @o.output_opt(
     "Folder for NAME_mask.png/.tif and the other results",
@@ -51,11 +71,15 @@ if TYPE_CHECKING:
 )
 @o.memory_budget_opt
 @o.memory_limit_opt
+@o.max_pixels_opt
 @o.input_range_opt
 @o.bit_depth_opt
 @o.tta_opt
 @o.normalization_opt
 @o.overwrite_opt
+@click.option(
+    "--fail-fast", is_flag=True, help="Stop at the first input that fails [default: go on]."
+)
 @o.verbosity_options
 def run(
     inputs: Sequence[str],
@@ -67,11 +91,13 @@ def run(
     output_format: str,
     memory_budget: int,
     memory_limit: int,
+    max_pixels: int,
     input_range: tuple[float, float] | None,
     bit_depth: int | None,
     tta: bool,
     normalization: Normalization | None,
     overwrite: bool,
+    fail_fast: bool,
     out: o.Reporter,
 ) -> None:
     """Segment images: files, folders or glob patterns.
@@ -79,9 +105,12 @@ def run(
     Writes NAME_mask.png (0/255 for two classes, class indices otherwise; .tif
     for TIFF inputs: an ImageJ hyperstack with the input's pixel size) into the
     output folder.
-    Every output is checked before any compute; existing files are kept
-    unless --overwrite. A TIFF too large for memory is segmented window by
-    window (as with --large).
+    Every output and every input's header is checked before any compute;
+    existing files are kept unless --overwrite. A TIFF too large for memory is
+    segmented window by window (as with --large); other images that large are
+    refused. An input that fails is reported and the others go on. Hidden
+    files are never inputs; temporary files a killed run left in the output
+    folder are removed.
 
     \b
     Example (12-bit camera data in 16-bit TIFFs):
@@ -96,22 +125,75 @@ def run(
     wanted["output_format"] = output_format
     wanted.update(overwrite=overwrite, large=True if large else None)  # None: by size
     plans = files.plan_files(inputs, output, **wanted)
-    wanted["memory_limit"] = memory_limit
-    with Segmenter(
-        segmenter.model,
-        **segmenter.kwargs(),
-        memory_budget=memory_budget,
-        input_range=input_range,
-        bit_depth=bit_depth,
-        tta=tta,
-        normalization=normalization,
-    ) as seg:
+    _clean_stale(output, out)
+    wanted.update(memory_limit=memory_limit, max_pixels=max_pixels)
+    batch = _Batch(plans, fail_fast)
+    with (
+        _temporaries_removed_on_signals(),
+        Segmenter(
+            segmenter.model,
+            **segmenter.kwargs(),
+            memory_budget=memory_budget,
+            input_range=input_range,
+            bit_depth=bit_depth,
+            tta=tta,
+            normalization=normalization,
+        ) as seg,
+    ):
         for note in seg.notes:
             out.info(note)
         out.detail(f"{seg!r}: {seg.geometry.describe()}")
-        with out.progress(plans, "Segmenting") as bar:
-            written = sum(_segment(seg, plan, output, wanted, out) for plan in bar)
-    out.info(f"wrote {written} file(s) to {output}")
+        ready = batch.checked(seg, wanted)  # every header, before the first compute
+        with out.progress(ready, "Segmenting") as bar:
+            written = sum(batch.attempt(_segment, seg, plan, output, wanted, out) for plan in bar)
+    if written or not batch.failed:
+        out.info(f"wrote {written} file(s) to {output}")
+    batch.finish(output)
+
+
+class _Batch:
+    """Runs each input on its own: a failure is printed (one line naming the file) and the
+    batch goes on, unless ``fail_fast`` or the batch holds one input, or the output broke."""
+
+    def __init__(self, plans: Sequence[files.FilePlan], fail_fast: bool) -> None:
+        self.plans, self.fail_fast = plans, fail_fast
+        self.failed: list[Path] = []
+
+    def attempt(self, fn: Any, seg: Segmenter, plan: files.FilePlan, *args: Any) -> Any:
+        try:
+            return fn(seg, plan, *args)
+        except UnetEdgeError as e:
+            if self.fail_fast or len(self.plans) == 1 or isinstance(e, OutputError):
+                raise
+            click.echo(error_line(e), err=True)
+            self.failed.append(plan.input)
+            return 0
+
+    def checked(self, seg: Segmenter, wanted: dict[str, Any]) -> list[files.FilePlan]:
+        """The plans whose header passes the preflight (the others are reported as failed)."""
+        keys = ("large", "memory_limit", "max_pixels")
+
+        def check(seg: Segmenter, plan: files.FilePlan) -> bool:
+            with files.errors_name(plan.input):
+                files.preflight(seg, plan, **{k: wanted[k] for k in keys})
+            return True
+
+        return [p for p in self.plans if self.attempt(check, seg, p)]
+
+    def finish(self, output: Path) -> None:
+        """Exit 3 when some inputs failed (1 when all did), listing them."""
+        if not self.failed:
+            return
+        n, total = len(self.failed), len(self.plans)
+        names = ", ".join(str(p) for p in self.failed[:10]) + (" ..." if n > 10 else "")
+        if n == total:
+            raise click.ClickException(f"all {total} inputs failed: {names}")
+        click.echo(
+            f"Error: {n} of {total} inputs failed: {names}; the other {total - n} were "
+            f"segmented into {output}",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_SOME_FAILED)
 
 
 def _segment(
@@ -126,6 +208,58 @@ def _segment(
         f"({how}, {time.perf_counter() - t0:.2f} s, {result.provenance['tile_plan']})"
     )
     return len(result.outputs)
+
+
+def _clean_stale(output: Path, out: o.Reporter) -> None:
+    """Remove temporary files that killed runs left in the output folder; say so."""
+    removed, kept = io.clean_stale_temporaries(output)
+    if removed:
+        out.info(f"removed {len(removed)} temporary file(s) left by an interrupted run in {output}")
+    if kept:
+        out.info(
+            f"{len(kept)} temporary file(s) of another unet-edge run are in {output} "
+            f"(e.g. {kept[0].name}); they are ignored"
+        )
+
+
+class _Stopped(BaseException):
+    """Raised in the main thread by a termination signal, past every ``except Exception``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _temporaries_removed_on_signals() -> Iterator[None]:
+    """On SIGTERM, SIGINT or SIGHUP: delete this run's temporary files and exit 128 + signal.
+
+    The handlers are this command's only (restored afterwards); outputs already
+    renamed into place are complete and stay.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        io.remove_temporaries()
+        raise _Stopped(signum)
+
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    signums = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    previous: dict[int, Any] = {}
+    try:
+        for signum in signums:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    except _Stopped as e:
+        io.remove_temporaries()
+        name = signal.Signals(e.signum).name
+        click.echo(f"Error: stopped by {name}; no partial or temporary file left", err=True)
+        raise click.exceptions.Exit(128 + e.signum) from None
+    finally:
+        for signum, h in previous.items():
+            signal.signal(signum, h)
 
 
 @click.command(
