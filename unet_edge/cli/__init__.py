@@ -23,6 +23,7 @@ HINTS = {
     "overwrite": "pass --overwrite to replace it",
     "output": "choose another -o/--output",
     "provider": "that is --provider cpu, or --provider auto",
+    "precision": "that is --precision fp32",
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
     "calibrate": "pass --calibrate IMAGES",
