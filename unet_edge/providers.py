@@ -381,6 +381,8 @@ def _open_exact(
         preload_note = _preload_dlls() if opts.preload_dlls else None
         if preload_note:
             notes.append(preload_note)
+        if provider is Provider.TENSORRT and opts.preload_dlls:
+            notes.extend(_preload_tensorrt())
     providers = _provider_list(source, provider, opts, shapes, notes)
     captured = _Captured()
     try:
@@ -705,6 +707,37 @@ def _preload_dlls() -> str | None:
         return note
 
 
+@functools.cache
+def _preload_tensorrt() -> tuple[str, ...]:
+    """Load TensorRT 10 from the ``tensorrt-cu13-libs`` wheel (``unet-edge[tensorrt]``), if any.
+
+    onnxruntime's TensorRT provider links ``libnvinfer.so.10`` and
+    ``libnvonnxparser.so.10`` but ``preload_dlls()`` does not look for
+    TensorRT; loading them globally first spares the user LD_LIBRARY_PATH.
+    Returns notes (what was loaded, or why not); nothing when the wheel is absent.
+    """
+    import ctypes
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorrt_libs")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    folder = next(iter(spec.submodule_search_locations))
+    loaded, notes = [], []
+    for name in ("libnvinfer.so.10", "libnvinfer_plugin.so.10", "libnvonnxparser.so.10"):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            loaded.append(name)
+        except OSError as e:
+            notes.append(f"tensorrt: could not load {path}: {_first_line(str(e))}")
+    if loaded:
+        notes.append(f"tensorrt: loaded {', '.join(loaded)} from {folder}")
+    return tuple(notes)
+
+
 _MISSING_LIB = re.compile(
     r"([\w.+-]+\.(?:so(?:\.[\d.]+)?|dll|dylib))[\"']?:? "
     r"(?:cannot open shared object file|No such file|.*?not found)"
@@ -778,15 +811,18 @@ def _explain(provider: Provider, reason: str) -> str:
             "`unet-edge info` lists the providers that work."
         )
     major = _cuda_major()
-    cublas = "nvidia-cublas" if major >= 13 else f"nvidia-cublas-cu{major}"
     libs = (
-        f'pip install "onnxruntime-gpu[cuda,cudnn]" {cublas} '
-        "(unet-edge finds them through onnxruntime.preload_dlls()), "
+        f'pip install "unet-edge[cuda]" (onnxruntime-gpu[cuda,cudnn]: CUDA {major} and cuDNN 9 '
+        "as pip wheels, which unet-edge finds through onnxruntime.preload_dlls()), "
         f"or install CUDA {major}.x and cuDNN 9 system-wide and put them on "
         f"{'PATH' if sys.platform == 'win32' else 'LD_LIBRARY_PATH'}"
     )
     if provider is Provider.TENSORRT:
-        fix = f"{libs}; and TensorRT 10 for CUDA {major} (pip install tensorrt-cu{major})"
+        fix = (
+            f"{libs}; and TensorRT 10, which this onnxruntime links (libnvinfer.so.10): "
+            f'pip install "unet-edge[tensorrt]" (tensorrt-cu{major}-libs 10.x; plain '
+            f"tensorrt-cu{major} now installs TensorRT 11, which it cannot load)"
+        )
     else:
         fix = libs
     return (
