@@ -92,10 +92,26 @@ def test_cuda_extra_resolves_to_cuda13_and_cudnn9() -> None:
     assert _major(got["nvidia-cudnn-cu13"]) == 9, got
 
 
+def _nvidia_index_reason() -> str | None:
+    """Why pypi.nvidia.com cannot be used here, or None."""
+    import urllib.request
+
+    try:
+        urllib.request.urlopen("https://pypi.nvidia.com/", timeout=15).close()
+    except OSError as e:
+        return f"pypi.nvidia.com is unreachable here ({e})"
+    return None
+
+
 @pytest.mark.slow
 @network
 @linux_x86
 def test_tensorrt_extra_resolves_to_tensorrt10_for_cuda13() -> None:
+    # tensorrt-cu13-libs on PyPI is a stub (wheel-stub) whose build downloads the real wheel
+    # from pypi.nvidia.com: without that host the extra cannot even be resolved.
+    why = _nvidia_index_reason()
+    if why:
+        pytest.skip(f"{why}; tensorrt-cu13-libs is fetched from there by its PyPI stub")
     got = _resolve("tensorrt")
     assert _major(got["tensorrt-cu13-libs"]) == 10, got
     assert _major(got["nvidia-cuda-runtime"]) == 13 and _major(got["nvidia-cudnn-cu13"]) == 9
