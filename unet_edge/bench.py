@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -543,7 +544,11 @@ def _open_backends(
     out: list[_Backend] = []
     int8: dict[str, Any] = {}
     for name in cfg.backends:
-        if name == "torch":
+        if name.startswith("openvino") and importlib.util.find_spec("openvino") is None:
+            out.append(
+                _Backend(name, skipped=f"openvino is not installed ({OPTIONAL['openvino'][1]})")
+            )
+        elif name == "torch":
             out.append(_torch_backend(cfg.model, cfg))
         elif name == "ort-fp32":
             out.append(_ort_backend(name, cfg.model, "cpu", cfg))
