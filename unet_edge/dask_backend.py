@@ -39,15 +39,18 @@ DEFAULT_CHUNK = 2048
 
 @functools.lru_cache(maxsize=4)
 def worker_segmenter(
-    model: str, provider: str = "cpu", batch_size: int | None = None, threads: int | None = None
+    model: str,
+    provider: str = "cpu",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    precision: str = "fp32",
 ) -> Segmenter:
     """The Segmenter of this process for a model and settings (opened once, then reused)."""
     from .providers import ProviderOptions
     from .runtime import Segmenter
 
-    return Segmenter(
-        model, provider, batch_size=batch_size, options=ProviderOptions(threads=threads)
-    )
+    options = ProviderOptions(threads=threads, precision=precision)
+    return Segmenter(model, provider, batch_size=batch_size, options=options)
 
 
 def aligned_chunks(size: int, axis: tiling.AxisPlan, target: int, halo: int) -> tuple[int, ...]:
@@ -75,12 +78,13 @@ def _block(
     provider: str,
     batch_size: int | None,
     threads: int | None,
+    precision: str,
     plan: tiling.TilePlan,
     halo: int,
     probabilities: bool,
     scaling: processing.Scaling,
 ) -> np.ndarray:
-    seg = worker_segmenter(model, provider, batch_size, threads)
+    seg = worker_segmenter(model, provider, batch_size, threads, precision)
     (r0, r1), (c0, c1) = (
         block_info[None]["array-location"][-2:]
         if probabilities
@@ -157,6 +161,7 @@ def segment_dask(
         provider=seg.provider,
         batch_size=batch_size,
         threads=threads,
+        precision=seg.provenance()["compute_precision"],  # the workers compute as seg does
         plan=plan,
         scaling=scaling,
     )
