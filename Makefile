@@ -16,7 +16,7 @@ NP_VENV  ?= .venv-napari
 NP_BIN   := $(NP_VENV)/bin
 NP_STAMP := $(NP_VENV)/.installed
 
-.PHONY: help setup demo test test-runtime test-napari test-all lint format typecheck bench clean
+.PHONY: help setup demo test test-runtime test-napari test-all lint format typecheck bench clean check-gpu-install
 
 help:
 	@echo "make demo       set up (.venv) and segment a sample ISBI image with the shipped model"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint       ruff lint + format check + mypy on unet_edge/"
 	@echo "make format     apply ruff formatting"
 	@echo "make bench      run the benchmark suite (CPU; CUDA/TensorRT where available)"
+	@echo "make check-gpu-install  resolve .[cuda] and .[tensorrt] against PyPI (network, minutes)"
 	@echo "make clean      remove the virtual environment and outputs"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -96,6 +97,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# pip --dry-run --report of the GPU extras: CUDA 13, cuDNN 9 and TensorRT 10 wheels (no GPU needed).
+check-gpu-install: $(STAMP)
+	UNET_EDGE_NETWORK_TESTS=1 $(BIN)/python -m pytest tests/test_extras.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(NP_VENV) build demo-output .pytest_cache .mypy_cache .ruff_cache

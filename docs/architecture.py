@@ -62,8 +62,14 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "providers": (
         "execution providers: names, options, availability, honest fallback",
-        {"config", "errors"},
+        {"config", "errors", "openvino_backend"},
         {"numpy", "onnx", "onnxruntime"},
+    ),
+    "openvino_backend": (
+        "OpenVINO on the CPU as a provider: compiled per tile shape, precision hint, "
+        "a request per thread",
+        {"config", "errors"},
+        {"numpy", "openvino"},
     ),
     "runtime": (
         "Segmenter: owns the ONNX Runtime session, the only place that runs the graph",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ISBI = REPO.parent / "shared" / "data" / "isbi2012"
+# UNET_EDGE_ISBI: the data elsewhere than beside the clone (e.g. a git worktree).
+ISBI = Path(os.environ.get("UNET_EDGE_ISBI") or REPO.parent / "shared" / "data" / "isbi2012")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -284,3 +285,41 @@ def test_outputs_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert [p.name for p in written] == ["bench.png", "bench.md", "bench.json"]
     assert json.loads((tmp_path / "bench.json").read_text()) == result
     assert (tmp_path / "bench.md").read_text() == "# new\n"
+
+
+def test_fma_ceiling_is_measured_in_the_run() -> None:
+    import platform
+    import shutil
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the FMA ceiling is written for x86 (AVX2/AVX-512)")
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}); the bench leaves the ceiling out, saying so")
+    c = bench.fma_ceiling(1, 1_000_000)
+    assert c["isa"] in ("avx512f", "avx2+fma") and c["threads"] == 1, c
+    assert 1.0 < c["gflops"] < 1000.0  # one thread: 16 lanes x 2 FMA units x 2 x ~5 GHz at most
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None,
+    reason="openvino is not installed (pip install 'unet-edge[openvino]')",
+)
+def test_openvino_rows_are_checked_like_the_others(
+    tiny_onnx: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    backends = ("ort-fp32", "openvino-fp32", "openvino-bf16", "openvino-int8")
+    kw = _tiny_kw(backends=backends, int8_threshold=0.5, tile_sweep=(), batch_sweep=())
+    cfg = bench.BenchConfig.quick_config(tiny_onnx, tiny_data, tmp_path, **kw)
+    result = bench.run(cfg)
+    rows = {r["backend"]: r for r in result["rows"]}
+    assert rows["openvino-fp32"]["check"]["max_abs_prob_diff"] < 1e-4
+    assert rows["openvino-fp32"]["check"]["class_diff_share"] == 0.0
+    assert "openvino-int8" in rows and result["int8"]["openvino-int8"]["provider"] == "openvino"
+    assert ("openvino-bf16" in rows) != ("bf16" in result["skipped"].get("openvino-bf16", ""))
+    for r in rows.values():
+        assert r["speedup_vs_fp32"] > 0 and r["peak_share"] > 0
+        assert (r["ceiling_share"] is None) == ("gflops" not in result["ceiling"])
+    md = (tmp_path / "bench.md").read_text()
+    assert "| openvino-fp32 |" in md and "% FMA" in md and "FMA ceiling" in md

@@ -254,7 +254,7 @@ def test_train_and_evaluate_errors(runner: CliRunner, tmp_path: Path, tiny_onnx:
 
 def test_provider_is_a_choice(runner: CliRunner, tmp_path: Path) -> None:
     r = runner.invoke(main, ["run", "--help"])
-    assert r.exit_code == 0 and "[auto|cpu|cuda|tensorrt]" in r.output
+    assert r.exit_code == 0 and "[auto|cpu|cuda|tensorrt|openvino]" in r.output
     r = runner.invoke(main, ["run", "x.png", "--provider", "cdua", "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and "'cdua' is not one of" in r.output
     assert not (tmp_path / "o").exists()

@@ -30,6 +30,7 @@ from unet_edge.providers import (
 
 CUDA_REASON = probe("cuda")
 TRT_REASON = probe("tensorrt")
+OPENVINO_REASON = probe("openvino")
 needs_cuda = pytest.mark.skipif(CUDA_REASON is not None, reason=f"CUDA unusable: {CUDA_REASON}")
 needs_trt = pytest.mark.skipif(TRT_REASON is not None, reason=f"TensorRT unusable: {TRT_REASON}")
 
@@ -125,11 +126,21 @@ def test_auto_falls_back_to_cpu_with_notes(
         pytest.skip("a GPU provider works here, so auto does not fall back to the CPU")
     capfd.readouterr()
     info = open_session(model_path, "auto")
-    assert info.provider is Provider.CPU and info.requested is Provider.AUTO
-    assert info.session.get_providers() == ["CPUExecutionProvider"]
+    assert info.requested is Provider.AUTO
     assert info.notes[0] == f"auto: tensorrt unavailable ({TRT_REASON})"
     assert info.notes[1] == f"auto: cuda unavailable ({CUDA_REASON})"
-    assert info.notes[-1] == "auto: using cpu"
+    if OPENVINO_REASON is None:  # OpenVINO works here: auto takes it, before the plain cpu
+        assert info.provider is Provider.OPENVINO
+        assert info.notes[2] == "auto: using openvino"
+        assert (
+            info.notes[3].startswith("openvino ")
+            and "INFERENCE_PRECISION_HINT=f32" in info.notes[3]
+        )
+    else:
+        assert info.provider is Provider.CPU
+        assert info.session.get_providers() == ["CPUExecutionProvider"]  # type: ignore[union-attr]
+        assert info.notes[2] == f"auto: openvino unavailable ({OPENVINO_REASON})"
+        assert info.notes[-1] == "auto: using cpu"
     assert capfd.readouterr() == ("", "")
 
 
@@ -238,14 +249,20 @@ def test_probe_and_report_shapes() -> None:
     with pytest.raises(ConfigError, match="concrete provider"):
         probe("auto")
     rows = report()
-    assert [r[0] for r in rows] == [Provider.CPU, Provider.CUDA, Provider.TENSORRT]
+    assert [r[0] for r in rows] == [
+        Provider.CPU,
+        Provider.CUDA,
+        Provider.TENSORRT,
+        Provider.OPENVINO,
+    ]
     have = installed()
     assert Provider.CPU in have and Provider.AUTO not in have
     for provider, is_installed, reason in rows:
         assert is_installed == (provider in have)
         assert reason is None or (isinstance(reason, str) and reason)
         if not is_installed:
-            assert reason is not None and "not compiled" in reason
+            assert reason is not None
+            assert "not compiled" in reason or "not installed" in reason
     assert rows[0] == (Provider.CPU, True, None)
 
 

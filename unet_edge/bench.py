@@ -10,7 +10,10 @@ changes. Backends:
   calibrated on other images than those used for fidelity where there are any;
 - ``cuda-fp32``, ``tensorrt-fp32``, ``tensorrt-fp16``: where the provider
   really works here (otherwise a row says why not);
-- ``openvino``: OpenVINO on the CPU (fp32 hint) when the package is installed.
+- ``openvino-fp32``, ``openvino-bf16``, ``openvino-int8``: the ``openvino``
+  provider (fp32 arithmetic; bf16 where the CPU has it, else a row says why
+  not; the int8 QDQ graph, its agreement gate run on OpenVINO) when the
+  package is installed.
 
 The images are the packaged sample (``unet_edge/data/sample_isbi2012.png``)
 unless a folder with ``image/`` (and optionally ``label/``) is named. Images
@@ -32,7 +35,9 @@ The achieved GFLOP/s of the model is ``cost.conv_flops`` per tile times tiles
 over the inference time; the machine's fp32 peak is an SGEMM measured in the
 same run by numpy in a subprocess, once with the environment as it is and
 once with ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` unset (only in that
-subprocess); the higher is the peak quoted.
+subprocess); the higher is the peak quoted. Beside it, the fp32 FMA ceiling
+(:func:`fma_ceiling`: 12 independent FMA chains per thread in C, AVX-512 or
+AVX2, built with the C compiler in the same run; left out without one).
 
 Optional packages (torch, openvino, matplotlib, psutil, scikit-image) are
 checked by :func:`preflight` before anything is measured; what is missing is
@@ -48,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -66,7 +72,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import cost, datasets, io, metadata, processing, tiling
-from .errors import ConfigError, DataError, ExportError, UnetEdgeError
+from .errors import ConfigError, DataError, UnetEdgeError
 
 __all__ = [
     "ALL_BACKENDS",
@@ -74,6 +80,7 @@ __all__ = [
     "BenchConfig",
     "BenchData",
     "find_data",
+    "fma_ceiling",
     "gemm_peak",
     "markdown",
     "preflight",
@@ -91,7 +98,9 @@ ALL_BACKENDS = (
     "cuda-fp32",
     "tensorrt-fp32",
     "tensorrt-fp16",
-    "openvino",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
 )
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -326,7 +335,8 @@ def preflight(cfg: BenchConfig) -> dict[str, str]:
     """
     metadata.read(cfg.model)
     data = find_data(cfg.data)
-    wanted = [k for k in ("torch", "openvino") if k in cfg.backends] + ["plot", "memory"]
+    asked = {b.split("-")[0] for b in cfg.backends}
+    wanted = [k for k in ("torch", "openvino") if k in asked] + ["plot", "memory"]
     if data.labels:
         wanted.append("rand_error")
     out = {}
@@ -461,6 +471,7 @@ class _Backend:
 
 
 def _ort_backend(name: str, model: Path, provider: str, cfg: BenchConfig, **opts: Any) -> _Backend:
+    """A Segmenter on ``provider`` (onnxruntime's, or openvino) as a backend, or why not."""
     from .providers import ProviderOptions
     from .runtime import Segmenter
 
@@ -492,48 +503,27 @@ def _torch_backend(model: Path, cfg: BenchConfig) -> _Backend:
     )
 
 
-def _openvino_backend(model: Path, cfg: BenchConfig) -> _Backend:
-    try:
-        import openvino as ov  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        why = f"openvino is not installed ({OPTIONAL['openvino'][1]})"
-        return _Backend("openvino", skipped=why)
-    core = ov.Core()
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
-    if cfg.threads:
-        config["INFERENCE_NUM_THREADS"] = cfg.threads
-    net = core.read_model(str(model))
-    compiled: dict[tuple[int, ...], Any] = {}
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        key = batch.shape
-        if key not in compiled:  # one static compile per tile shape, as the tiler sends them
-            m = net.clone()
-            m.reshape({m.inputs[0].any_name: list(key)})
-            compiled[key] = core.compile_model(m, "CPU", config)
-        return np.asarray(compiled[key](batch)[0])
-
-    return _Backend("openvino", run, notes=[f"openvino {ov.__version__}, f32 hint"])
-
-
 def _int8_backend(
-    cfg: BenchConfig, work: Path, calibrate: Sequence[Path]
+    name: str, cfg: BenchConfig, work: Path, calibrate: Sequence[Path]
 ) -> tuple[_Backend, dict[str, Any]]:
-    """ORT on the int8 model: given, or quantised now on ``calibrate``; and its statistics."""
-    name = "ort-int8"
+    """The int8 model (given, or quantised now on ``calibrate`` with the agreement gate run on
+    this backend's provider) on ``ort-int8`` or ``openvino-int8``; and its statistics."""
+    provider = "cpu" if name == "ort-int8" else "openvino"
     if cfg.int8_model is not None:
-        return _ort_backend(name, cfg.int8_model, "cpu", cfg), {"model": str(cfg.int8_model)}
+        return _ort_backend(name, cfg.int8_model, provider, cfg), {"model": str(cfg.int8_model)}
     from . import precision
 
-    out = work / "model.int8.onnx"
+    out = work / f"model.{provider}.int8.onnx"
     threshold = precision.AGREEMENT_THRESHOLD if cfg.int8_threshold is None else cfg.int8_threshold
     try:
-        rep = precision.quantize(cfg.model, calibrate, out, threshold=threshold, overwrite=True)
-    except ExportError as e:
+        rep = precision.quantize(
+            cfg.model, calibrate, out, threshold=threshold, overwrite=True, provider=provider
+        )
+    except UnetEdgeError as e:  # refused by its gate, or the provider cannot run here
         return _Backend(name, skipped=str(e)), {"refused": str(e)}
     info = {k: v for k, v in rep.agreement.items() if k != "per_image"}
     stats = {"calibration": [p.stem for p in calibrate], "seconds": rep.seconds, **info}
-    return _ort_backend(name, out, "cpu", cfg), stats
+    return _ort_backend(name, out, provider, cfg), stats
 
 
 def _gpu_backend(name: str, cfg: BenchConfig) -> _Backend:
@@ -553,20 +543,25 @@ def _open_backends(
 ) -> tuple[list[_Backend], dict[str, Any] | None]:
     """Every backend asked for, opened or skipped with the reason; and the int8 statistics."""
     out: list[_Backend] = []
-    int8 = None
+    int8: dict[str, Any] = {}
     for name in cfg.backends:
-        if name == "torch":
+        if name.startswith("openvino") and importlib.util.find_spec("openvino") is None:
+            out.append(
+                _Backend(name, skipped=f"openvino is not installed ({OPTIONAL['openvino'][1]})")
+            )
+        elif name == "torch":
             out.append(_torch_backend(cfg.model, cfg))
         elif name == "ort-fp32":
             out.append(_ort_backend(name, cfg.model, "cpu", cfg))
-        elif name == "ort-int8":
-            b, int8 = _int8_backend(cfg, work, calibrate)
+        elif name.endswith("int8"):
+            b, int8[name] = _int8_backend(name, cfg, work, calibrate)
             out.append(b)
-        elif name == "openvino":
-            out.append(_openvino_backend(cfg.model, cfg))
+        elif name.startswith("openvino"):
+            precision = name.split("-")[1]
+            out.append(_ort_backend(name, cfg.model, "openvino", cfg, precision=precision))
         else:
             out.append(_gpu_backend(name, cfg))
-    return out, int8
+    return out, int8 or None
 
 
 # ---------------------------------------------------------------------------
@@ -630,6 +625,74 @@ def gemm_peak(n: int = 4096, threads: int | None = None) -> dict[str, Any]:
         "peak_from": best,
         "environment": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
     }
+
+
+# A dozen independent FMA chains per thread (AVX-512 where the CPU has it, else AVX2+FMA):
+# the fp32 arithmetic ceiling that no convolution can beat.
+_FMA_MAIN = r"""
+int main(int argc, char **argv) {
+  long n = atol(argv[1]); int wide = __builtin_cpu_supports("avx512f");
+  double best = 0; float sink = 0;
+  for (int r = 0; r < 5; r++) {
+    double t = omp_get_wtime();
+    #pragma omp parallel reduction(+:sink)
+    sink += wide ? k512(n) : k256(n);
+    t = omp_get_wtime() - t;
+    double g = 2.0 * 12 * (wide ? 16 : 8) * (double)n * omp_get_max_threads() / t / 1e9;
+    if (g > best) best = g;
+  }
+  printf("{\"gflops\": %.3f, \"isa\": \"%s\", \"threads\": %d, \"sink\": %g}\n",
+         best, wide ? "avx512f" : "avx2+fma", omp_get_max_threads(), (double)sink);
+  return 0;
+}
+"""
+
+
+def _fma_kernel(name: str, isa: str, width: int) -> str:
+    """C for one ISA: 12 independent ``c = c * a + b`` chains, ``n`` steps, summed at the end."""
+    v, p = (f"__m{width}", f"_mm{width}")
+    chains = range(12)
+    decl = " ".join(f"{v} c{i} = {p}_set1_ps({i}.f);" for i in chains)
+    step = " ".join(f"c{i} = {p}_fmadd_ps(c{i}, a, b);" for i in chains)
+    total = " ".join(f"s = {p}_add_ps(s, c{i});" for i in chains)
+    return (
+        f'__attribute__((target("{isa}"))) static float {name}(long n) {{\n'
+        f"  {v} a = {p}_set1_ps(1.0000001f), b = {p}_set1_ps(-1e-7f), s = {p}_set1_ps(0.f);\n"
+        f"  {decl}\n  for (long k = 0; k < n; k++) {{ {step} }}\n  {total}\n"
+        f"  float out[{width // 32}]; memcpy(out, &s, sizeof out);\n"
+        f"  float t = 0; for (int i = 0; i < {width // 32}; i++) t += out[i];\n  return t;\n}}\n"
+    )
+
+
+def _fma_source() -> str:
+    head = "".join(f"#include <{h}.h>\n" for h in ("immintrin", "omp", "stdio", "stdlib", "string"))
+    kernels = _fma_kernel("k512", "avx512f", 512) + _fma_kernel("k256", "avx2,fma", 256)
+    return head + kernels + _FMA_MAIN
+
+
+def fma_ceiling(threads: int | None = None, iterations: int = 50_000_000) -> dict[str, Any]:
+    """The fp32 FMA ceiling in GFLOP/s: a C loop of 12 FMA chains per thread, built now.
+
+    Needs a C compiler with OpenMP (``$CC`` or ``cc``); without one the
+    result holds ``error`` and no ``gflops``. ``threads``: OpenMP threads
+    (default: every core).
+    """
+    with tempfile.TemporaryDirectory(prefix="unet-edge-fma-") as d:
+        src, exe = Path(d) / "fma.c", Path(d) / "fma"
+        src.write_text(_fma_source(), encoding="utf-8")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads or os.cpu_count() or 1))
+        try:
+            cc = os.environ.get("CC", "cc")
+            subprocess.run([cc, "-O2", "-fopenmp", str(src), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+            done = subprocess.run([str(exe), str(iterations)], env=env, capture_output=True,
+                                  text=True, timeout=600, check=True)  # fmt: skip
+            out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
+            detail = getattr(e, "stderr", "") or ""
+            return {"error": f"{type(e).__name__}: {e} {detail[:200]}".strip()}
+    out.pop("sink", None)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -896,6 +959,8 @@ def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     say(f"measuring the fp32 peak (numpy SGEMM {cfg.gemm_n})")
     result["peak"] = gemm_peak(cfg.gemm_n, cfg.threads)
+    say("measuring the fp32 FMA ceiling (C, 12 FMA chains per thread)")
+    result["ceiling"] = fma_ceiling(cfg.threads, 2_000_000 if cfg.quick else 20_000_000)
     with _workdir() as work:
         say("opening backends" + (" (quantising int8)" if "ort-int8" in cfg.backends else ""))
         calibrate = [data.images[n] for n in result["data"]["calibration"]]
@@ -910,7 +975,7 @@ def run(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict
         finally:
             for b in backends:
                 b.close()
-    _add_ratios(result["rows"], result["peak"]["peak_gflops"])
+    _add_ratios(result["rows"], result["peak"]["peak_gflops"], result["ceiling"].get("gflops"))
     result["seconds"] = time.perf_counter() - t_all
     write_results(result, cfg.out_dir)
     return result
@@ -940,12 +1005,13 @@ def _measure_all(
     }
 
 
-def _add_ratios(rows: list[dict[str, Any]], peak: float | None) -> None:
-    """Share of the fp32 peak, and speed relative to torch and to ORT fp32 at the same size."""
+def _add_ratios(rows: list[dict[str, Any]], peak: float | None, ceiling: float | None) -> None:
+    """Shares of the SGEMM peak and the FMA ceiling; speed relative to torch and ORT fp32."""
     torch_wall = {r["size"]: r["wall_s"] for r in rows if r["backend"] == "torch"}
     fp32_wall = {r["size"]: r["wall_s"] for r in rows if r["backend"] == "ort-fp32"}
     for r in rows:
         r["peak_share"] = r["gflops"] / peak if peak else None
+        r["ceiling_share"] = r["gflops"] / ceiling if ceiling else None
         t = torch_wall.get(r["size"])
         r["speedup_vs_torch"] = t / r["wall_s"] if t else None
         f = fp32_wall.get(r["size"])
@@ -1042,8 +1108,10 @@ COLUMNS = {
         _col("p99 s", "p99_s", ".3f"),
         _col("Mpx/s", "mpx_per_s", ".2f"),
         _col("vs torch", "speedup_vs_torch", ".2f", unit="x"),
+        _col("vs ORT fp32", "speedup_vs_fp32", ".2f", unit="x"),
         _col("model GFLOP/s", "gflops", ".0f"),
         _col("% peak", "peak_share", ".0f", 100),
+        _col("% FMA", "ceiling_share", ".0f", 100),
         _col("non-model %", "non_model_share", ".1f", 100),
         _col("process peak RSS MiB", "peak_rss_mib", ".0f"),
         _col("activation estimate MiB", "activation_estimate_mib", ".0f"),
@@ -1058,8 +1126,8 @@ COLUMNS = {
 #: The check of each timed output, shown beside its figures.
 CHECKS = "max abs Δp | class Δ % | label agreement %"
 ROW_COLUMNS = (
-    "backend | image | tile | tiles | n | wall s (p50) | p99 s | Mpx/s | vs torch | "
-    "model GFLOP/s | % peak | non-model % | process peak RSS MiB | " + CHECKS
+    "backend | image | tile | tiles | n | wall s (p50) | p99 s | Mpx/s | vs torch | vs ORT fp32 | "
+    "model GFLOP/s | % peak | % FMA | non-model % | process peak RSS MiB | " + CHECKS
 )
 SWEEP_COLUMNS = (
     "sweep | tile | batch | tiles | wall s (p50) | Mpx/s | model GFLOP/s | "
@@ -1085,9 +1153,19 @@ def _core(peak: dict[str, Any]) -> str:
     return str(run.get("openblas_core") or "unknown")
 
 
+def _ceiling_text(ceiling: dict[str, Any]) -> str:
+    if "gflops" not in ceiling:
+        return f"fp32 FMA ceiling not measured ({ceiling.get('error', 'no result')})"
+    return (
+        f"fp32 FMA ceiling {ceiling['gflops']:.0f} GFLOP/s ({ceiling['isa']}, "
+        f"{ceiling['threads']} threads, C loop of 12 FMA chains per thread)"
+    )
+
+
 def _md_intro(result: dict[str, Any]) -> list[str]:
     peak, m, d, mach = result["peak"], result["model"], result["data"], result["machine"]
     a = m["architecture"]
+    ceiling = _ceiling_text(result.get("ceiling", {}))
     labels = f", {d['labelled']} with labels" if d["labelled"] else ", no labels"
     return [
         "# unet-edge benchmark",
@@ -1097,12 +1175,14 @@ def _md_intro(result: dict[str, Any]) -> list[str]:
         f"onnxruntime {mach['onnxruntime']}. Data: {d['source']} ({d['images']} image(s)"
         f"{labels}). fp32 peak: numpy SGEMM {peak['n']} = {_f(peak['peak_gflops'], '.0f')} "
         f"GFLOP/s ({peak['peak_from']}; OPENBLAS_CORETYPE in the environment: "
-        f"{peak['environment'].get('OPENBLAS_CORETYPE')}; OpenBLAS core {_core(peak)}). "
+        f"{peak['environment'].get('OPENBLAS_CORETYPE')}; OpenBLAS core {_core(peak)}); "
+        f"{ceiling}. "
         "Each row: n timed frames (median, p99) after every batch shape was warmed up once; "
         "one frame = read the image file, normalise, tile, infer, stitch, write mask PNG. "
         "Images are the data's images laid side by side and mirrored; the tile is what a "
         "default Segmenter picks. % peak = model GFLOP/s (conv FLOPs / infer time) over the "
-        f"SGEMM peak. Every row's output is checked: Δp and class Δ against "
+        "SGEMM peak, % FMA over the FMA ceiling (int8 and bf16 rows count the same FLOPs, so "
+        f"they can exceed 100%). Every row's output is checked: Δp and class Δ against "
         f"{result['reference']} on the same image, label agreement where labels exist.",
     ]
 

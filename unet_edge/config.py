@@ -103,6 +103,13 @@ class Precision(str, enum.Enum):
     INT8 = "int8"
 
 
+class ComputePrecision(str, enum.Enum):
+    """Arithmetic a provider may use for a graph's float parts (not the graph's own precision)."""
+
+    FP32 = "fp32"  # float32 throughout: OpenVINO is told INFERENCE_PRECISION_HINT=f32
+    BF16 = "bf16"  # bfloat16 (OpenVINO on CPUs with AVX512-BF16 or AMX): faster, classes may change
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Input normalisation, applied per channel after conversion to float32.

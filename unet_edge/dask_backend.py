@@ -44,14 +44,14 @@ def worker_segmenter(
     batch_size: int | None = None,
     threads: int | None = None,
     tta: bool = False,
+    precision: str = "fp32",
 ) -> Segmenter:
     """The Segmenter of this process for a model and settings (opened once, then reused)."""
     from .providers import ProviderOptions
     from .runtime import Segmenter
 
-    return Segmenter(
-        model, provider, batch_size=batch_size, options=ProviderOptions(threads=threads), tta=tta
-    )
+    options = ProviderOptions(threads=threads, precision=precision)
+    return Segmenter(model, provider, batch_size=batch_size, options=options, tta=tta)
 
 
 def aligned_chunks(size: int, axis: tiling.AxisPlan, target: int, halo: int) -> tuple[int, ...]:
@@ -80,12 +80,13 @@ def _block(
     batch_size: int | None,
     threads: int | None,
     tta: bool,
+    precision: str,
     plan: tiling.TilePlan,
     halo: int,
     probabilities: bool,
     scaling: processing.Scaling,
 ) -> np.ndarray:
-    seg = worker_segmenter(model, provider, batch_size, threads, tta)
+    seg = worker_segmenter(model, provider, batch_size, threads, tta, precision)
     (r0, r1), (c0, c1) = (
         block_info[None]["array-location"][-2:]
         if probabilities
@@ -165,6 +166,7 @@ def segment_dask(
         batch_size=batch_size,
         threads=threads,
         tta=seg.tta,
+        precision=seg.provenance()["compute_precision"],  # the workers compute as seg does
         plan=plan,
         scaling=scaling,
     )

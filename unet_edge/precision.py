@@ -20,7 +20,10 @@ quantised graph is kept only if its masks agree with the fp32 model's on the
 calibration images: at least
 :data:`AGREEMENT_THRESHOLD` of all pixels must get the same class; otherwise
 nothing is written and :class:`~unet_edge.errors.ExportError` says by how
-much it missed.
+much it missed. The check runs on the provider that will run the file
+(``provider``, default ONNX Runtime's cpu): OpenVINO executes the same QDQ
+graph with its own int8 kernels, and its masks can agree with fp32 where
+onnxruntime's do not (or the other way round). The metadata records which.
 """
 
 from __future__ import annotations
@@ -188,19 +191,24 @@ def agreement(
     candidate: str | os.PathLike[str],
     frames: Sequence[np.ndarray],
     tile: int | tuple[int, int] | None = None,
+    provider: str = "cpu",
 ) -> dict[str, Any]:
-    """Compare two models' outputs on ``frames`` (CPU, same tiling).
+    """Compare two models' outputs on ``frames`` (same tiling).
+
+    The reference runs on ONNX Runtime's CPU provider (fp32), the candidate
+    on ``provider`` (``"cpu"`` or ``"openvino"``).
 
     Returns ``pixel_agreement`` (share of all pixels with the same class),
-    ``per_image`` agreements, ``min_image_agreement``, ``max_abs_prob_diff``
-    and ``pixels``.
+    ``per_image`` agreements, ``min_image_agreement``, ``max_abs_prob_diff``,
+    ``pixels`` and ``provider``.
     """
     from .runtime import Segmenter
 
     per: list[float] = []
     same = total = 0
     worst = 0.0
-    with Segmenter(reference, "cpu", tile) as ref, Segmenter(candidate, "cpu", tile) as cand:
+    with Segmenter(reference, "cpu", tile) as ref, Segmenter(candidate, provider, tile) as cand:
+        used = cand.provider
         for f in frames:
             a, b = ref.predict(f), cand.predict(f)
             ma, mb = processing.to_mask(a), processing.to_mask(b)
@@ -215,6 +223,7 @@ def agreement(
         "per_image": per,
         "max_abs_prob_diff": worst,
         "pixels": total,
+        "provider": used,
     }
 
 
@@ -242,7 +251,7 @@ class QuantizeReport:
             f"wrote {self.path} ({self.file_bytes / 1e6:.2f} MB, int8 QDQ u8/s8 per-channel): "
             f"calibrated on {self.calibration_tiles} {self.tile_shape[0]}x{self.tile_shape[1]} "
             f"tiles from {len(self.calibration_images)} image(s); masks agree with fp32 on "
-            f"{100 * a['pixel_agreement']:.3f}% of pixels (threshold "
+            f"{100 * a['pixel_agreement']:.3f}% of pixels on {a.get('provider', 'cpu')} (threshold "
             f"{100 * self.threshold:.1f}%, worst image {100 * a['min_image_agreement']:.3f}%), "
             f"max probability difference {a['max_abs_prob_diff']:.3f}"
         )
@@ -344,13 +353,15 @@ def _checked_agreement(
     tile: int | tuple[int, int] | None,
     threshold: float,
     out: Path,
+    provider: str = "cpu",
 ) -> dict[str, Any]:
     """:func:`agreement` of ``q`` with ``src``, with ``threshold``; raises if below it."""
-    agree = agreement(src, q, frames, tile)
+    agree = agreement(src, q, frames, tile, provider)
     agree["threshold"] = threshold
     if not agree["pixel_agreement"] >= threshold:
         raise ExportError(
-            f"the int8 model's masks agree with fp32 on {100 * agree['pixel_agreement']:.3f}% "
+            f"the int8 model's masks ({agree['provider']}) agree with fp32 on "
+            f"{100 * agree['pixel_agreement']:.3f}% "
             f"of the calibration pixels, below the threshold {100 * threshold:.2f}%; "
             f"{out} was not written. Calibrate on more representative images or keep fp32"
         )
@@ -366,13 +377,17 @@ def quantize(
     tile: int | tuple[int, int] | None = None,
     max_tiles: int = MAX_CALIBRATION_TILES,
     overwrite: bool = False,
+    provider: str = "cpu",
 ) -> QuantizeReport:
     """Write a static int8 QDQ copy of the fp32 ``model`` calibrated on the ``calibrate`` images.
 
     The images (any format :func:`unet_edge.io.read_image` reads; stacks give
     one frame per slice) are used twice: to calibrate the activation ranges
     and to check the result. ``output`` is written only if the int8 masks
-    agree with the fp32 masks on at least ``threshold`` of all pixels.
+    agree with the fp32 masks on at least ``threshold`` of all pixels, with
+    the int8 file run on ``provider`` (``"cpu"``: ONNX Runtime, or
+    ``"openvino"``: OpenVINO's int8 kernels); the file is meant for that
+    provider, and its metadata says so.
 
     Raises:
         OutputExistsError: ``output`` exists and ``overwrite`` is False.
@@ -396,7 +411,7 @@ def quantize(
         prov = _int8_provenance(info, src, paths, len(frames), tiles)
         metadata.write(proto, _replace_info(info, prov, {}))
         onnx.save_model(proto, str(q), save_as_external_data=False)
-        agree = _checked_agreement(src, q, frames, tile, threshold, out)
+        agree = _checked_agreement(src, q, frames, tile, threshold, out, provider)
         summary = {k: v for k, v in agree.items() if k != "per_image"}
         metrics = {**dict(info.metrics), "int8_vs_fp32": summary}
         metadata.write(proto, _replace_info(info, prov, metrics))

@@ -8,7 +8,12 @@ pass: after creating a session it compares ``session.get_providers()`` with
 what was asked. An explicit ``cuda`` or ``tensorrt`` request that was
 downgraded raises :class:`~unet_edge.errors.ProviderError` naming the missing
 libraries and how to install them; ``auto`` tries TensorRT, then CUDA, then
-the CPU and records in :attr:`SessionInfo.notes` what it chose and why.
+OpenVINO, then the CPU and records in :attr:`SessionInfo.notes` what it chose
+and why.
+
+``openvino`` is not an onnxruntime provider: the same ONNX file is compiled by
+OpenVINO for the CPU (:mod:`unet_edge.openvino_backend`), opened, probed and
+run through the same functions here.
 
 onnxruntime's own messages (its C++ logger writes straight to the process's
 stderr) are captured while a session is created and turned into those
@@ -33,8 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
-from .config import look_up
+from .config import ComputePrecision, look_up
 from .errors import ConfigError, InputError, ModelError, ProviderError
+from .openvino_backend import INSTALL as _OPENVINO_INSTALL
+from .openvino_backend import OpenVinoSession
+from .openvino_backend import installed as _openvino_installed
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -54,10 +62,11 @@ __all__ = [
 class Provider(str, enum.Enum):
     """An execution provider, by the name users type (``--provider cuda``)."""
 
-    AUTO = "auto"  # the best of tensorrt, cuda, cpu that really works here
+    AUTO = "auto"  # the best of tensorrt, cuda, openvino, cpu that really works here
     CPU = "cpu"
     CUDA = "cuda"
     TENSORRT = "tensorrt"
+    OPENVINO = "openvino"  # OpenVINO on the CPU (not an onnxruntime provider)
 
 
 # onnxruntime's names for the concrete providers.
@@ -66,8 +75,13 @@ _ORT_NAME: dict[Provider, str] = {
     Provider.CUDA: "CUDAExecutionProvider",
     Provider.TENSORRT: "TensorrtExecutionProvider",
 }
-_CONCRETE: tuple[Provider, ...] = (Provider.CPU, Provider.CUDA, Provider.TENSORRT)
-_AUTO_ORDER: tuple[Provider, ...] = (Provider.TENSORRT, Provider.CUDA)
+_CONCRETE: tuple[Provider, ...] = (
+    Provider.CPU,
+    Provider.CUDA,
+    Provider.TENSORRT,
+    Provider.OPENVINO,
+)
+_AUTO_ORDER: tuple[Provider, ...] = (Provider.TENSORRT, Provider.CUDA, Provider.OPENVINO)
 
 
 class _ConvAlgoSearch(str, enum.Enum):
@@ -85,8 +99,12 @@ class ProviderOptions:
     Options of providers that are not used are ignored (``trt_*`` on CUDA).
 
     Attributes:
-        threads: CPU intra-op threads; ``None`` leaves onnxruntime's default
-            (one per physical core).
+        threads: CPU intra-op threads (OpenVINO: ``INFERENCE_NUM_THREADS``);
+            ``None`` leaves the runtime's default (one per physical core).
+        precision: arithmetic for the graph's float parts: ``"fp32"``, or
+            ``"bf16"`` (``openvino`` only, on CPUs with AVX512-BF16 or AMX:
+            about 2x faster, a few pixels may change class). Not the graph's
+            own precision (an int8 file stays int8).
         device_id: CUDA device index for CUDA and TensorRT.
         cudnn_conv_algo_search: ``"EXHAUSTIVE"`` (fastest kernels, a slow first
             batch per tile shape), ``"HEURISTIC"`` or ``"DEFAULT"``
@@ -108,6 +126,7 @@ class ProviderOptions:
     """
 
     threads: int | None = None
+    precision: str = "fp32"
     device_id: int = 0
     cudnn_conv_algo_search: str = "EXHAUSTIVE"
     gpu_mem_limit: int | None = None
@@ -125,6 +144,9 @@ class ProviderOptions:
         _check_int("trt_max_workspace_size", self.trt_max_workspace_size, low=1, optional=True)
         search = look_up(_ConvAlgoSearch, self.cudnn_conv_algo_search, "cudnn_conv_algo_search")
         object.__setattr__(self, "cudnn_conv_algo_search", search.value.upper())
+        object.__setattr__(
+            self, "precision", look_up(ComputePrecision, self.precision, "precision").value
+        )
         for name in ("trt_fp16", "preload_dlls"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -155,7 +177,7 @@ class SessionInfo:
     """An open session and the truth about where it runs.
 
     Attributes:
-        session: the onnxruntime session.
+        session: the onnxruntime session (an :class:`OpenVinoSession` for ``openvino``).
         provider: the provider that really runs the graph (``CPU`` after
             ``auto`` fell back); never ``AUTO``.
         requested: what the caller asked for.
@@ -164,7 +186,7 @@ class SessionInfo:
         options: the options the session was created with.
     """
 
-    session: ort.InferenceSession
+    session: ort.InferenceSession | OpenVinoSession
     provider: Provider
     requested: Provider
     notes: tuple[str, ...] = ()
@@ -184,13 +206,15 @@ class _Unavailable(Exception):
 
 
 def installed() -> list[Provider]:
-    """Providers compiled into this onnxruntime build, in the order cpu, cuda, tensorrt.
+    """Providers installed here, in the order cpu, cuda, tensorrt, openvino.
 
-    Being installed says nothing about whether the provider works here: see
-    :func:`probe`.
+    cuda and tensorrt: compiled into this onnxruntime build; openvino: the
+    ``openvino`` package is installed. Being installed says nothing about
+    whether the provider works here: see :func:`probe`.
     """
     available = set(ort.get_available_providers())
-    return [p for p in _CONCRETE if _ORT_NAME[p] in available]
+    have = [p for p in _CONCRETE if p in _ORT_NAME and _ORT_NAME[p] in available]
+    return have + ([Provider.OPENVINO] if _openvino_installed() else [])
 
 
 def probe(provider: Provider | str, *, refresh: bool = False) -> str | None:
@@ -211,7 +235,7 @@ def probe(provider: Provider | str, *, refresh: bool = False) -> str | None:
     p = look_up(Provider, provider, "execution provider")
     if p is Provider.AUTO:
         raise ConfigError(
-            "probe() needs a concrete provider (cpu, cuda or tensorrt), got 'auto'; "
+            "probe() needs a concrete provider (cpu, cuda, tensorrt or openvino), got 'auto'; "
             "auto always works because it ends on the cpu"
         )
     if refresh:
@@ -250,6 +274,8 @@ def report() -> list[tuple[Provider, bool, str | None]]:
 
 
 def _not_compiled_reason(provider: Provider) -> str:
+    if provider is Provider.OPENVINO:
+        return f"the openvino package is not installed ({_OPENVINO_INSTALL})"
     return (
         f"not compiled into this onnxruntime build ({ort.__version__}); "
         "install onnxruntime-gpu (Linux x86_64 or Windows) instead of onnxruntime"
@@ -284,24 +310,27 @@ def open_session(
 
     Args:
         model: path of an ONNX file, or its bytes.
-        provider: ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"`` (or a
-            :class:`Provider`). ``auto`` tries tensorrt, cuda, cpu in that order.
+        provider: ``"cpu"``, ``"cuda"``, ``"tensorrt"``, ``"openvino"`` or
+            ``"auto"`` (or a :class:`Provider`). ``auto`` tries tensorrt, cuda,
+            openvino, cpu in that order.
         options: provider options; ``None`` for the defaults.
         input_shapes: the exact (N, C, H, W) batch shapes the tiler will send
             (typically the full batch and the last, smaller one). TensorRT
             builds one optimisation profile for exactly each of them (min =
-            opt = max); a shape outside them makes TensorRT build another
-            engine at run time. Ignored by the other providers.
+            opt = max), OpenVINO compiles each now; another shape makes them
+            build an engine or compile at run time. Ignored by the other
+            providers.
 
     Returns:
         A :class:`SessionInfo`; ``provider`` is what really runs the graph.
 
     Raises:
-        ConfigError: unknown provider name (with the closest spelling) or bad
-            ``input_shapes``.
-        ProviderError: ``cuda`` or ``tensorrt`` was asked for explicitly and
-            cannot run here; the message names the missing libraries and
-            the fix.
+        ConfigError: unknown provider name (with the closest spelling), bad
+            ``input_shapes``, or ``bf16`` precision with another provider
+            than ``openvino``.
+        ProviderError: ``cuda``, ``tensorrt`` or ``openvino`` was asked for
+            explicitly and cannot run here; the message names the missing
+            libraries and the fix.
         ModelError: the model file is missing or onnxruntime cannot load it.
     """
     requested = look_up(Provider, provider, "execution provider")
@@ -310,6 +339,13 @@ def open_session(
         raise ConfigError(f"options must be a ProviderOptions or None, got {type(opts).__name__}")
     shapes = _check_shapes(input_shapes)
     source = _model_source(model)
+    if opts.precision != ComputePrecision.FP32.value and requested is not Provider.OPENVINO:
+        raise ConfigError(
+            f"precision {opts.precision!r} needs the openvino provider, got "
+            f"{requested.value!r} (onnxruntime computes an fp32 graph in fp32); choose the "
+            "openvino provider or fp32 precision",
+            option="precision",
+        )
     if requested is not Provider.AUTO:
         try:
             return _open_exact(source, requested, opts, shapes)
@@ -336,6 +372,8 @@ def _open_exact(
     shapes: tuple[tuple[int, int, int, int], ...],
 ) -> SessionInfo:
     """Open ``source`` on exactly ``provider`` or raise :class:`_Unavailable`."""
+    if provider is Provider.OPENVINO:
+        return _open_openvino(source, opts, shapes)
     notes: list[str] = []
     if provider is not Provider.CPU:
         if provider not in installed():
@@ -343,6 +381,8 @@ def _open_exact(
         preload_note = _preload_dlls() if opts.preload_dlls else None
         if preload_note:
             notes.append(preload_note)
+        if provider is Provider.TENSORRT and opts.preload_dlls:
+            notes.extend(_preload_tensorrt())
     providers = _provider_list(source, provider, opts, shapes, notes)
     captured = _Captured()
     try:
@@ -371,6 +411,19 @@ def _open_exact(
                 "for each new tile shape"
             )
     return SessionInfo(session, provider, provider, tuple(notes), opts)
+
+
+def _open_openvino(
+    source: str | bytes, opts: ProviderOptions, shapes: tuple[tuple[int, int, int, int], ...]
+) -> SessionInfo:
+    """OpenVINO on the CPU, or :class:`_Unavailable`; a precision it refuses is raised as is."""
+    try:
+        s = OpenVinoSession(source, opts.precision, opts.threads, shapes)
+    except ProviderError as e:
+        if e.option == "precision":
+            raise
+        raise _Unavailable(str(e)) from e
+    return SessionInfo(s, Provider.OPENVINO, Provider.OPENVINO, (s.describe(),), opts)
 
 
 def _session_options(opts: ProviderOptions) -> ort.SessionOptions:
@@ -558,7 +611,10 @@ def run_batch(
     Returns:
         The output array, e.g. (N, classes, h, w) float32.
     """
-    expected = _input_dtype(info.session, input_name)
+    session = info.session
+    if isinstance(session, OpenVinoSession):
+        return _run_openvino(session, input_name, output_name, batch)
+    expected = _input_dtype(session, input_name)
     if expected is not None and batch.dtype != expected:
         raise InputError(
             f"batch dtype is {batch.dtype}, the model's input {input_name!r} expects {expected}; "
@@ -569,13 +625,13 @@ def run_batch(
     x = np.ascontiguousarray(batch)
     on_gpu = info.provider in (Provider.CUDA, Provider.TENSORRT)
     if not (on_gpu if io_binding is None else io_binding):
-        return np.asarray(info.session.run([output_name], {input_name: x})[0])
+        return np.asarray(session.run([output_name], {input_name: x})[0])
     device, device_id = ("cuda", info.options.device_id) if on_gpu else ("cpu", 0)
-    binding = info.session.io_binding()
+    binding = session.io_binding()
     x_dev = ort.OrtValue.ortvalue_from_numpy(x, device, device_id)
     binding.bind_ortvalue_input(input_name, x_dev)
     binding.bind_output(output_name, device, device_id)
-    info.session.run_with_iobinding(binding)
+    session.run_with_iobinding(binding)
     return np.asarray(binding.copy_outputs_to_cpu()[0])
 
 
@@ -584,6 +640,33 @@ def quiet_run_options() -> ort.RunOptions:
     ro = ort.RunOptions()
     ro.log_severity_level = 4
     return ro
+
+
+def run_quietly(s: SessionInfo, input_name: str, output_name: str, x: NDArray[Any]) -> NDArray[Any]:
+    """One plain run of ``x`` (no I/O binding) that raises without ONNX Runtime logging to
+    stderr when the graph fails: the load-time check of a model (OpenVINO: its own path)."""
+    if isinstance(s.session, OpenVinoSession):
+        return _run_openvino(s.session, input_name, output_name, x)
+    return np.asarray(s.session.run([output_name], {input_name: x}, quiet_run_options())[0])
+
+
+def _run_openvino(
+    session: OpenVinoSession, input_name: str, output_name: str, batch: NDArray[Any]
+) -> NDArray[Any]:
+    """:func:`run_batch` on OpenVINO: the same checks, then the compiled model of its shape."""
+    for name, names in ((input_name, session.input_names), (output_name, session.output_names)):
+        if name not in names:
+            raise InputError(
+                f"the model has no input or output named {name!r}; it has {sorted(names)}"
+            )
+    if batch.dtype != session.input_dtype:
+        raise InputError(
+            f"batch dtype is {batch.dtype}, the model's input {input_name!r} expects "
+            f"{session.input_dtype}; convert with batch.astype(np.{session.input_dtype.name})"
+        )
+    if batch.ndim != 4:
+        raise InputError(f"batch must be (N, C, H, W), got shape {batch.shape}")
+    return session.run(np.ascontiguousarray(batch))
 
 
 _ORT_TYPES: dict[str, np.dtype[Any]] = {
@@ -637,6 +720,37 @@ def _preload_dlls() -> str | None:
                 note = f"onnxruntime.preload_dlls() could not load {', '.join(missing)}"
         _preload_result.append(note)
         return note
+
+
+@functools.cache
+def _preload_tensorrt() -> tuple[str, ...]:
+    """Load TensorRT 10 from the ``tensorrt-cu13-libs`` wheel (``unet-edge[tensorrt]``), if any.
+
+    onnxruntime's TensorRT provider links ``libnvinfer.so.10`` and
+    ``libnvonnxparser.so.10`` but ``preload_dlls()`` does not look for
+    TensorRT; loading them globally first spares the user LD_LIBRARY_PATH.
+    Returns notes (what was loaded, or why not); nothing when the wheel is absent.
+    """
+    import ctypes
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorrt_libs")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    folder = next(iter(spec.submodule_search_locations))
+    loaded, notes = [], []
+    for name in ("libnvinfer.so.10", "libnvinfer_plugin.so.10", "libnvonnxparser.so.10"):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            loaded.append(name)
+        except OSError as e:
+            notes.append(f"tensorrt: could not load {path}: {_first_line(str(e))}")
+    if loaded:
+        notes.append(f"tensorrt: loaded {', '.join(loaded)} from {folder}")
+    return tuple(notes)
 
 
 _MISSING_LIB = re.compile(
@@ -704,16 +818,26 @@ def _diagnose(provider: Provider, captured: str, error: str) -> str:
 
 def _explain(provider: Provider, reason: str) -> str:
     """The full ProviderError message: what was asked, why it failed, how to fix it."""
+    if provider is Provider.OPENVINO:
+        fix = "" if _OPENVINO_INSTALL in reason else f"Fix: {_OPENVINO_INSTALL}, or "
+        return (
+            f"provider 'openvino' was requested but cannot run here: {reason}. "
+            f"{fix or 'Fix: '}use the cpu provider (or auto, which falls back and says so). "
+            "`unet-edge info` lists the providers that work."
+        )
     major = _cuda_major()
-    cublas = "nvidia-cublas" if major >= 13 else f"nvidia-cublas-cu{major}"
     libs = (
-        f'pip install "onnxruntime-gpu[cuda,cudnn]" {cublas} '
-        "(unet-edge finds them through onnxruntime.preload_dlls()), "
+        f'pip install "unet-edge[cuda]" (onnxruntime-gpu[cuda,cudnn]: CUDA {major} and cuDNN 9 '
+        "as pip wheels, which unet-edge finds through onnxruntime.preload_dlls()), "
         f"or install CUDA {major}.x and cuDNN 9 system-wide and put them on "
         f"{'PATH' if sys.platform == 'win32' else 'LD_LIBRARY_PATH'}"
     )
     if provider is Provider.TENSORRT:
-        fix = f"{libs}; and TensorRT 10 for CUDA {major} (pip install tensorrt-cu{major})"
+        fix = (
+            f"{libs}; and TensorRT 10, which this onnxruntime links (libnvinfer.so.10): "
+            f'pip install "unet-edge[tensorrt]" (tensorrt-cu{major}-libs 10.x; plain '
+            f"tensorrt-cu{major} now installs TensorRT 11, which it cannot load)"
+        )
     else:
         fix = libs
     return (

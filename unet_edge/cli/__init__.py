@@ -25,6 +25,7 @@ HINTS = {
     "output": "choose another -o/--output",
     "provider": "that is --provider cpu, or --provider auto",
     "device": "that is --device cpu, or --device auto",
+    "precision": "that is --precision fp32",
     "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
     "memory_limit": "that is --memory-limit SIZE",
     "max_pixels": "that is --max-pixels N (0: no limit)",

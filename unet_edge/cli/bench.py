@@ -11,7 +11,7 @@ from . import options as o
 
 _BACKENDS_HELP = (
     "Comma-separated subset of torch, ort-fp32, ort-int8, cuda-fp32, tensorrt-fp32, "
-    "tensorrt-fp16, openvino [default: all]."
+    "tensorrt-fp16, openvino-fp32, openvino-bf16, openvino-int8 [default: all]."
 )
 
 

@@ -75,6 +75,14 @@ def export(
     default=None,
     help="Share of pixels whose class must match fp32 [default: 0.995].",
 )
+@o.choice_opt(
+    "--provider",
+    "-p",
+    choices=["cpu", "openvino"],
+    default="cpu",
+    help="Runtime the int8 file is checked on and meant for: onnxruntime (cpu) or openvino, "
+    "whose int8 kernels can agree with fp32 where onnxruntime's do not.",
+)
 @o.tile_opt
 @o.overwrite_opt
 @o.verbosity_options
@@ -83,6 +91,7 @@ def quantize(
     calibrate: Sequence[str],
     output: Path | None,
     threshold: float | None,
+    provider: str,
     tile: int | tuple[int, int] | None,
     overwrite: bool,
     out: o.Reporter,
@@ -95,6 +104,7 @@ def quantize(
     \b
     Example:
       unet-edge quantize -m model.onnx -c calibration/ -o model.int8.onnx
+      unet-edge quantize -c calibration/ -p openvino   # then: run -m ... -p openvino
     """
     from .. import io, precision
 
@@ -107,6 +117,7 @@ def quantize(
         overwrite=overwrite,
         tile=tile,
         threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
+        provider=provider,
     )
     out.info(report.summary())
 
