@@ -188,12 +188,11 @@ tile_opt = click.option(
 batch_size_opt = click.option(
     "--batch-size", type=click.IntRange(min=1), help="Tiles per call [default: 1 on CPU, 4 on GPU]."
 )
-tta_opt = click.option(
-    "--tta",
-    is_flag=True,
-    help="Test-time augmentation: average the probabilities over the 8 flips and rotations "
-    "(8x the compute; see the README for its gain).",
+_TTA_HELP = (
+    "Test-time augmentation: average the probabilities over the 8 flips and rotations "
+    "(8x the compute; see the README for what it changes)."
 )
+tta_opt = click.option("--tta", is_flag=True, help=_TTA_HELP)
 overwrite_opt = click.option(
     "--overwrite", is_flag=True, help="Replace existing output files (inputs never)."
 )
