@@ -39,7 +39,7 @@ def segment_steps(seg: Segmenter, image: Any) -> Generator[tuple[int, int], None
         scaling = seg.scaling_for(frame)
         run = seg.frame_run(frame, scaling)
         for tiles, batch in run.batches():
-            run.stitch(tiles, seg.run_batch(batch))
+            run.stitch(tiles, seg.predict_batch(batch))
             done += len(tiles)
             yield done, total
         outs.append(run.result)
