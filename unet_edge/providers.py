@@ -346,11 +346,18 @@ def open_session(
             "openvino provider or fp32 precision",
             option="precision",
         )
-    if requested is not Provider.AUTO:
-        try:
-            return _open_exact(source, requested, opts, shapes)
-        except _Unavailable as e:
-            raise ProviderError(_explain(requested, e.reason), option="provider") from None
+    if requested is Provider.AUTO:
+        return _open_auto(source, opts, shapes)
+    try:
+        return _open_exact(source, requested, opts, shapes)
+    except _Unavailable as e:
+        raise ProviderError(_explain(requested, e.reason), option="provider") from None
+
+
+def _open_auto(
+    source: str | bytes, opts: ProviderOptions, shapes: tuple[tuple[int, int, int, int], ...]
+) -> SessionInfo:
+    """The first of :data:`_AUTO_ORDER` that opens, else the CPU; the notes say why."""
     notes: list[str] = []
     for candidate in _AUTO_ORDER:
         try:
