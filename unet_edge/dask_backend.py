@@ -166,7 +166,7 @@ def segment_dask(
         batch_size=batch_size,
         threads=threads,
         tta=seg.tta,
-        precision=seg.provenance()["compute_precision"],  # the workers compute as seg does
+        precision=seg.compute_precision,  # the workers compute as seg does
         plan=plan,
         scaling=scaling,
     )
@@ -276,12 +276,8 @@ def segment_to_zarr(
         dtype=result.dtype,
         chunks=tuple(c[0] for c in result.chunks),
     )
-    z.attrs["unet_edge"] = {
-        **seg.provenance(),
-        "normalization": [scaling.to_dict()],
-        "tile_plan": repr(plan),
-        "output": "probabilities" if result.ndim == 3 else "mask",
-    }
+    output = "probabilities" if result.ndim == 3 else "mask"
+    z.attrs["unet_edge"] = seg.result_provenance(plan, [scaling.to_dict()], output=output)
     target: Any = z  # zarr arrays take numpy-style slice assignment
     da.store(result, target, lock=False)
     return out

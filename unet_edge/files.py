@@ -336,12 +336,8 @@ def _segment_in_memory(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -
     stack = io.is_stack(plan.input)
     pred = seg.analyze(list(image) if stack else image)
     mask = pred.mask
-    prov = {
-        **seg.provenance(),
-        "source": plan.input.name,
-        "tile_plan": repr(seg.plan_for((mask.shape[-2], mask.shape[-1]))),
-        "normalization": list(pred.stats),
-    }
+    tile_plan = seg.plan_for((mask.shape[-2], mask.shape[-1]))
+    prov = seg.result_provenance(tile_plan, pred.stats, source=plan.input.name)
     saved = processing.mask_to_image(mask, seg.info.classes)
     z = "Z" if stack else ""
     tiff: dict[str, Any] = {

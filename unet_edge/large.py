@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -136,12 +136,7 @@ def segment_large(
             if c0 + rw == w:
                 yield band
 
-    prov: dict[str, Any] = {
-        **seg.provenance(),
-        "source": Path(source).name,
-        "tile_plan": repr(plan),
-        "normalization": [scaling.to_dict()],
-    }
+    prov = seg.result_provenance(plan, [scaling.to_dict()], source=source.name)
     return io.write_tiff_strips(
         output,
         bands(),

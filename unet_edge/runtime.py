@@ -187,6 +187,11 @@ class Segmenter:
         """What provider selection decided and why (e.g. an ``auto`` fallback)."""
         return self._live().notes
 
+    @property
+    def compute_precision(self) -> str:
+        """The arithmetic the graph's float parts run in (``"fp32"``, or ``"bf16"`` on OpenVINO)."""
+        return self._live().options.precision
+
     def provenance(self) -> dict[str, Any]:
         """What made a result: model, provider, precision, tiling, versions."""
         from . import __version__
@@ -198,13 +203,25 @@ class Segmenter:
             "model_sha256": model_hash(self.model_path),
             "provider": self.provider,
             "precision": self.info.precision.value,
-            "compute_precision": self._live().options.precision,
+            "compute_precision": self.compute_precision,
             "tile": list(self.tile) if self.tile else "auto",
             "border": self.info.border.value,
             "classes": list(self.info.class_names),
             "model_normalization": self.info.normalization.to_dict(),
             "input_range": list(self.input_range) if self.input_range else None,
             "tta": self.tta,
+        }
+
+    def result_provenance(
+        self, plan: tiling.TilePlan, normalization: Iterable[dict[str, Any]], **extra: Any
+    ) -> dict[str, Any]:
+        """:meth:`provenance` of one result: with its tile plan, the normalisation statistics
+        of each frame and ``extra`` (e.g. the source file's name), as every writer saves it."""
+        return {
+            **self.provenance(),
+            **extra,
+            "tile_plan": repr(plan),
+            "normalization": list(normalization),
         }
 
     def __repr__(self) -> str:

@@ -102,9 +102,4 @@ def probability_layer(
 def provenance(seg: Segmenter, pred: Prediction, source: str) -> dict[str, Any]:
     """What made this result (as ``unet-edge run`` writes it into TIFFs), for layer metadata."""
     shape = pred.mask.shape[-2:]
-    return {
-        **seg.provenance(),
-        "source": source,
-        "tile_plan": repr(seg.plan_for((shape[0], shape[1]))),
-        "normalization": list(pred.stats),
-    }
+    return seg.result_provenance(seg.plan_for((shape[0], shape[1])), pred.stats, source=source)
