@@ -76,6 +76,34 @@ def output_windows(shape: tuple[int, int], tile: tuple[int, int]) -> list[tiling
     ]
 
 
+def mask_bands(
+    seg: Segmenter,
+    plan: tiling.TilePlan,
+    read: tiling.WindowReader,
+    scaling: processing.Scaling,
+    windows: list[tiling.Region],
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[np.ndarray]:
+    """The saved mask (uint8, as ``unet-edge run`` writes it) one band of rows at a time.
+
+    ``windows`` are :func:`output_windows`, row by row; a band is yielded when
+    its last window is done, so memory holds one band (its height times the
+    image width).
+    """
+    width = plan.width
+    band = np.empty((0, width), np.uint8)
+    for done, region in enumerate(windows, 1):
+        _, c0, rh, rw = region
+        if c0 == 0:
+            band = np.empty((rh, width), np.uint8)
+        mask = processing.to_mask(run_region(seg, plan, read, region, scaling))
+        band[:, c0 : c0 + rw] = processing.mask_to_image(mask, seg.info.classes)
+        if progress is not None:
+            progress(done, len(windows))
+        if c0 + rw == width:
+            yield band
+
+
 def segment_large(
     seg: Segmenter,
     source: str | os.PathLike[str],
@@ -121,25 +149,11 @@ def segment_large(
     plan = seg.plan_for((h, w), memory_budget)
     ty, tx = output_tile(plan.y), output_tile(plan.x)
     windows = output_windows((h, w), (ty, tx))
-
-    def bands() -> Iterator[np.ndarray]:  # one band of rows at a time, for the writer
-        band = np.empty((0, w), np.uint8)
-        for done, region in enumerate(windows, 1):
-            _, c0, rh, rw = region
-            if c0 == 0:
-                band = np.empty((rh, w), np.uint8)
-            probs = run_region(seg, plan, src.read_window, region, scaling)
-            mask = processing.to_mask(probs)
-            band[:, c0 : c0 + rw] = processing.mask_to_image(mask, seg.info.classes)
-            if progress is not None:
-                progress(done, len(windows))
-            if c0 + rw == w:
-                yield band
-
+    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=source.name)
     return io.write_tiff_strips(
         output,
-        bands(),
+        bands,
         (h, w),
         ty,
         prov,
