@@ -160,17 +160,23 @@ def segment_dask(
             f"image {h}x{w} is not larger than the overlap {halo}; use Segmenter.predict"
         )
     chunks = (aligned_chunks(h, plan.y, chunk, halo), aligned_chunks(w, plan.x, chunk, halo))
-    kw: dict[str, Any] = dict(
-        model=model_path,
-        provider=seg.provider,
-        batch_size=batch_size,
-        threads=threads,
-        tta=seg.tta,
-        precision=seg.compute_precision,  # the workers compute as seg does
-        plan=plan,
-        scaling=scaling,
-    )
+    kw = _worker_settings(seg, model_path, batch_size, threads) | {"plan": plan, "scaling": scaling}
     return _map_overlap(arr, chunks, halo, probabilities, seg.info.classes, kw)
+
+
+def _worker_settings(
+    seg: Segmenter, model: str, batch_size: int | None, threads: int | None
+) -> dict[str, Any]:
+    """The arguments of :func:`worker_segmenter` that make each worker compute as ``seg``
+    does: same provider, precision and test-time augmentation."""
+    return {
+        "model": model,
+        "provider": seg.provider,
+        "batch_size": batch_size,
+        "threads": threads,
+        "tta": seg.tta,
+        "precision": seg.compute_precision,
+    }
 
 
 def _map_overlap(
