@@ -128,24 +128,13 @@ def run(
     _clean_stale(output, out)
     wanted.update(memory_limit=memory_limit, max_pixels=max_pixels)
     batch = _Batch(plans, fail_fast)
+    settings: dict[str, Any] = {"memory_budget": memory_budget, "tta": tta}
+    settings.update(input_range=input_range, bit_depth=bit_depth, normalization=normalization)
     with (
         _temporaries_removed_on_signals(),
-        Segmenter(
-            segmenter.model,
-            **segmenter.kwargs(),
-            memory_budget=memory_budget,
-            input_range=input_range,
-            bit_depth=bit_depth,
-            tta=tta,
-            normalization=normalization,
-        ) as seg,
+        Segmenter(segmenter.model, **segmenter.kwargs(), **settings) as seg,
     ):
-        for note in seg.notes:
-            out.info(note)
-        out.detail(f"{seg!r}: {seg.geometry.describe()}")
-        ready = batch.checked(seg, wanted)  # every header, before the first compute
-        with out.progress(ready, "Segmenting") as bar:
-            written = sum(batch.attempt(_segment, seg, plan, output, wanted, out) for plan in bar)
+        written = batch.run(seg, output, wanted, out)
     if written or not batch.failed:
         out.info(f"wrote {written} file(s) to {output}")
     batch.finish(output)
@@ -168,6 +157,15 @@ class _Batch:
             click.echo(error_line(e), err=True)
             self.failed.append(plan.input)
             return 0
+
+    def run(self, seg: Segmenter, output: Path, wanted: dict[str, Any], out: o.Reporter) -> int:
+        """Say how ``seg`` runs, check every header, then segment; the number of files written."""
+        for note in seg.notes:
+            out.info(note)
+        out.detail(f"{seg!r}: {seg.geometry.describe()}")
+        ready = self.checked(seg, wanted)  # every header, before the first compute
+        with out.progress(ready, "Segmenting") as bar:
+            return sum(self.attempt(_segment, seg, plan, output, wanted, out) for plan in bar)
 
     def checked(self, seg: Segmenter, wanted: dict[str, Any]) -> list[files.FilePlan]:
         """The plans whose header passes the preflight (the others are reported as failed)."""
