@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,5 +103,30 @@ def imports_none_of() -> Callable[..., None]:
             f"heavy = [m for m in {modules!r} if m in sys.modules]\nassert not heavy, heavy"
         )
         subprocess.run([sys.executable, "-c", script], check=True)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def threads_match_serial() -> Callable[..., None]:
+    """``check(seg, frames)``: ``seg.predict`` on every frame, each from its own thread and all
+    released at once, must equal serial calls exactly (the threading contract)."""
+
+    def check(seg: Any, frames: list[np.ndarray]) -> None:
+        serial = [seg.predict(f) for f in frames]
+        got: list[np.ndarray | None] = [None] * len(frames)
+        barrier = threading.Barrier(len(frames))
+
+        def work(i: int) -> None:
+            barrier.wait()
+            got[i] = seg.predict(frames[i])
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for a, b in zip(serial, got, strict=True):
+            assert b is not None and np.array_equal(a, b)
 
     return check

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -91,24 +90,11 @@ def test_an_illegal_shape_is_a_provider_error(tiny_onnx: Path) -> None:
 
 
 @needs_openvino
-def test_threads_give_serial_results(tiny_onnx: Path, frame: np.ndarray) -> None:
+def test_threads_give_serial_results(
+    tiny_onnx: Path, frame: np.ndarray, threads_match_serial
+) -> None:
     seg = Segmenter(tiny_onnx, "openvino", tile=236)
-    frames = [np.ascontiguousarray(np.rot90(frame, k)) for k in range(6)]
-    serial = [seg.predict(f) for f in frames]
-    results: list[np.ndarray | None] = [None] * len(frames)
-    barrier = threading.Barrier(len(frames))
-
-    def work(i: int) -> None:
-        barrier.wait()
-        results[i] = seg.predict(frames[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a, b in zip(serial, results, strict=True):
-        assert b is not None and np.array_equal(a, b)
+    threads_match_serial(seg, [np.ascontiguousarray(np.rot90(frame, k)) for k in range(6)])
 
 
 @needs_openvino

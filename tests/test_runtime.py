@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -194,24 +193,12 @@ def test_close_and_context_manager(tiny_onnx: Path) -> None:
         seg.predict(np.zeros((5, 5), np.uint8))
 
 
-def test_threads_give_serial_results(tiny_onnx: Path, isbi_image: np.ndarray) -> None:
+def test_threads_give_serial_results(
+    tiny_onnx: Path, isbi_image: np.ndarray, threads_match_serial
+) -> None:
     seg = Segmenter(tiny_onnx, tile=236)
     frames = [np.ascontiguousarray(np.rot90(isbi_image[:150, :170], k)) for k in range(8)]
-    serial = [seg.predict(f) for f in frames]
-    results: list[np.ndarray | None] = [None] * 8
-    barrier = threading.Barrier(8)
-
-    def work(i: int) -> None:
-        barrier.wait()
-        results[i] = seg.predict(frames[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a, b in zip(serial, results, strict=True):
-        assert b is not None and np.array_equal(a, b)
+    threads_match_serial(seg, frames)
 
 
 def test_runtime_never_imports_torch(tiny_onnx: Path, imports_none_of) -> None:

@@ -49,24 +49,13 @@ def test_stream_equals_predict_in_order(tiny_onnx: Path, frames16: list[np.ndarr
         assert r.mask.dtype == np.uint8 and r.latency is not None and r.latency > 0
 
 
-def test_eight_threads_on_16bit_frames(tiny_onnx: Path, frames16: list[np.ndarray]) -> None:
+def test_eight_threads_on_16bit_frames(
+    tiny_onnx: Path, frames16: list[np.ndarray], threads_match_serial
+) -> None:
     seg = Segmenter(tiny_onnx, tile=204)
-    work = [frames16[i % 6] if i < 6 else np.stack(frames16[:2]) for i in range(8)]
-    serial = [seg.predict(w) for w in work]
-    got: list[np.ndarray | None] = [None] * 8
-    barrier = threading.Barrier(8)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        got[i] = seg.predict(work[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a, b in zip(serial, got, strict=True):
-        assert b is not None and np.array_equal(a, b)
+    threads_match_serial(
+        seg, [frames16[i % 6] if i < 6 else np.stack(frames16[:2]) for i in range(8)]
+    )
 
 
 def test_close_while_threads_run(tiny_onnx: Path, frames16: list[np.ndarray]) -> None:
