@@ -121,6 +121,11 @@ class ImageHeader:
         return math.prod(n for n, a in zip(self.shape, self.axes, strict=True) if a not in "YXS")
 
     @property
+    def is_stack(self) -> bool:
+        """A stack of frames (Z, H, W[, C]): a leading axis that is neither spatial nor colour."""
+        return len(self.shape) >= 3 and self.axes[0] not in "YXS"
+
+    @property
     def channels(self) -> int:
         return math.prod(n for n, a in zip(self.shape, self.axes, strict=True) if a == "S")
 
@@ -135,12 +140,23 @@ def image_header(path: str | os.PathLike[str], *, max_pixels: int | None = None)
     path = Path(path)
     suffix = _check_readable(path)
     if suffix in TIFF_SUFFIXES:
-        with _open_tiff(path) as tf:
-            header = _tiff_series_header(path, tf)
-    else:
-        header = _opencv_header(path, suffix)
+        with _checked_tiff(path, max_pixels) as (_, header):
+            return header
+    header = _opencv_header(path, suffix)
     _check_pixels(header, max_pixels)
     return header
+
+
+@contextlib.contextmanager
+def _checked_tiff(
+    path: Path, max_pixels: int | None
+) -> Iterator[tuple[tifffile.TiffFile, ImageHeader]]:
+    """The open TIFF (every page checked, :func:`_open_tiff`) and its header, within the
+    pixel limit: the header checks of :func:`image_header` on one open file."""
+    with _open_tiff(path) as tf:
+        header = _tiff_series_header(path, tf)
+        _check_pixels(header, max_pixels)
+        yield tf, header
 
 
 def _check_pixels(header: ImageHeader, max_pixels: int | None) -> None:
@@ -173,8 +189,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     if path.suffix.lower() not in TIFF_SUFFIXES:
         image_header(path, max_pixels=max_pixels)
         return _decode(path, np.fromfile(path, dtype=np.uint8))
-    with _open_tiff(path) as tf:  # the header checks of image_header, on one open file
-        _check_pixels(_tiff_series_header(path, tf), max_pixels)
+    with _checked_tiff(path, max_pixels) as (tf, _):
         try:
             arr = np.asarray(tf.asarray())
         except Exception as e:
@@ -297,14 +312,7 @@ def is_stack(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return False
-    shape, _, axes = tiff_header(path)
-    return len(shape) >= 3 and axes[0] not in "YXS"
-
-
-def tiff_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype[Any], str]:
-    """Shape, dtype and axes (e.g. ``"ZYX"``) of a TIFF's first series; no pixels are read."""
-    h = image_header(path, max_pixels=0)
-    return h.shape, h.dtype, h.axes
+    return image_header(path, max_pixels=0).is_stack
 
 
 def _not_tiff(path: Path, e: BaseException) -> ImageReadError:
@@ -699,7 +707,7 @@ def _tiff_metadata(path: Path, read: Callable[[tifffile.TiffFile], _T]) -> _T:
         with tifffile.TiffFile(path) as tf:
             return read(tf)
     except Exception as e:
-        raise ImageReadError(f"{path} is not a readable TIFF ({type(e).__name__}: {e})") from None
+        raise _not_tiff(path, e) from None
 
 
 class TiffWindows:
@@ -716,8 +724,7 @@ class TiffWindows:
         self.path = Path(path)
         if self.path.suffix.lower() not in TIFF_SUFFIXES:
             raise InputError(f"{self.path} is not a TIFF; large-image mode reads .tif/.tiff files")
-        image_header(self.path, max_pixels=max_pixels)
-        with _open_tiff(self.path) as tf:
+        with _checked_tiff(self.path, max_pixels) as (tf, _):
             try:
                 series = tf.series[0]
                 page = tf.pages.first
