@@ -23,6 +23,14 @@ from .config import Padding, UNetConfig, look_up
 from .errors import ConfigError, InputError
 
 
+def round_up_size(smallest: int, step: int, n: int) -> int:
+    """The smallest of the sizes ``smallest + step * k`` (k >= 0) that is >= ``n``
+    (``step`` 0: a fixed size, ``smallest`` itself)."""
+    if not step or n <= smallest:
+        return smallest
+    return smallest + -(-(n - smallest) // step) * step
+
+
 class _SizeRules:
     """Tile rules shared by every geometry: derived from the legal sizes and the output rule.
 
@@ -76,10 +84,7 @@ class _SizeRules:
 
     def round_up(self, n: int) -> int:
         """Smallest legal input size >= ``n`` (a fixed-size graph: its one size)."""
-        if n <= self.min_input or not self.step:
-            return self.min_input
-        k = -(-(n - self.min_input) // self.step)
-        return self.min_input + k * self.step
+        return round_up_size(self.min_input, self.step, n)
 
     def legal_inputs(self, up_to: int) -> list[int]:
         """All legal input sizes <= ``up_to``."""
@@ -267,11 +272,7 @@ class TileGeometry(_SizeRules):
     @cached_property
     def min_input(self) -> int:
         """Smallest legal tile: the smallest size the graph runs on that keeps >= 1 output px."""
-        if not self.step or self.min_size > 2 * self.halo:
-            return self.min_size
-        return self.min_size + (2 * self.halo + 1 - self.min_size + self.step - 1) // self.step * (
-            self.step
-        )
+        return round_up_size(self.min_size, self.step, 2 * self.halo + 1)
 
     def _network_output(self, n: int) -> int | None:
         k, r = divmod(n - self.min_size, self.step) if self.step else (0, n - self.min_size)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, ProbeError
-from .geometry import TileGeometry
+from .geometry import TileGeometry, round_up_size
 
 #: Shifts tried for the translation period (a max-pooling net of depth d has 2**d).
 MAX_ALIGNMENT = 64
@@ -267,12 +267,6 @@ def _legal_sizes(run: _Runner, fixed: int | None) -> tuple[int, int, int]:
     return first - lo * step, step, shrink
 
 
-def _size_at_least(min_input: int, step: int, n: int) -> int:
-    if not step or n <= min_input:
-        return min_input
-    return min_input + -(-(n - min_input) // step) * step
-
-
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
     scale = 1.0 + float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0)))
     return a.size > 0 and float(np.abs(a - b).max()) <= _TOL * scale
@@ -341,15 +335,15 @@ def _output_kind(run: _Runner, size: int) -> tuple[int, OutputKind]:
 def _geometry(run: _Runner, fixed: int | None) -> tuple[TileGeometry, int | None]:
     """The tile geometry and the receptive-field radius (None when not needed)."""
     min_input, step, shrink = _legal_sizes(run, fixed)
-    size = _size_at_least(min_input, step, 2 * shrink + MAX_ALIGNMENT + 16)
+    size = round_up_size(min_input, step, 2 * shrink + MAX_ALIGNMENT + 16)
     period = None if shrink == 0 else _shift_period(run, size, shrink, lambda s: 0)
     if period is not None:  # equivariant up to the edges: no padding effects to crop
         return TileGeometry(min_input, step, period, shrink, 0), None
-    rf_size = _size_at_least(min_input, step, 256) if step else min_input
+    rf_size = round_up_size(min_input, step, 256)
     radius = _receptive_field(run, rf_size, shrink)
-    size = _size_at_least(min_input, step, 2 * shrink + 2 * radius + 4 * MAX_ALIGNMENT)
+    size = round_up_size(min_input, step, 2 * shrink + 2 * radius + 4 * MAX_ALIGNMENT)
     if size > MAX_PROBE_SIZE and step:
-        size = _size_at_least(min_input, step, MAX_PROBE_SIZE)
+        size = round_up_size(min_input, step, MAX_PROBE_SIZE)
     period = _shift_period(run, size, shrink, lambda s: max(0, radius + s - shrink))
     if period is None:
         raise ProbeError(

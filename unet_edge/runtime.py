@@ -492,7 +492,8 @@ def check_graph(seg: Segmenter) -> None:
     except Exception as e:
         raise ModelError(
             f"{seg.model_path}: the graph fails on the smallest legal tile {x.shape} that its "
-            f"metadata ({g.describe()}) gives: {_first_line(e)}; re-export the model"
+            f"metadata ({g.describe()}) gives: {providers._first_line(str(e)) or type(e).__name__}"
+            "; re-export the model"
         ) from None
     problem = output_problem(out, want, PROBABILITY_TOLERANCE[info.precision.value])
     if problem:
@@ -525,8 +526,3 @@ def output_problem(out: np.ndarray, want: tuple[int, ...], tol: float) -> str | 
             f"{lo:.3g}..{hi:.3g} whose per-pixel sums are off by up to {worst:.3g}"
         )
     return None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
