@@ -89,7 +89,7 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
     "sources": (
         "what a model file is: unet-edge ONNX, foreign ONNX (probed), bioimage.io package",
         {"bioimage", "config", "errors", "geometry", "metadata", "probe"},
-        {"numpy", "onnx"},
+        {"numpy"},
     ),
     "probe": (
         "probing a graph without metadata: legal sizes, shrink, alignment, margin, output kind",

@@ -243,21 +243,25 @@ def write(model: onnx.ModelProto, info: ModelInfo) -> None:
 
 def read(source: str | Path | onnx.ModelProto) -> ModelInfo:
     """Read and validate the description of an ONNX file or in-memory model."""
-    import onnx
 
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except FileNotFoundError:
-            raise ModelError(f"model file {path} does not exist") from None
-        except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
-            raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
-        name = str(path)
-        check_external_data(model, path)
-    else:
-        model, name = source, "model"
-    return from_props({p.key: p.value for p in model.metadata_props}, name)
+        return from_props(load_props(Path(source)), str(source))
+    return from_props({p.key: p.value for p in source.metadata_props}, "model")
+
+
+def load_props(path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of the ONNX file ``path``, parsed once without its weights'
+    external data, after refusing external-data locations outside its folder."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} does not exist") from None
+    except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
+        raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
+    check_external_data(model, path)
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

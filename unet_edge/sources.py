@@ -94,18 +94,6 @@ def probed_source(
     )
 
 
-def _props(path: Path) -> dict[str, str]:
-    """The graph's ``metadata_props`` (the file is parsed once)."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError and friends for non-ONNX bytes
-        raise ModelError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
-    metadata.check_external_data(model, path)  # before any runtime opens it, ours or foreign
-    return {p.key: p.value for p in model.metadata_props}
-
-
 def open_model(
     path: str | os.PathLike[str],
     normalization: Normalization | None = None,
@@ -125,7 +113,7 @@ def open_model(
         from . import bioimage
 
         return bioimage.open_package(path, normalization)
-    props = _props(path)
+    props = metadata.load_props(path)
     if metadata.KEY in props:
         info = metadata.from_props(props, str(path))
         if normalization is not None:
