@@ -619,8 +619,6 @@ def run_batch(
         The output array, e.g. (N, classes, h, w) float32.
     """
     session = info.session
-    if isinstance(session, OpenVinoSession):
-        return _run_openvino(session, input_name, output_name, batch)
     expected = _input_dtype(session, input_name)
     if expected is not None and batch.dtype != expected:
         raise InputError(
@@ -630,6 +628,8 @@ def run_batch(
     if batch.ndim != 4:
         raise InputError(f"batch must be (N, C, H, W), got shape {batch.shape}")
     x = np.ascontiguousarray(batch)
+    if isinstance(session, OpenVinoSession):
+        return _run_openvino(session, output_name, x)
     on_gpu = info.provider in (Provider.CUDA, Provider.TENSORRT)
     if not (on_gpu if io_binding is None else io_binding):
         return np.asarray(session.run([output_name], {input_name: x})[0])
@@ -653,27 +653,19 @@ def run_quietly(s: SessionInfo, input_name: str, output_name: str, x: NDArray[An
     """One plain run of ``x`` (no I/O binding) that raises without ONNX Runtime logging to
     stderr when the graph fails: the load-time check of a model (OpenVINO: its own path)."""
     if isinstance(s.session, OpenVinoSession):
-        return _run_openvino(s.session, input_name, output_name, x)
+        return run_batch(s, input_name, output_name, x)
     return np.asarray(s.session.run([output_name], {input_name: x}, quiet_run_options())[0])
 
 
-def _run_openvino(
-    session: OpenVinoSession, input_name: str, output_name: str, batch: NDArray[Any]
-) -> NDArray[Any]:
-    """:func:`run_batch` on OpenVINO: the same checks, then the compiled model of its shape."""
-    for name, names in ((input_name, session.input_names), (output_name, session.output_names)):
-        if name not in names:
-            raise InputError(
-                f"the model has no input or output named {name!r}; it has {sorted(names)}"
-            )
-    if batch.dtype != session.input_dtype:
-        raise InputError(
-            f"batch dtype is {batch.dtype}, the model's input {input_name!r} expects "
-            f"{session.input_dtype}; convert with batch.astype(np.{session.input_dtype.name})"
-        )
-    if batch.ndim != 4:
-        raise InputError(f"batch must be (N, C, H, W), got shape {batch.shape}")
-    return session.run(np.ascontiguousarray(batch))
+def _run_openvino(session: OpenVinoSession, output_name: str, x: NDArray[Any]) -> NDArray[Any]:
+    """:func:`run_batch` on OpenVINO, after its checks: the compiled model of ``x``'s shape."""
+    if output_name not in session.output_names:
+        raise InputError(_no_port(output_name, session.output_names))
+    return session.run(x)
+
+
+def _no_port(name: str, names: frozenset[str]) -> str:
+    return f"the model has no input or output named {name!r}; it has {sorted(names)}"
 
 
 _ORT_TYPES: dict[str, np.dtype[Any]] = {
@@ -685,7 +677,14 @@ _ORT_TYPES: dict[str, np.dtype[Any]] = {
 }
 
 
-def _input_dtype(session: ort.InferenceSession, name: str) -> np.dtype[Any] | None:
+def _input_dtype(
+    session: ort.InferenceSession | OpenVinoSession, name: str
+) -> np.dtype[Any] | None:
+    """The element type of the graph's input ``name`` (None: not one numpy knows)."""
+    if isinstance(session, OpenVinoSession):
+        if name in session.input_names:
+            return session.input_dtype
+        raise InputError(_no_port(name, session.input_names))
     for i in session.get_inputs():
         if i.name == name:
             return _ORT_TYPES.get(i.type)
