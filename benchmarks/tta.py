@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from unet_edge import Segmenter
+from unet_edge import Segmenter, bench
 from unet_edge.datasets import parse_names
 from unet_edge.evaluate import mean_metrics, read_array, read_label, segmentation_metrics
 from unet_edge.processing import to_mask
@@ -37,16 +36,6 @@ SHIPPED = ROOT / "export" / "isbi2012-default" / "metrics.json"
 KEYS = ("pixel_error", "rand_error", "rand_error_expanded")
 SMALL_TILE = 300  # many tiles per slice for the tiled == whole-image check
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(seg: Segmenter, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -152,8 +141,8 @@ def main() -> None:
     check_shipped(result, args.model)
     result["tiled_vs_whole_max_abs"] = check_tiled(args.model, args.data, names[0])
     s = result["seconds"]
-    result.update(cpu=cpu_name(), time_ratio=s["tta"] / s["plain"], names=names)
-    print(f"{cpu_name()}; slices {args.names}; {result['plan']}")
+    result.update(cpu=bench._machine()["cpu"], time_ratio=s["tta"] / s["plain"], names=names)
+    print(f"{result['cpu']}; slices {args.names}; {result['plan']}")
     print(table(result))
     changed = np.mean([v["changed_pixels"] for v in result["images"].values()])
     print(f"TTA costs {result['time_ratio']:.2f}x the time; changes {100 * changed:.2f}% of pixels")
