@@ -55,6 +55,11 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"errors", "geometry"},
         {"numpy", "cv2"},
     ),
+    "cpu": (
+        "what this CPU is: model name, instruction-set flags, whether int8 kernels saturate",
+        set(),
+        set(),
+    ),
     "cost": (
         "FLOPs and activation memory of a tile (tile choice)",
         {"config", "errors", "geometry"},
@@ -76,6 +81,7 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {
             "cost",
             "config",
+            "cpu",
             "errors",
             "metadata",
             "processing",
@@ -135,7 +141,17 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "precision": (
         "fp16 conversion and int8 calibration/quantisation of exported graphs",
-        {"config", "errors", "io", "metadata", "processing", "tiling", "providers", "runtime"},
+        {
+            "config",
+            "cpu",
+            "errors",
+            "io",
+            "metadata",
+            "processing",
+            "tiling",
+            "providers",
+            "runtime",
+        },
         {"numpy", "onnx", "onnxruntime"},
     ),
     "files": (
@@ -147,6 +163,7 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         "the benchmark harness (speed and fidelity of every backend on the same tiles)",
         {
             "cost",
+            "cpu",
             "datasets",
             "errors",
             "evaluate",

@@ -71,7 +71,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import cost, datasets, io, metadata, processing, tiling
+from . import cost, cpu, datasets, io, metadata, processing, tiling
 from .errors import ConfigError, DataError, UnetEdgeError
 
 __all__ = [
@@ -1021,14 +1021,10 @@ def _add_ratios(rows: list[dict[str, Any]], peak: float | None, ceiling: float |
 def _machine() -> dict[str, Any]:
     import onnxruntime as ort
 
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu": cpu,
+        "cpu": cpu.name(),
+        "cpu_flags": cpu.describe(),
+        "cpu_int8_saturates": cpu.int8_saturates(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -1171,7 +1167,8 @@ def _md_intro(result: dict[str, Any]) -> list[str]:
         "# unet-edge benchmark",
         "",
         f"Model `{Path(m['path']).name}` ({m['name']}, U-Net depth {a['depth']}, base width "
-        f"{a['base_width']}, {m['precision']}); CPU {mach['cpu']}, {mach['cores']} cores; "
+        f"{a['base_width']}, {m['precision']}); CPU {mach['cpu']} "
+        f"({mach.get('cpu_flags', 'flags unknown')}), {mach['cores']} cores; "
         f"onnxruntime {mach['onnxruntime']}. Data: {d['source']} ({d['images']} image(s)"
         f"{labels}). fp32 peak: numpy SGEMM {peak['n']} = {_f(peak['peak_gflops'], '.0f')} "
         f"GFLOP/s ({peak['peak_from']}; OPENBLAS_CORETYPE in the environment: "
