@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from unet_edge import io, metadata, precision
 from unet_edge.cli import main
 from unet_edge.config import Precision
-from unet_edge.errors import ExportError, ModelError, OutputExistsError
+from unet_edge.errors import ExportError, InputError, ModelError, OutputExistsError
 from unet_edge.runtime import Segmenter
 
 
@@ -199,3 +200,98 @@ def test_cli_export_fp16(tiny_ckpt: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["export", str(tiny_ckpt), "--fp16", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "fp16" in r.output and metadata.read(out).precision is Precision.FP16
+
+
+def _weight_range(path: Path) -> int:
+    """The largest |value| of the int8 convolution weights of a QDQ file."""
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    return max(
+        int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max())
+        for t in proto.graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4
+    )
+
+
+def test_weight_bits_follow_the_provider_the_file_is_meant_for(
+    confident_onnx: Path, crops: list[Path], tmp_path: Path
+) -> None:
+    # For onnxruntime (cpu) the weights have 7 bits: no pair of u8 x s8 products exceeds
+    # int16 (2 x 255 x 64), so the gate's agreement holds on CPUs without VNNI too.
+    seven = precision.quantize(confident_onnx, crops, tmp_path / "seven.onnx")
+    assert seven.weight_bits == 7 and "7-bit weights" in seven.summary()
+    assert _weight_range(seven.path) == 64
+    q = metadata.read(seven.path).provenance["quantization"]
+    assert q["weight_bits"] == 7
+    stats = metadata.read(seven.path).metrics["int8_vs_fp32"]
+    assert stats["cpu"] and stats["cpu_int8_saturates"] in (True, False, None)
+    eight = precision.quantize(confident_onnx, crops, tmp_path / "eight.onnx", weight_bits=8)
+    assert eight.weight_bits == 8 and _weight_range(eight.path) == 127
+    assert metadata.read(eight.path).provenance["quantization"]["weight_bits"] == 8
+    for bad in (6, 16, True, "8"):
+        with pytest.raises(InputError, match="weight_bits must be 7 or 8"):
+            precision.quantize(confident_onnx, crops, tmp_path / "x.onnx", weight_bits=bad)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="provider must be one of cpu, openvino"):
+        precision.quantize(confident_onnx, crops, tmp_path / "x.onnx", provider="cuda")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_quantize_weight_bits(confident_onnx: Path, crops: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "cli8.int8.onnx"
+    args = ["quantize", "-m", str(confident_onnx), "-c", str(crops[0]), "-o", str(out)]
+    r = CliRunner().invoke(main, [*args, "--weight-bits", "8"])
+    assert r.exit_code == 0, r.output
+    assert "8-bit weights" in r.output and _weight_range(out) == 127
+    r = CliRunner().invoke(main, [*args, "--weight-bits", "9", "--overwrite"])
+    assert r.exit_code == 2 and "'9' is not one of '7', '8'" in r.output
+
+
+def test_an_8_bit_file_on_a_saturating_cpu_is_noted_and_warned(
+    confident_onnx: Path, crops: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unet_edge import cpu
+
+    eight = precision.quantize(confident_onnx, crops, tmp_path / "e.onnx", weight_bits=8).path
+    seven = precision.quantize(confident_onnx, crops, tmp_path / "s.onnx").path
+    monkeypatch.setattr(cpu, "int8_saturates", lambda *a, **k: True)
+    monkeypatch.setattr(cpu, "name", lambda: "AMD EPYC 7B13")
+    with pytest.warns(RuntimeWarning, match="no VNNI") as caught:
+        seg = Segmenter(eight)
+    assert len(caught) == 1 and str(eight) in str(caught[0].message)
+    note = seg.notes[-1]
+    assert note.startswith("int8: this CPU (AMD EPYC 7B13) has no VNNI")
+    assert "measured with cpu on" in note and "7-bit weights" in note
+    # The agreement in the file was measured where the kernels did not saturate (or this
+    # machine's flags say so); the 7-bit file, fp32 and float models raise nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in (seven, confident_onnx):
+            assert not any("VNNI" in n for n in Segmenter(path).notes)
+        monkeypatch.setattr(cpu, "int8_saturates", lambda *a, **k: False)
+        assert not any("VNNI" in n for n in Segmenter(eight).notes)
+
+
+def test_int8_note_trusts_a_gate_run_on_a_saturating_cpu(
+    confident_onnx: Path, crops: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from unet_edge import cpu
+    from unet_edge.runtime import int8_note
+
+    path = precision.quantize(confident_onnx, crops, tmp_path / "e.onnx", weight_bits=8).path
+    info = metadata.read(path)
+    monkeypatch.setattr(cpu, "int8_saturates", lambda *a, **k: True)
+    stats = dict(info.metrics["int8_vs_fp32"])
+    assert int8_note(info, "cpu") is not None
+    assert int8_note(info, "openvino") is None  # OpenVINO's kernels do not saturate
+    saturated = {**stats, "provider": "cpu", "cpu_int8_saturates": True}
+    assert int8_note(replace(info, metrics={"int8_vs_fp32": saturated}), "cpu") is None
+    # A file from before weight_bits was recorded had 8-bit weights; a crafted CPU name in
+    # its metadata reaches the note without control characters.
+    old_q = {k: v for k, v in info.provenance["quantization"].items() if k != "weight_bits"}
+    crafted = {**stats, "cpu": "Evil\x1b[2J\nCPU"}
+    old = replace(info, provenance={"quantization": old_q}, metrics={"int8_vs_fp32": crafted})
+    note = int8_note(old, "cpu")
+    assert note is not None and "Evil[2JCPU" in note and "\x1b" not in note and "\n" not in note

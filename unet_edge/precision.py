@@ -23,7 +23,18 @@ nothing is written and :class:`~unet_edge.errors.ExportError` says by how
 much it missed. The check runs on the provider that will run the file
 (``provider``, default ONNX Runtime's cpu): OpenVINO executes the same QDQ
 graph with its own int8 kernels, and its masks can agree with fp32 where
-onnxruntime's do not (or the other way round). The metadata records which.
+onnxruntime's do not (or the other way round). The metadata records which,
+and on which CPU.
+
+**Weights in 7 bits for onnxruntime.** On x86 CPUs without VNNI, onnxruntime's
+u8 x s8 kernels add pairs of products in 16-bit integers, which saturate with
+8-bit weights (:mod:`unet_edge.cpu`): a file that passes the gate on a VNNI
+CPU can change 3% of the pixels on an AVX2-only one. So files meant for the
+``cpu`` provider get 7-bit weights (onnxruntime's ``reduce_range``, which no
+pair can saturate) and their agreement holds on every x86 CPU; files meant
+for ``openvino``, whose kernels do not saturate, keep 8 bits (``weight_bits``
+overrides either). A :class:`~unet_edge.Segmenter` that runs an 8-bit file on
+onnxruntime on a CPU that saturates says so in its notes and warns.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from . import io, metadata, processing, tiling
+from . import cpu, io, metadata, processing, tiling
 from .config import Precision
 from .errors import ExportError, InputError, ModelError, OutputExistsError
 from .metadata import ModelInfo
@@ -71,6 +82,8 @@ AGREEMENT_THRESHOLD = 0.995
 MAX_CALIBRATION_TILES = 32
 #: MinMax calibration folds the ranges every this many tiles (bounds its memory).
 _CALIB_CHUNK = 4
+#: Bits of the int8 weights by the provider a file is meant for (7: cannot saturate, above).
+WEIGHT_BITS = {"cpu": 7, "openvino": 8}
 
 
 # ---------------------------------------------------------------------------
@@ -200,7 +213,8 @@ def agreement(
 
     Returns ``pixel_agreement`` (share of all pixels with the same class),
     ``per_image`` agreements, ``min_image_agreement``, ``max_abs_prob_diff``,
-    ``pixels`` and ``provider``.
+    ``pixels``, ``provider``, and the CPU it was measured on (``cpu``,
+    ``cpu_int8_saturates``: :func:`unet_edge.cpu.int8_saturates`).
     """
     from .runtime import Segmenter
 
@@ -224,6 +238,8 @@ def agreement(
         "max_abs_prob_diff": worst,
         "pixels": total,
         "provider": used,
+        "cpu": cpu.name(),
+        "cpu_int8_saturates": cpu.int8_saturates(),
     }
 
 
@@ -244,11 +260,13 @@ class QuantizeReport:
     agreement: dict[str, Any] = field(default_factory=dict)
     file_bytes: int = 0
     seconds: float = 0.0
+    weight_bits: int = 8
 
     def summary(self) -> str:
         a = self.agreement
         return (
-            f"wrote {self.path} ({self.file_bytes / 1e6:.2f} MB, int8 QDQ u8/s8 per-channel): "
+            f"wrote {self.path} ({self.file_bytes / 1e6:.2f} MB, int8 QDQ u8/s8 per-channel, "
+            f"{self.weight_bits}-bit weights): "
             f"calibrated on {self.calibration_tiles} {self.tile_shape[0]}x{self.tile_shape[1]} "
             f"tiles from {len(self.calibration_images)} image(s); masks agree with fp32 on "
             f"{100 * a['pixel_agreement']:.3f}% of pixels on {a.get('provider', 'cpu')} (threshold "
@@ -302,8 +320,11 @@ def _fp32_source(src: Path, out: Path, threshold: float, overwrite: bool) -> Mod
     return info
 
 
-def _quantize_static(src: Path, pre: Path, q: Path, reader: TileReader) -> None:
-    """Write to ``q`` the QDQ u8/s8 per-channel graph of ``src`` (``pre``: its pre-processing)."""
+def _quantize_static(src: Path, pre: Path, q: Path, reader: TileReader, bits: int) -> None:
+    """Write to ``q`` the QDQ u8/s8 per-channel graph of ``src`` (``pre``: its pre-processing).
+
+    ``bits``: 8, or 7 (onnxruntime's ``reduce_range``: weights in -64..64).
+    """
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     quantize_static(
         str(pre),
@@ -313,6 +334,7 @@ def _quantize_static(src: Path, pre: Path, q: Path, reader: TileReader) -> None:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=bits == 7,
         calibrate_method=CalibrationMethod.MinMax,
         nodes_to_exclude=_float_nodes(pre),
         extra_options={"CalibMaxIntermediateOutputs": _CALIB_CHUNK},
@@ -320,7 +342,7 @@ def _quantize_static(src: Path, pre: Path, q: Path, reader: TileReader) -> None:
 
 
 def _int8_provenance(
-    info: ModelInfo, src: Path, paths: list[Path], frames: int, tiles: list[np.ndarray]
+    info: ModelInfo, src: Path, paths: list[Path], frames: int, tiles: list[np.ndarray], bits: int
 ) -> dict[str, Any]:
     """``info``'s provenance plus how the int8 graph was made and calibrated."""
     import onnxruntime as ort
@@ -339,6 +361,7 @@ def _int8_provenance(
             "format": "QDQ",
             "activations": "uint8",
             "weights": "int8 per-channel",
+            "weight_bits": bits,
             "float": "head 1x1 convolution and softmax",
             "onnxruntime": ort.__version__,
             "calibration": calib,
@@ -378,6 +401,7 @@ def quantize(
     max_tiles: int = MAX_CALIBRATION_TILES,
     overwrite: bool = False,
     provider: str = "cpu",
+    weight_bits: int | None = None,
 ) -> QuantizeReport:
     """Write a static int8 QDQ copy of the fp32 ``model`` calibrated on the ``calibrate`` images.
 
@@ -387,7 +411,9 @@ def quantize(
     agree with the fp32 masks on at least ``threshold`` of all pixels, with
     the int8 file run on ``provider`` (``"cpu"``: ONNX Runtime, or
     ``"openvino"``: OpenVINO's int8 kernels); the file is meant for that
-    provider, and its metadata says so.
+    provider, and its metadata says so. ``weight_bits``: 7 or 8 (default
+    :data:`WEIGHT_BITS` of the provider: 7 for ``cpu``, whose kernels
+    saturate with 8-bit weights on x86 CPUs without VNNI; 8 for ``openvino``).
 
     Raises:
         OutputExistsError: ``output`` exists and ``overwrite`` is False.
@@ -397,6 +423,7 @@ def quantize(
     t0 = time.perf_counter()
     src, out = Path(model), Path(output)
     info = _fp32_source(src, out, threshold, overwrite)
+    bits = _weight_bits(weight_bits, provider)
     paths = [Path(p) for p in calibrate]
     if not paths:
         raise InputError("no calibration images given; pass image files", option="calibrate")
@@ -406,9 +433,9 @@ def quantize(
 
     with tempfile.TemporaryDirectory(prefix="unet-edge-quant-") as tmpd:
         pre, q = Path(tmpd) / "pre.onnx", Path(tmpd) / "int8.onnx"
-        _quantize_static(src, pre, q, TileReader(info.input_name, tiles))
+        _quantize_static(src, pre, q, TileReader(info.input_name, tiles), bits)
         proto = onnx.load(str(q))
-        prov = _int8_provenance(info, src, paths, len(frames), tiles)
+        prov = _int8_provenance(info, src, paths, len(frames), tiles, bits)
         metadata.write(proto, _replace_info(info, prov, {}))
         onnx.save_model(proto, str(q), save_as_external_data=False)
         agree = _checked_agreement(src, q, frames, tile, threshold, out, provider)
@@ -427,7 +454,22 @@ def quantize(
         agreement=agree,
         file_bytes=out.stat().st_size,
         seconds=time.perf_counter() - t0,
+        weight_bits=bits,
     )
+
+
+def _weight_bits(bits: int | None, provider: str) -> int:
+    """``bits`` checked (7 or 8), or the default of the provider the file is meant for."""
+    if provider not in WEIGHT_BITS:
+        raise InputError(
+            f"provider must be one of {', '.join(WEIGHT_BITS)} for an int8 file, got {provider!r}",
+            option="provider",
+        )
+    if bits is None:
+        return WEIGHT_BITS[provider]
+    if isinstance(bits, bool) or bits not in (7, 8):
+        raise InputError(f"weight_bits must be 7 or 8, got {bits!r}", option="weight_bits")
+    return int(bits)
 
 
 def _replace_info(

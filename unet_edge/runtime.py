@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -33,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import cost, processing, providers, sources, tiling
-from .config import Normalization, look_up
+from . import cost, cpu, processing, providers, sources, tiling
+from .config import Normalization, Precision, look_up
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
 from .tiling import DEFAULT_MAX_TILE
@@ -175,6 +176,15 @@ class Segmenter:
         self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
         self._plans_lock = threading.Lock()
         check_graph(self)
+        self._warn_int8()
+
+    def _warn_int8(self) -> None:
+        """Add :func:`int8_note` to the notes, and warn, when this CPU may change the masks."""
+        note = int8_note(self.info, self.provider)
+        if note is not None:
+            s = self._live()
+            self._session = replace(s, notes=(*s.notes, note))
+            warnings.warn(f"{self.model_path}: {note}", RuntimeWarning, stacklevel=3)
 
     # -- description -------------------------------------------------------
     @property
@@ -459,6 +469,41 @@ def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  #
                 h.update(chunk)
         _cache[key] = h.hexdigest()
     return _cache[key]
+
+
+def int8_note(info: ModelInfo, provider: str) -> str | None:
+    """Why an int8 file may agree less with fp32 on this CPU than its metadata says, or None.
+
+    That is the case for a file with 8-bit weights run on onnxruntime's CPU
+    provider on an x86 CPU whose int8 kernels saturate
+    (:func:`unet_edge.cpu.int8_saturates`), unless its agreement was measured
+    on such a CPU with onnxruntime. Files from before ``weight_bits`` was
+    recorded had 8-bit weights.
+    """
+    if info.precision is not Precision.INT8 or provider != "cpu" or not cpu.int8_saturates():
+        return None
+    q = info.provenance.get("quantization")
+    bits = q.get("weight_bits", 8) if isinstance(q, dict) else 8
+    measured = info.metrics.get("int8_vs_fp32")
+    measured = measured if isinstance(measured, dict) else {}
+    if bits != 8 or (measured.get("provider") == "cpu" and measured.get("cpu_int8_saturates")):
+        return None
+    where = _printable(measured.get("provider", "an unknown provider"))
+    if measured.get("cpu"):
+        where += f" on {_printable(measured['cpu'])}"
+    agree = measured.get("pixel_agreement")
+    claim = f"{100 * agree:.2f}% " if isinstance(agree, (int, float)) else ""
+    return (
+        f"int8: this CPU ({cpu.name()}) has no VNNI, so onnxruntime's int8 kernels saturate "
+        f"with this file's 8-bit weights, and its masks can agree with fp32 on fewer pixels "
+        f"than the {claim}measured with {where}; run it on the openvino provider, or "
+        "quantise the fp32 model again for the cpu provider (7-bit weights)"
+    )
+
+
+def _printable(value: object, limit: int = 100) -> str:
+    """``value`` as text without control characters, at most ``limit`` long (from metadata)."""
+    return "".join(c for c in str(value) if c.isprintable())[:limit]
 
 
 #: How far a probability may stray from [0, 1], and a pixel's sum from 1, per precision.

@@ -83,6 +83,13 @@ def export(
     help="Runtime the int8 file is checked on and meant for: onnxruntime (cpu) or openvino, "
     "whose int8 kernels can agree with fp32 where onnxruntime's do not.",
 )
+@click.option(
+    "--weight-bits",
+    type=click.Choice(["7", "8"]),
+    default=None,
+    help="Bits of the int8 weights [default: 7 for cpu, 8 for openvino]. onnxruntime's int8 "
+    "kernels saturate with 8-bit weights on x86 CPUs without VNNI; 7 bits cannot saturate.",
+)
 @o.tile_opt
 @o.overwrite_opt
 @o.verbosity_options
@@ -92,6 +99,7 @@ def quantize(
     output: Path | None,
     threshold: float | None,
     provider: str,
+    weight_bits: str | None,
     tile: int | tuple[int, int] | None,
     overwrite: bool,
     out: o.Reporter,
@@ -118,6 +126,7 @@ def quantize(
         tile=tile,
         threshold=precision.AGREEMENT_THRESHOLD if threshold is None else threshold,
         provider=provider,
+        weight_bits=None if weight_bits is None else int(weight_bits),
     )
     out.info(report.summary())
 
