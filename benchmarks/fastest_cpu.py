@@ -10,11 +10,13 @@ Every candidate is a documented flag of ``unet-edge run``:
 | ort-fp32 (the reference) | ``unet-edge run IMAGE`` |
 | openvino-fp32 | ``unet-edge run IMAGE -p openvino`` |
 | openvino-bf16 | ``unet-edge run IMAGE -p openvino --precision bf16`` (CPUs with AVX512-BF16/AMX) |
-| ort-int8 | ``unet-edge run IMAGE -m M.int8.onnx`` |
-| openvino-int8 | ``unet-edge run IMAGE -m M.int8.onnx -p openvino`` |
+| ort-int8 | ``unet-edge run IMAGE -m M.cpu.int8.onnx`` |
+| openvino-int8 | ``unet-edge run IMAGE -m M.openvino.int8.onnx -p openvino`` |
 
-``M.int8.onnx`` is ``unet-edge quantize -c 00..09 -p openvino`` of the shipped model
-(written now unless ``--int8`` names one): the same QDQ file for both int8 rows.
+``M.PROVIDER.int8.onnx`` is ``unet-edge quantize -c 00..09 -p PROVIDER`` of the shipped
+model, written now (7-bit weights for cpu, 8-bit for openvino), each with its agreement
+gate on the provider that runs it; a row whose file the gate refuses is reported as not
+measured. ``--int8 FILE`` uses one given QDQ file for both rows instead.
 
 One frame is :func:`unet_edge.files.segment_file` (what ``run`` calls for each
 image) on a 2048x2048 PNG made of 16 ISBI training slices (00-15, 4x4, every
@@ -66,15 +68,15 @@ BACKENDS = {  # name: (int8 model?, provider, precision)
 
 
 def _open(
-    model: Path, int8: Path | None, threads: int | None
+    model: Path, int8: dict[str, Path | str], threads: int | None
 ) -> tuple[dict[str, Segmenter], dict[str, str]]:
     from unet_edge.providers import ProviderOptions
 
     segs, skipped = {}, {}
     for name, (is_int8, provider, prec) in BACKENDS.items():
-        path = int8 if is_int8 else model
-        if path is None:
-            skipped[name] = "no int8 model"
+        path = int8[provider] if is_int8 else model
+        if isinstance(path, str):  # why there is no int8 file for this provider
+            skipped[name] = path
             continue
         try:
             options = ProviderOptions(threads=threads, precision=prec)
@@ -148,6 +150,29 @@ def _summary(name: str, t: dict[str, Any], ref: str, flops: float) -> dict[str, 
     }
 
 
+def _int8_files(
+    model: Path, given: Path | None, calib: list[Path], work: Path, say: Callable[[str], None]
+) -> tuple[dict[str, Path | str], dict[str, Any]]:
+    """Per provider, the int8 file (or why there is none) and its quantisation statistics."""
+    if given is not None:
+        return {"cpu": given, "openvino": given}, {"given": str(given)}
+    files_: dict[str, Path | str] = {}
+    stats: dict[str, Any] = {}
+    for provider in ("cpu", "openvino"):
+        say(f"quantising for {provider} (its agreement gate on {provider}, slices 00-09)")
+        out = work / f"default.{provider}.int8.onnx"
+        try:
+            rep = precision.quantize(model, calib, out, provider=provider)
+        except UnetEdgeError as e:
+            files_[provider] = f"refused by its gate: {e}"
+            stats[provider] = {"refused": str(e)}
+            continue
+        files_[provider] = out
+        stats[provider] = {k: v for k, v in rep.agreement.items() if k != "per_image"}
+        stats[provider]["weight_bits"] = rep.weight_bits
+    return files_, stats
+
+
 def measure(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     model = args.model or default_model_path()
     data = Path(args.data)
@@ -158,16 +183,8 @@ def measure(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, A
     result["sgemm"] = bench.gemm_peak(4096, args.threads)
     with tempfile.TemporaryDirectory(prefix="fastest-cpu-") as d:
         work = Path(d)
-        int8 = args.int8
-        if int8 is None:
-            say("quantising (agreement gate on openvino, calibration slices 00-09)")
-            int8 = work / "default.int8.onnx"
-            calib = [data / "image" / f"{i:02d}.png" for i in range(10)]
-            try:
-                rep = precision.quantize(model, calib, int8, provider="openvino")
-                result["int8"] = {k: v for k, v in rep.agreement.items() if k != "per_image"}
-            except UnetEdgeError as e:
-                int8, result["int8"] = None, {"refused": str(e)}
+        calib = [data / "image" / f"{i:02d}.png" for i in range(10)]
+        int8, result["int8"] = _int8_files(model, args.int8, calib, work, say)
         segs, result["skipped"] = _open(model, int8, args.threads)
         image = io.write_png(
             work / "mosaic.png", bench.synth_image([read(i) for i in range(16)], args.size)
@@ -207,7 +224,8 @@ def markdown(result: dict[str, Any]) -> str:
     c, g = result["ceiling"], result["sgemm"]["peak_gflops"]
     fma = c.get("gflops")
     head = (
-        f"CPU {result['machine']['cpu']} ({result['machine']['cores']} cores); "
+        f"CPU {result['machine']['cpu']} ({result['machine']['cores']} cores; "
+        f"{result['machine'].get('cpu_flags', 'flags unknown')}); "
         f"{result['size']}x{result['size']} mosaic of ISBI slices 00-15, tile "
         f"{result['plan']['tile'][0]} ({result['plan']['tiles']} tiles, "
         f"{result['plan']['gflop']:.0f} GFLOP); FMA ceiling "
@@ -241,7 +259,12 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("-m", "--model", type=Path, default=None, help="fp32 model [shipped]")
-    p.add_argument("--int8", type=Path, default=None, help="int8 QDQ model [quantise now]")
+    p.add_argument(
+        "--int8",
+        type=Path,
+        default=None,
+        help="one int8 QDQ model for both int8 rows [quantise now, per provider]",
+    )
     p.add_argument("--data", default=str(ISBI), help="folder with image/00.png ... 24.png")
     p.add_argument("--size", type=int, default=2048)
     p.add_argument("--rounds", type=int, default=7)
