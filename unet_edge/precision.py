@@ -412,8 +412,7 @@ def quantize(
     the int8 file run on ``provider`` (``"cpu"``: ONNX Runtime, or
     ``"openvino"``: OpenVINO's int8 kernels); the file is meant for that
     provider, and its metadata says so. ``weight_bits``: 7 or 8 (default
-    :data:`WEIGHT_BITS` of the provider: 7 for ``cpu``, whose kernels
-    saturate with 8-bit weights on x86 CPUs without VNNI; 8 for ``openvino``).
+    :data:`WEIGHT_BITS`: 7 for ``cpu``, 8 for ``openvino``; see above).
 
     Raises:
         OutputExistsError: ``output`` exists and ``overwrite`` is False.
@@ -424,10 +423,7 @@ def quantize(
     src, out = Path(model), Path(output)
     info = _fp32_source(src, out, threshold, overwrite)
     bits = _weight_bits(weight_bits, provider)
-    paths = [Path(p) for p in calibrate]
-    if not paths:
-        raise InputError("no calibration images given; pass image files", option="calibrate")
-    frames = [io.read_image(p) for p in paths]
+    paths, frames = _calibration_images(calibrate)
     tiles = calibration_tiles(info, frames, tile, max_tiles)
     import onnx
 
@@ -440,8 +436,7 @@ def quantize(
         onnx.save_model(proto, str(q), save_as_external_data=False)
         agree = _checked_agreement(src, q, frames, tile, threshold, out, provider)
         summary = {k: v for k, v in agree.items() if k != "per_image"}
-        metrics = {**dict(info.metrics), "int8_vs_fp32": summary}
-        metadata.write(proto, _replace_info(info, prov, metrics))
+        metadata.write(proto, _replace_info(info, prov, {**info.metrics, "int8_vs_fp32": summary}))
         with io.atomic_path(out) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     return QuantizeReport(
@@ -456,6 +451,16 @@ def quantize(
         seconds=time.perf_counter() - t0,
         weight_bits=bits,
     )
+
+
+def _calibration_images(
+    calibrate: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Path], list[np.ndarray]]:
+    """The calibration images' paths and pixels; at least one is needed."""
+    paths = [Path(p) for p in calibrate]
+    if not paths:
+        raise InputError("no calibration images given; pass image files", option="calibrate")
+    return paths, [io.read_image(p) for p in paths]
 
 
 def _weight_bits(bits: int | None, provider: str) -> int:
