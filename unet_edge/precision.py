@@ -464,14 +464,12 @@ def _calibration_images(
 
 
 def _weight_bits(bits: int | None, provider: str) -> int:
-    """``bits`` checked (7 or 8), or the default of the provider the file is meant for."""
-    if provider not in WEIGHT_BITS:
-        raise InputError(
-            f"provider must be one of {', '.join(WEIGHT_BITS)} for an int8 file, got {provider!r}",
-            option="provider",
-        )
+    """``bits`` checked (7 or 8), or the default of the provider the file is meant for.
+
+    Only OpenVINO gets 8 bits by default; onnxruntime on any provider gets 7.
+    """
     if bits is None:
-        return WEIGHT_BITS[provider]
+        return WEIGHT_BITS.get(provider, 7)
     if isinstance(bits, bool) or bits not in (7, 8):
         raise InputError(f"weight_bits must be 7 or 8, got {bits!r}", option="weight_bits")
     return int(bits)
