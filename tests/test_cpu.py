@@ -55,5 +55,5 @@ def test_describe_names_the_flags_that_choose_kernels() -> None:
 
 def test_this_machine() -> None:
     assert cpu.name()
-    assert cpu.flags() == cpu.flags()  # read once, cached
+    assert cpu.flags() is cpu.flags()  # /proc/cpuinfo is read once, then cached
     assert cpu.int8_saturates() in (True, False, None)
