@@ -51,8 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from unet_edge import bench, cost, files, io, precision, processing
+from unet_edge import bench, cost, io, precision, processing
 from unet_edge.errors import UnetEdgeError
+from unet_edge.paths import files
 from unet_edge.runtime import Segmenter, default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ BACKENDS = {  # name: (int8 model?, provider, precision)
 def _open(
     model: Path, int8: dict[str, Path | str], threads: int | None
 ) -> tuple[dict[str, Segmenter], dict[str, str]]:
-    from unet_edge.providers import ProviderOptions
+    from unet_edge.engines.select import ProviderOptions
 
     segs, skipped = {}, {}
     for name, (is_int8, provider, prec) in BACKENDS.items():

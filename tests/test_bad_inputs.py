@@ -27,7 +27,7 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
-from unet_edge import files, io
+from unet_edge import io
 from unet_edge.cli import main
 from unet_edge.errors import (
     ImageReadError,
@@ -36,6 +36,7 @@ from unet_edge.errors import (
     OutputExistsError,
     UnetEdgeError,
 )
+from unet_edge.paths import files
 from unet_edge.runtime import Segmenter
 
 RNG = np.random.default_rng(7)

@@ -34,9 +34,9 @@ from unet_edge import (
 )
 from unet_edge.cli import main
 from unet_edge.config import UNetConfig
-from unet_edge.files import plan_files, segment_file
-from unet_edge.large import segment_large
 from unet_edge.metadata import ModelInfo
+from unet_edge.paths.files import plan_files, segment_file
+from unet_edge.paths.windowed import segment_large
 
 TINY = UNetConfig(base_width=2)
 

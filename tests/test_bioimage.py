@@ -14,7 +14,7 @@ from unet_edge.runtime import default_model_path
 
 spec = pytest.importorskip("bioimageio.spec", reason="needs the [bioimageio] extra")
 core = pytest.importorskip("bioimageio.core", reason="needs the [bioimageio] extra")
-from unet_edge import bioimage  # noqa: E402
+from unet_edge.models import bioimage  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "unet_edge" / "data" / "sample_isbi2012.png"
 

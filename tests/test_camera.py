@@ -23,7 +23,7 @@ import tifffile
 from unet_edge import InputError, Normalization, Segmenter, processing
 from unet_edge.config import NormMode
 from unet_edge.io import read_image, read_provenance
-from unet_edge.large import segment_large
+from unet_edge.paths.windowed import segment_large
 
 SLICES = ("20", "21", "22", "23", "24")
 
@@ -113,7 +113,7 @@ def test_dask_path_uses_whole_image_statistics(
     shipped: Segmenter, isbi_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     da = pytest.importorskip("dask.array")
-    from unet_edge.dask_backend import segment_dask
+    from unet_edge.paths.dask import segment_dask
 
     monkeypatch.setattr(processing, "MAX_STAT_PIXELS", 10_000)
     image = _mosaic(isbi_image)

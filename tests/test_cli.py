@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import unet_edge
-from unet_edge import io, providers
+from unet_edge import io
 from unet_edge.cli import HINTS, error_line, main
+from unet_edge.engines import select as providers
 from unet_edge.errors import OutputExistsError, ProviderError
 from unet_edge.training.config import TrainConfig
 

@@ -22,7 +22,7 @@ def image16(isbi: Path) -> np.ndarray:
 
 def test_aligned_chunks() -> None:
     from unet_edge import tiling
-    from unet_edge.dask_backend import aligned_chunks
+    from unet_edge.paths.dask import aligned_chunks
 
     ax = tiling.AxisPlan(1000, 300, 116, 112, tuple(range(0, 1000, 112)), 92, 0)
     assert aligned_chunks(1000, ax, 400, 108) == (336, 336, 328)
@@ -31,7 +31,7 @@ def test_aligned_chunks() -> None:
 
 
 def test_threads_scheduler_equals_predict(tiny_onnx: Path, image16: np.ndarray) -> None:
-    from unet_edge.dask_backend import segment_dask
+    from unet_edge.paths.dask import segment_dask
 
     seg = Segmenter(tiny_onnx, tile=300)
     probs = seg.predict(image16)
@@ -42,8 +42,8 @@ def test_threads_scheduler_equals_predict(tiny_onnx: Path, image16: np.ndarray) 
 
 
 def test_bad_inputs(tiny_onnx: Path) -> None:
-    from unet_edge.dask_backend import segment_dask
     from unet_edge.errors import InputError
+    from unet_edge.paths.dask import segment_dask
 
     with pytest.raises(InputError, match="overlap"):
         segment_dask(np.zeros((50, 500), np.uint8), tiny_onnx)
@@ -57,7 +57,7 @@ def test_local_cluster_equals_single_process(
 ) -> None:
     distributed = pytest.importorskip("distributed")
     zarr = pytest.importorskip("zarr")
-    from unet_edge.dask_backend import segment_dask, segment_to_zarr
+    from unet_edge.paths.dask import segment_dask, segment_to_zarr
 
     seg = Segmenter(tiny_onnx, tile=300)
     ref = seg.segment(image16)
@@ -72,7 +72,7 @@ def test_local_cluster_equals_single_process(
         mask = segment_dask(image16, tiny_onnx, segmenter=seg, chunk=400, threads=1)
         assert np.array_equal(mask.compute(), ref)
         # both worker processes did work, each with its own session
-        seen = client.run(lambda: __import__("unet_edge.dask_backend").dask_backend
+        seen = client.run(lambda: __import__("unet_edge.paths.dask").paths.dask
                           .worker_segmenter.cache_info().currsize)  # fmt: skip
         assert len(seen) == 2 and all(n == 1 for n in seen.values())
         out = segment_to_zarr(src, tmp_path / "mask.zarr", tiny_onnx, segmenter=seg, chunk=400,

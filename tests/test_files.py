@@ -12,8 +12,9 @@ import pytest
 import tifffile
 
 import unet_edge
-from unet_edge import files, io, processing
+from unet_edge import io, processing
 from unet_edge.errors import ImageReadError, InputError, OutputError, OutputExistsError
+from unet_edge.paths import files
 from unet_edge.runtime import Segmenter
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from unet_edge import io, processing
 from unet_edge.cli import main
 from unet_edge.errors import OutputError
-from unet_edge.large import segment_large
+from unet_edge.paths.windowed import segment_large
 from unet_edge.runtime import Segmenter
 from unet_edge.tiling import mirror_index
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unet_edge import Segmenter, openvino_backend, processing, providers
+from unet_edge import Segmenter, processing
+from unet_edge.engines import openvino as openvino_backend
+from unet_edge.engines import select as providers
 from unet_edge.errors import ConfigError, ProviderError
 
 needs_openvino = pytest.mark.skipif(

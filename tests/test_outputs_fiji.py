@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from unet_edge import io, processing
 from unet_edge.cli import main
-from unet_edge.files import FileResult, segment_file
 from unet_edge.imagemeta import PROVENANCE_KEY, Calibration, png_text
+from unet_edge.paths.files import FileResult, segment_file
 from unet_edge.runtime import Segmenter
 
 FORMATS = ["tiff", "ome-tiff"]

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from unet_edge import Normalization, tiling
 from unet_edge.errors import ModelError
 from unet_edge.io import read_image
-from unet_edge.probe import OutputKind, ProbeError, probe
+from unet_edge.models.probe import OutputKind, ProbeError, probe
 from unet_edge.runtime import Segmenter, default_model_path
 
 NORM = Normalization(mode="percentile", low=1, high=99.8, mean=0.5, std=0.25, clip=True)

@@ -15,8 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from unet_edge.errors import ConfigError, InputError, ModelError, ProviderError, UnetEdgeError
-from unet_edge.providers import (
+from unet_edge.engines.select import (
     Provider,
     ProviderOptions,
     SessionInfo,
@@ -27,6 +26,7 @@ from unet_edge.providers import (
     report,
     run_batch,
 )
+from unet_edge.errors import ConfigError, InputError, ModelError, ProviderError, UnetEdgeError
 
 CUDA_REASON = probe("cuda")
 TRT_REASON = probe("tensorrt")

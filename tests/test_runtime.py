@@ -174,7 +174,7 @@ def test_bad_tile_and_batch(tiny_onnx: Path) -> None:
 
 
 def test_cuda_request_without_cuda_is_an_error(tiny_onnx: Path) -> None:
-    from unet_edge import providers
+    from unet_edge.engines import select as providers
 
     if providers.probe("cuda") is None:
         pytest.skip("CUDA works on this machine")

@@ -12,8 +12,8 @@ import pytest
 
 from unet_edge import io
 from unet_edge.errors import ConfigError, InputError, UnetEdgeError
+from unet_edge.paths.stream import DroppedFrameError, FrameResult
 from unet_edge.runtime import Segmenter
-from unet_edge.streaming import DroppedFrameError, FrameResult
 
 
 @pytest.fixture(scope="module")

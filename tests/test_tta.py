@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from unet_edge import io, processing, tiling
 from unet_edge.cli import main
 from unet_edge.errors import InputError
-from unet_edge.large import run_region, segment_large
+from unet_edge.paths.windowed import run_region, segment_large
 from unet_edge.runtime import Segmenter
 
 Array = np.ndarray
@@ -149,7 +149,7 @@ def test_windows_with_tta_equal_whole_image_tta(tiny_onnx: Path, tmp_path: Path)
 
 def test_dask_with_tta_equals_predict(tiny_onnx: Path) -> None:
     pytest.importorskip("dask.array", reason="the Dask path needs the [dask] extra")
-    from unet_edge.dask_backend import segment_dask
+    from unet_edge.paths.dask import segment_dask
 
     image = np.random.default_rng(9).integers(0, 256, (260, 330), dtype=np.uint8)
     seg = Segmenter(tiny_onnx, tile=300, tta=True)  # the workers' Segmenters do TTA too

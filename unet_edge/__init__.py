@@ -38,7 +38,7 @@ from .metadata import ModelInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .files import FileResult, plan_files, segment_file
+    from .paths.files import FileResult, plan_files, segment_file
     from .runtime import Segmenter
 
 # Imported on first use: runtime pulls in onnxruntime, files OpenCV and tifffile.

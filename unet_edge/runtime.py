@@ -34,14 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import cost, cpu, processing, providers, sources, tiling
+from . import cost, cpu, processing, tiling
+from .capture import first_line
 from .config import Normalization, Precision, look_up
+from .engines import select as providers
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
+from .models import source as sources
 from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
-    from .streaming import FrameResult
+    from .paths.stream import FrameResult
 
 #: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -416,7 +419,7 @@ class Segmenter:
         See :func:`unet_edge.streaming.stream` for the arguments, the drop
         policy and the per-frame latency, error and drop reporting.
         """
-        from .streaming import stream
+        from .paths.stream import stream
 
         return stream(
             self,
@@ -537,7 +540,7 @@ def check_graph(seg: Segmenter) -> None:
     except Exception as e:
         raise ModelError(
             f"{seg.model_path}: the graph fails on the smallest legal tile {x.shape} that its "
-            f"metadata ({g.describe()}) gives: {providers._first_line(str(e)) or type(e).__name__}"
+            f"metadata ({g.describe()}) gives: {first_line(str(e)) or type(e).__name__}"
             "; re-export the model"
         ) from None
     problem = output_problem(out, want, PROBABILITY_TOLERANCE[info.precision.value])

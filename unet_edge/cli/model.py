@@ -155,7 +155,7 @@ def package(
     Example:
       unet-edge package model.onnx -o model.zip
     """
-    from .. import bioimage
+    from ..models import bioimage
 
     output = output or model.with_suffix(".zip")
     if model.suffix.lower() in (".pt", ".pth"):

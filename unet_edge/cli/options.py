@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import click
 
 from ..config import ComputePrecision
-from ..files import IN_MEMORY_LIMIT
+from ..engines.select import Provider
 from ..io import MAX_PIXELS
-from ..providers import Provider
+from ..paths.files import IN_MEMORY_LIMIT
 from ..runtime import DEFAULT_MEMORY_BUDGET
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -302,7 +302,7 @@ class SegmenterArgs:
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`unet_edge.Segmenter` beyond the model."""
-        from ..providers import ProviderOptions
+        from ..engines.select import ProviderOptions
 
         return {
             "provider": self.provider,

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import files, io
+from .. import io
 from ..errors import OutputError, UnetEdgeError
+from ..paths import files
 from . import error_line
 from . import options as o
 
@@ -276,7 +277,8 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
     Example:
       unet-edge info -m model.onnx --json
     """
-    from .. import providers, sources
+    from ..engines import select as providers
+    from ..models import source as sources
     from . import printable
 
     src = sources.open_model(model, normalization, probe_only=True)

@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import providers
+from ..engines import select as providers
 from ..errors import UnetEdgeError
 from ..runtime import Prediction, Segmenter
 from ._segment import provenance, result_layers, segment_steps

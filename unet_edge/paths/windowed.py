@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import io, processing, tiling
+from .. import io, processing, tiling
 
 if TYPE_CHECKING:
-    from .runtime import Segmenter
+    from ..runtime import Segmenter
 
 #: Activation-memory estimate for the tile choice of large images (real use is ~1.6x).
 LARGE_MEMORY_BUDGET = 256 << 20

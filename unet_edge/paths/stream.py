@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import processing, tiling
-from .config import DropPolicy, look_up
-from .errors import DroppedFrameError, InputError
+from .. import processing, tiling
+from ..config import DropPolicy, look_up
+from ..errors import DroppedFrameError, InputError
 
 if TYPE_CHECKING:
-    from .runtime import Segmenter
+    from ..runtime import Segmenter
 
 _POLL = 0.05  # seconds between checks of the stop flag while blocked on a queue
 _JOIN_TIMEOUT = 5.0

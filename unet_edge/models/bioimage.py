@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import io, metadata, processing, sources
-from .config import Normalization, NormMode
-from .errors import ConfigError, ModelError
-from .geometry import Geometry, TileGeometry
+from .. import io, metadata, processing
+from ..config import Normalization, NormMode
+from ..errors import ConfigError, ModelError
+from ..geometry import Geometry, TileGeometry
+from . import source as sources
 
 if TYPE_CHECKING:
     import onnx
@@ -469,7 +470,7 @@ def package_checkpoint(
     overwrite: bool = False,
 ) -> Path:
     """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights."""
-    from .training.export import export_checkpoint, variant_torchscript
+    from ..training.export import export_checkpoint, variant_torchscript
 
     checkpoint, output = Path(checkpoint), Path(output)
     io.check_output(output, overwrite, [checkpoint])

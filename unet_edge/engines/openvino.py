@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import ComputePrecision, look_up
-from .errors import ModelError, ProviderError
+from ..config import ComputePrecision, look_up
+from ..errors import ModelError, ProviderError
 
 __all__ = ["INSTALL", "OpenVinoSession", "installed"]
 

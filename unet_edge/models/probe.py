@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, ProbeError
-from .geometry import TileGeometry, round_up_size
+from ..errors import ModelError, ProbeError
+from ..geometry import TileGeometry, round_up_size
 
 #: Shifts tried for the translation period (a max-pooling net of depth d has 2**d).
 MAX_ALIGNMENT = 64

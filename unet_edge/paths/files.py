@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import io, processing
-from .config import OutputFormat, look_up
-from .errors import InputError, OutputError, UnetEdgeError
+from .. import io, processing
+from ..config import OutputFormat, look_up
+from ..errors import InputError, OutputError, UnetEdgeError
 
 if TYPE_CHECKING:
-    from .runtime import Segmenter
+    from ..runtime import Segmenter
 
 __all__ = [
     "IN_MEMORY_LIMIT",
@@ -320,7 +320,7 @@ def _gib(n: int) -> str:
 
 
 def _segment_windowed(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -> FileResult:
-    from .large import segment_large
+    from .windowed import segment_large
 
     mask = plan.outputs["mask"]
     _make_folder(plan)

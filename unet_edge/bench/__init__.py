@@ -71,8 +71,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import cost, cpu, datasets, io, metadata, processing, tiling
-from .errors import ConfigError, DataError, UnetEdgeError
+from .. import cost, cpu, datasets, io, metadata, processing, tiling
+from ..errors import ConfigError, DataError, UnetEdgeError
 
 __all__ = [
     "ALL_BACKENDS",
@@ -248,7 +248,7 @@ class Sources(NamedTuple):
 
 
 def _read_label(data: BenchData, name: str, image: np.ndarray, classes: int) -> np.ndarray:
-    from .evaluate import read_label
+    from ..evaluate import read_label
 
     path = data.labels[name]
     truth = read_label(path, classes)
@@ -472,8 +472,8 @@ class _Backend:
 
 def _ort_backend(name: str, model: Path, provider: str, cfg: BenchConfig, **opts: Any) -> _Backend:
     """A Segmenter on ``provider`` (onnxruntime's, or openvino) as a backend, or why not."""
-    from .providers import ProviderOptions
-    from .runtime import Segmenter
+    from ..engines.select import ProviderOptions
+    from ..runtime import Segmenter
 
     try:
         seg = Segmenter(
@@ -491,7 +491,7 @@ def _torch_backend(model: Path, cfg: BenchConfig) -> _Backend:
     try:
         import torch
 
-        from .training.baseline import predictor
+        from ..training.baseline import predictor
     except ImportError as e:
         return _Backend("torch", skipped=f"{e.name} is not installed ({OPTIONAL['torch'][1]})")
     try:
@@ -511,7 +511,7 @@ def _int8_backend(
     provider = "cpu" if name == "ort-int8" else "openvino"
     if cfg.int8_model is not None:
         return _ort_backend(name, cfg.int8_model, provider, cfg), {"model": str(cfg.int8_model)}
-    from . import precision
+    from .. import precision
 
     out = work / f"model.{provider}.int8.onnx"
     threshold = precision.AGREEMENT_THRESHOLD if cfg.int8_threshold is None else cfg.int8_threshold
@@ -527,7 +527,7 @@ def _int8_backend(
 
 
 def _gpu_backend(name: str, cfg: BenchConfig) -> _Backend:
-    from . import providers
+    from ..engines import select as providers
 
     prov = name.split("-")[0]
     if prov not in [p.value for p in providers.installed()]:
@@ -772,7 +772,7 @@ def _default_tile(
     info: metadata.ModelInfo, shape: tuple[int, ...], cfg: BenchConfig
 ) -> tuple[int, int]:
     """The tile a default :class:`~unet_edge.runtime.Segmenter` picks for this image size."""
-    from .runtime import DEFAULT_MAX_TILE, DEFAULT_MEMORY_BUDGET
+    from ..runtime import DEFAULT_MAX_TILE, DEFAULT_MEMORY_BUDGET
 
     return tiling.choose_tile(
         (int(shape[0]), int(shape[1])),
@@ -858,7 +858,7 @@ def _sweeps(ctx: _Context, ref: np.ndarray | None) -> dict[str, Any]:
 def _rand_error(truth: np.ndarray, probs: np.ndarray) -> float:
     from skimage.metrics import adapted_rand_error
 
-    from .evaluate import foreground_components
+    from ..evaluate import foreground_components
 
     pred = foreground_components(processing.to_mask(probs))
     return float(adapted_rand_error(foreground_components(truth), pred, ignore_labels=(0,))[0])

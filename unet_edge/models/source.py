@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metadata
-from .config import Normalization, Padding, UNetConfig
-from .errors import ModelError
-from .metadata import ModelInfo
+from .. import metadata
+from ..config import Normalization, Padding, UNetConfig
+from ..errors import ModelError
+from ..metadata import ModelInfo
 
 if TYPE_CHECKING:
-    from .geometry import Geometry, TileGeometry
+    from ..geometry import Geometry, TileGeometry
     from .probe import Probe
 
 Postprocess = Callable[[np.ndarray], np.ndarray]

@@ -22,27 +22,25 @@ reasons and notes instead of reaching the terminal. The library never prints.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
-import io
 import os
 import re
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
-from .config import ComputePrecision, look_up
-from .errors import ConfigError, InputError, ModelError, ProviderError
-from .openvino_backend import INSTALL as _OPENVINO_INSTALL
-from .openvino_backend import OpenVinoSession
-from .openvino_backend import installed as _openvino_installed
+from ..capture import captured, first_line
+from ..config import ComputePrecision, look_up
+from ..errors import ConfigError, InputError, ModelError, ProviderError
+from .openvino import INSTALL as _OPENVINO_INSTALL
+from .openvino import OpenVinoSession
+from .openvino import installed as _openvino_installed
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -252,7 +250,7 @@ def _probe_cached(provider: Provider) -> str | None:
     except _Unavailable as e:
         return e.reason
     except Exception as e:  # anything else still means "does not work here"
-        return _first_line(str(e)) or type(e).__name__
+        return first_line(str(e)) or type(e).__name__
     if not np.allclose(y, np.maximum(x, 0.0)):
         return f"{provider.value} ran the probe graph but returned wrong values"
     return None
@@ -391,24 +389,23 @@ def _open_exact(
         if provider is Provider.TENSORRT and opts.preload_dlls:
             notes.extend(_preload_tensorrt())
     providers = _provider_list(source, provider, opts, shapes, notes)
-    captured = _Captured()
     try:
-        with _capture_output(captured):
+        with captured() as said:
             # enable_fallback=0: a provider that fails to register raises here
             # instead of onnxruntime printing a banner and retrying on the CPU.
             session = ort.InferenceSession(
                 source, sess_options=_session_options(opts), providers=providers, enable_fallback=0
             )
     except Exception as e:
-        if provider is not Provider.CPU and _is_provider_failure(str(e) + captured.text):
-            raise _Unavailable(_diagnose(provider, captured.text, str(e))) from e
+        if provider is not Provider.CPU and _is_provider_failure(str(e) + said.text):
+            raise _Unavailable(_diagnose(provider, said.text, str(e))) from e
         raise ModelError(
-            f"onnxruntime could not load the model: {_first_line(str(e))}; "
+            f"onnxruntime could not load the model: {first_line(str(e))}; "
             "expected an ONNX file exported by `unet-edge export`"
         ) from e
     got = session.get_providers()
     if got[0] != _ORT_NAME[provider]:
-        raise _Unavailable(_diagnose(provider, captured.text, ""))
+        raise _Unavailable(_diagnose(provider, said.text, ""))
     if provider is not Provider.CPU:
         # No silent switch to the CPU at run time either.
         session.disable_fallback()
@@ -714,13 +711,12 @@ def _preload_dlls() -> str | None:
         fn = getattr(ort, "preload_dlls", None)
         note: str | None = None
         if fn is not None:
-            captured = _Captured()
             try:
-                with _capture_output(captured):
+                with captured() as said:
                     fn()
             except Exception as e:  # a helper must never be why a session fails
-                note = f"onnxruntime.preload_dlls() failed: {_first_line(str(e))}"
-            missing = _missing_libraries(captured.text)
+                note = f"onnxruntime.preload_dlls() failed: {first_line(str(e))}"
+            missing = _missing_libraries(said.text)
             _preload_missing.extend(missing)
             if missing and note is None:
                 note = f"onnxruntime.preload_dlls() could not load {', '.join(missing)}"
@@ -753,7 +749,7 @@ def _preload_tensorrt() -> tuple[str, ...]:
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
             loaded.append(name)
         except OSError as e:
-            notes.append(f"tensorrt: could not load {path}: {_first_line(str(e))}")
+            notes.append(f"tensorrt: could not load {path}: {first_line(str(e))}")
     if loaded:
         notes.append(f"tensorrt: loaded {', '.join(loaded)} from {folder}")
     return tuple(notes)
@@ -767,7 +763,6 @@ _WIN_MISSING = re.compile(
     r'LoadLibrary failed with error \d+ "[^"]*" when trying to load "([^"]+)"'
 )
 _REQUIRE = re.compile(r"Require (cuDNN \d+(?:\.\*)? and CUDA \d+(?:\.\*)?)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _missing_libraries(text: str) -> list[str]:
@@ -809,8 +804,8 @@ def _diagnose(provider: Provider, captured: str, error: str) -> str:
     elif "invalid device ordinal" in low:
         reason = "no GPU with the requested device_id"
     else:
-        lines = [_first_line(ln) for ln in text.splitlines() if "[E:" in ln or "[W:" in ln]
-        detail = lines[0] if lines else _first_line(error)
+        lines = [first_line(ln) for ln in text.splitlines() if "[E:" in ln or "[W:" in ln]
+        detail = lines[0] if lines else first_line(error)
         if detail:
             reason = f"onnxruntime did not register it ({detail})"
         else:
@@ -859,53 +854,3 @@ def _cuda_major() -> int:
         return int(version.split(".")[0])
     except ValueError:
         return 12
-
-
-def _first_line(text: str) -> str:
-    for line in _ANSI.sub("", text).splitlines():
-        line = line.strip()
-        if line:
-            return line[:300]
-    return ""
-
-
-@dataclass
-class _Captured:
-    text: str = ""
-
-
-_capture_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _capture_output(into: _Captured) -> Iterator[None]:
-    """Capture what is written to stdout/stderr, Python- and C-level, into ``into.text``.
-
-    onnxruntime's C++ logger writes to file descriptor 2 directly, so the
-    descriptors are redirected to a temporary file. Another thread writing
-    to stdout/stderr during the capture is captured too (and so not shown);
-    captures are short (session creation) and serialised by a lock.
-    """
-    py_buf = io.StringIO()
-    with _capture_lock, tempfile.TemporaryFile() as tmp:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        saved: list[tuple[int, int]] = []
-        try:
-            for fd in (1, 2):
-                try:
-                    saved.append((fd, os.dup(fd)))
-                    os.dup2(tmp.fileno(), fd)
-                except OSError:  # no such descriptor (e.g. a GUI process): nothing to capture
-                    continue
-            with contextlib.redirect_stdout(py_buf), contextlib.redirect_stderr(py_buf):
-                yield
-        finally:
-            for fd, copy in saved:
-                with contextlib.suppress(OSError):
-                    os.dup2(copy, fd)
-                os.close(copy)
-            tmp.seek(0)
-            raw = tmp.read().decode("utf-8", errors="replace")
-            into.text = _ANSI.sub("", raw + py_buf.getvalue())

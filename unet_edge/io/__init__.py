@@ -31,8 +31,6 @@ import re
 import secrets
 import socket
 import struct
-import sys
-import tempfile
 import threading
 import warnings
 import zlib
@@ -45,9 +43,10 @@ import cv2
 import numpy as np
 import tifffile
 
-from . import imagemeta
-from .errors import ImageReadError, InputError, OutputError, OutputExistsError
-from .imagemeta import Calibration
+from .. import imagemeta
+from ..capture import captured
+from ..errors import ImageReadError, InputError, OutputError, OutputExistsError
+from ..imagemeta import Calibration
 
 _T = TypeVar("_T")
 
@@ -209,9 +208,9 @@ def _decode(path: Path, data: np.ndarray) -> np.ndarray:
     # the end ourselves so a damaged file is an error, not a half-black frame.
     if kind == "PNG" and not _png_complete(data):
         raise ImageReadError(f"{path} is a truncated or damaged PNG (no IEND chunk); re-copy it")
-    with _stderr_captured() as said:
+    with captured((2,), python=False) as said:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    why = " ".join(said[0].split()) if said else ""
+    why = " ".join(said.text.split())
     if "OpenCV(" in why:  # "[ERROR:0@0.1] global loadsave.cpp ... error: (-2:...) What"
         why = why.rsplit(") ", 1)[-1]
     why = why[:200]
@@ -224,37 +223,6 @@ def _decode(path: Path, data: np.ndarray) -> np.ndarray:
         code = cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
         decoded = cv2.cvtColor(decoded, code)
     return np.asarray(decoded)
-
-
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _stderr_captured() -> Iterator[list[str]]:
-    """Catch what C libraries (libpng, libjpeg, OpenCV) print on file descriptor 2.
-
-    The list yielded holds the text after the block. Decodes take the lock one
-    at a time; another thread printing to stderr during a decode (milliseconds)
-    would be caught too, a price for not letting libpng talk to the user.
-    """
-    said: list[str] = []
-    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):  # no fd 2 (a daemon): nothing to catch
-            yield said
-            return
-        try:
-            os.dup2(sink.fileno(), 2)
-            yield said
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace").strip()
-            if text:
-                said.append(text)
 
 
 def _opencv_header(path: Path, suffix: str) -> ImageHeader:

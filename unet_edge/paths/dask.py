@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import processing, tiling
-from .errors import InputError
-from .large import run_region
+from .. import processing, tiling
+from ..errors import InputError
+from .windowed import run_region
 
 if TYPE_CHECKING:
-    from .runtime import Segmenter
+    from ..runtime import Segmenter
 
 DEFAULT_CHUNK = 2048
 
@@ -47,8 +47,8 @@ def worker_segmenter(
     precision: str = "fp32",
 ) -> Segmenter:
     """The Segmenter of this process for a model and settings (opened once, then reused)."""
-    from .providers import ProviderOptions
-    from .runtime import Segmenter
+    from ..engines.select import ProviderOptions
+    from ..runtime import Segmenter
 
     options = ProviderOptions(threads=threads, precision=precision)
     return Segmenter(model, provider, batch_size=batch_size, options=options, tta=tta)
@@ -140,7 +140,7 @@ def segment_dask(
     """
     import dask.array as da
 
-    from .runtime import Segmenter
+    from ..runtime import Segmenter
 
     seg = segmenter or Segmenter(model, provider, batch_size=batch_size)
     model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
@@ -228,7 +228,7 @@ def _open_lazy(src: Path) -> Any:
 
     if src.suffix.lower() not in (".tif", ".tiff"):
         return da.from_zarr(str(src))
-    from .io import TiffWindows
+    from ..io import TiffWindows
 
     win = TiffWindows(src)  # picklable: each worker reads its own windows
     return da.from_array(
@@ -256,8 +256,8 @@ def segment_to_zarr(
     import dask.array as da
     import zarr
 
-    from .errors import OutputExistsError
-    from .runtime import Segmenter
+    from ..errors import OutputExistsError
+    from ..runtime import Segmenter
 
     out = Path(output)
     if out.exists() and not overwrite:
