@@ -1,8 +1,9 @@
-"""OpenVINO on the CPU as an execution provider, behind the predictor interface of ONNX Runtime.
+"""OpenVINO on the CPU as an engine, behind the same session interface as ONNX Runtime.
 
-:func:`unet_edge.providers.open_session` opens an :class:`OpenVinoSession`
-for ``provider="openvino"`` (and for ``auto`` when OpenVINO works here), and
-:func:`unet_edge.providers.run_batch` runs it like an onnxruntime session, so
+:func:`unet_edge.engines.select.open_session` opens an :class:`OpenVinoSession`
+for ``provider="openvino"`` (and for ``auto`` when OpenVINO works here) with
+:func:`open_engine`, and :func:`unet_edge.engines.session.run_batch` runs it
+like an onnxruntime session (:class:`unet_edge.engines.session.Session`), so
 :class:`unet_edge.tiling.TileRun`, streaming, the windowed path and the bench
 use it unchanged.
 
@@ -42,9 +43,11 @@ from typing import Any
 import numpy as np
 
 from ..config import ComputePrecision, look_up
-from ..errors import ModelError, ProviderError
+from ..errors import InputError, ModelError, ProviderError
+from .options import Provider, ProviderOptions
+from .session import SessionInfo, Unavailable, checked_batch
 
-__all__ = ["INSTALL", "OpenVinoSession", "installed"]
+__all__ = ["INSTALL", "OpenVinoSession", "installed", "open_engine"]
 
 #: How to install OpenVINO for unet-edge.
 INSTALL = "pip install 'unet-edge[openvino]'"
@@ -62,6 +65,7 @@ def installed() -> bool:
 
 
 def _import() -> Any:
+    """The ``openvino`` module, or a ProviderError that says how to install it."""
     try:
         import openvino as ov  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
@@ -72,6 +76,7 @@ def _import() -> Any:
 
 
 def _first_line(e: BaseException) -> str:
+    """The line of an OpenVINO exception that says what went wrong (at most 300 characters)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     # OpenVINO's messages start with "Exception from src/...": the cause is on the last line.
     return (lines[-1] if lines else type(e).__name__)[:300]
@@ -85,6 +90,7 @@ class _Compiled:
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def infer(self, x: np.ndarray) -> np.ndarray:
+        """The output for the (N, C, H, W) batch ``x`` of this shape, a copy of its own."""
         try:
             request = self._idle.get_nowait()
         except queue.Empty:
@@ -144,13 +150,14 @@ class OpenVinoSession:
         port = self._net.inputs[0]
         self.input_names = frozenset(port.get_names())
         self.output_names = frozenset(self._net.outputs[0].get_names())
-        self.input_dtype = np.dtype(port.get_element_type().to_dtype())
+        self._dtype = np.dtype(port.get_element_type().to_dtype())
         self._compiled: dict[tuple[int, ...], _Compiled] = {}
         self._lock = threading.Lock()
         for s in shapes:
             self._get(tuple(int(d) for d in s))
 
     def _check_precision(self) -> None:
+        """Refuse bf16 on a CPU without bf16 arithmetic (OpenVINO would use f32 silently)."""
         if self.precision is ComputePrecision.FP32:
             return
         caps = list(self._core.get_property(self.device, "OPTIMIZATION_CAPABILITIES"))
@@ -164,6 +171,7 @@ class OpenVinoSession:
             )
 
     def _read(self, source: str | bytes) -> Any:
+        """The model read by OpenVINO, checked to have one input and one output."""
         try:
             net = self._core.read_model(source)
         except Exception as e:
@@ -194,6 +202,7 @@ class OpenVinoSession:
         return list(self._compiled)
 
     def _get(self, shape: tuple[int, ...]) -> _Compiled:
+        """The compiled model of input ``shape`` (N, C, H, W), compiled on first use."""
         c = self._compiled.get(shape)
         if c is not None:
             return c
@@ -207,6 +216,7 @@ class OpenVinoSession:
         return c
 
     def _compile(self, shape: tuple[int, ...]) -> Any:
+        """The model compiled for input ``shape``, checked to compute in the precision asked."""
         net = self._net.clone()
         try:
             net.reshape({0: list(shape)})
@@ -224,8 +234,34 @@ class OpenVinoSession:
             )
         return compiled
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """The model's output for a C-contiguous (N, C, H, W) batch of its input dtype."""
+    def input_dtype(self, name: str) -> np.dtype[Any]:
+        """The element type of the graph's input ``name``.
+
+        Raises:
+            InputError: the graph has no input called ``name``.
+        """
+        if name not in self.input_names:
+            raise InputError(_no_port(name, self.input_names))
+        return self._dtype
+
+    def run(
+        self,
+        input_name: str,
+        output_name: str,
+        batch: np.ndarray,
+        *,
+        io_binding: bool | None = None,
+    ) -> np.ndarray:
+        """The model's output for a C-contiguous (N, C, H, W) batch of its input dtype,
+        from the compiled model of the batch's shape. ``io_binding`` is ignored: OpenVINO
+        runs on the host's memory.
+
+        Raises:
+            InputError: the graph has no output called ``output_name``.
+            ProviderError: the shape cannot be compiled, or the run fails.
+        """
+        if output_name not in self.output_names:
+            raise InputError(_no_port(output_name, self.output_names))
         c = self._get(tuple(int(d) for d in batch.shape))
         try:
             return c.infer(batch)
@@ -233,3 +269,32 @@ class OpenVinoSession:
             raise ProviderError(
                 f"openvino failed on a batch of shape {batch.shape}: {_first_line(e)}"
             ) from e
+
+    def run_quietly(self, input_name: str, output_name: str, batch: np.ndarray) -> np.ndarray:
+        """:meth:`run` of a (N, C, H, W) ``batch`` after its checks: OpenVINO logs nothing to
+        stderr when a run fails, so a quiet run is a checked one."""
+        return self.run(input_name, output_name, checked_batch(self, input_name, batch))
+
+
+def _no_port(name: str, names: frozenset[str]) -> str:
+    """The message for a port ``name`` the graph does not have (it has ``names``)."""
+    return f"the model has no input or output named {name!r}; it has {sorted(names)}"
+
+
+def open_engine(
+    source: str | bytes, opts: ProviderOptions, shapes: Sequence[tuple[int, int, int, int]]
+) -> SessionInfo:
+    """Open ``source`` (a path or ONNX bytes) on OpenVINO, compiled now for ``shapes``.
+
+    Raises:
+        Unavailable: OpenVINO is missing or broken, or cannot compile the model.
+        ProviderError: a precision it refuses (``option="precision"``), as is.
+        ModelError: OpenVINO cannot read the model.
+    """
+    try:
+        s = OpenVinoSession(source, opts.precision, opts.threads, shapes)
+    except ProviderError as e:
+        if e.option == "precision":
+            raise
+        raise Unavailable(str(e)) from e
+    return SessionInfo(s, Provider.OPENVINO, Provider.OPENVINO, (s.describe(),), opts)
