@@ -19,12 +19,17 @@ Before any pixel is decoded, :func:`preflight` reads the file's header
 data inside the file, at most ``max_pixels`` pixels per plane) and estimates
 what the in-memory path needs (:func:`in_memory_bytes`). A single-image TIFF
 that would need more than ``memory_limit`` is segmented window by window
-(:func:`unet_edge.large.segment_large`), with memory independent of its size
-and the same mask; other images that would need more are refused with the
-estimate. ``large=True`` forces the windowed path, ``large=False`` forbids
+(:func:`unet_edge.paths.windowed.segment_windows`), with memory independent
+of its size and the same mask; other images that would need more are refused
+with the estimate. ``large=True`` forces the windowed path, ``large=False`` forbids
 it. The windowed path writes the mask only. The output folder is created
 when there is something to write, and removed again (if it was new and is
 empty) when the file fails.
+
+Data flows one way: the :class:`Preflight` carries the header it read, and
+:func:`segment_checked` opens the file once more, for its pixels (and
+calibration), refusing a file whose header is no longer that one. An input is
+opened exactly twice: once for its header, once for its pixels.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "in_memory_bytes",
     "plan_files",
     "preflight",
+    "segment_checked",
     "segment_file",
 ]
 
@@ -140,12 +146,19 @@ def _plans(
     what: Mapping[str, Any],
 ) -> list[FilePlan]:
     """Plans for ``paths``; ``what`` holds :func:`output_paths`' keyword arguments."""
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output folder {folder} is a file", option="output")
+    _check_folder(folder)
     if large:
         _check_windowed_request(paths, what["probabilities"] or what["overlay"])
     fmt = look_up(OutputFormat, what["output_format"], "output format")
     plans = [FilePlan(p, output_paths(p, folder, **what), fmt) for p in paths]
+    _check_outputs(plans, folder, overwrite)
+    return plans
+
+
+def _check_outputs(plans: Sequence[FilePlan], folder: Path, overwrite: bool) -> None:
+    """Refuse outputs of ``plans`` (all in ``folder``) that two inputs share, that exist
+    (without ``overwrite``) or that are inputs."""
+    paths = [plan.input for plan in plans]
     seen: dict[Path, Path] = {}
     for plan in plans:
         for out in plan.outputs.values():
@@ -158,10 +171,16 @@ def _plans(
             seen[out] = plan.input
             if folder.is_dir():
                 io.check_output(out, overwrite, paths)
-    return plans
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse an output folder that is a file."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output folder {folder} is a file", option="output")
 
 
 def _check_windowed_request(paths: Sequence[Path], more_than_mask: bool) -> None:
+    """Refuse ``large=True`` for non-TIFF inputs or more outputs than the mask."""
     others = [p for p in paths if p.suffix.lower() not in io.TIFF_SUFFIXES]
     if others or more_than_mask:
         why = f"{others[0]} is not a TIFF" if others else "probabilities and overlay were asked for"
@@ -206,16 +225,40 @@ def segment_file(
 
     Outputs and the header are checked before anything is computed; on
     failure nothing of this file is left behind (not even a new, empty folder).
+    The file is opened twice: for its header (:func:`preflight`), then for its
+    pixels.
     """
     folder = io.as_path(output_dir, "output_dir")
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
     plan = _plans([io.as_path(path, "path")], folder, overwrite, large, what)[0]
     with errors_name(plan.input):
         check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
-        with _folder_removed_on_failure(folder):
-            if check.windowed:
-                return _segment_windowed(seg, plan, max_pixels)
-            return _segment_in_memory(seg, plan, max_pixels)
+    return _segment(seg, check, max_pixels)
+
+
+def segment_checked(
+    seg: Segmenter, check: Preflight, *, overwrite: bool = False, max_pixels: int | None = None
+) -> FileResult:
+    """Segment an input that passed :func:`preflight` (as a batch does, after checking
+    every input): its outputs are checked once more, then its pixels are read in one
+    open, which must still find ``check.header`` (else :class:`~unet_edge.ImageReadError`).
+
+    ``overwrite`` and ``max_pixels`` as for :func:`segment_file`.
+    """
+    plan = check.plan
+    folder = plan.outputs["mask"].parent
+    _check_folder(folder)
+    _check_outputs([plan], folder, overwrite)
+    return _segment(seg, check, max_pixels)
+
+
+def _segment(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
+    """Read and segment a checked input, write its results; on failure none of them stays."""
+    plan = check.plan
+    with errors_name(plan.input), _folder_removed_on_failure(plan.outputs["mask"].parent):
+        if check.windowed:
+            return _segment_windowed(seg, check, max_pixels)
+        return _segment_in_memory(seg, check, max_pixels)
 
 
 @contextlib.contextmanager
@@ -231,9 +274,11 @@ def errors_name(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Preflight:
-    """What the header of one input says: its ``header``, the bytes the in-memory path
-    would need (``in_memory``) and whether it will be segmented window by window."""
+    """One input checked from its header: its ``plan``, its ``header`` (handed on, so the
+    pixels are read against it), the bytes the in-memory path would need (``in_memory``)
+    and whether it will be segmented window by window."""
 
+    plan: FilePlan
     header: io.ImageHeader
     in_memory: int
     windowed: bool
@@ -285,8 +330,8 @@ def preflight(
                 option="memory_limit",
             )
     if windowed:
-        io.TiffWindows(plan.input, max_pixels=max_pixels)  # a stack, or unreadable windows
-    return Preflight(header, need, windowed)
+        io.TiffWindows.check_header(header)  # a stack, or windows that cannot be read
+    return Preflight(plan, header, need, windowed)
 
 
 @contextlib.contextmanager
@@ -304,6 +349,7 @@ def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
 
 
 def _make_folder(plan: FilePlan) -> None:
+    """Create the output folder of ``plan`` (and missing parents)."""
     folder = plan.outputs["mask"].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -319,21 +365,25 @@ def _gib(n: int) -> str:
     return f"{-(-n // 1024)} KiB"
 
 
-def _segment_windowed(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -> FileResult:
-    from .windowed import segment_large
+def _segment_windowed(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
+    """The mask of a checked TIFF, window by window, from one open of it."""
+    from .windowed import segment_windows
 
-    mask = plan.outputs["mask"]
-    _make_folder(plan)
+    plan = check.plan
     ome = plan.output_format is OutputFormat.OME_TIFF
-    segment_large(seg, plan.input, mask, ome=ome, max_pixels=max_pixels)
-    return FileResult(plan.input, dict(plan.outputs), io.read_provenance(mask), True)
+    with io.TiffWindows(plan.input, max_pixels=max_pixels, expect=check.header) as source:
+        _make_folder(plan)
+        prov = segment_windows(seg, source, plan.outputs["mask"], ome=ome)
+    return FileResult(plan.input, dict(plan.outputs), prov, True)
 
 
-def _segment_in_memory(seg: Segmenter, plan: FilePlan, max_pixels: int | None) -> FileResult:
-    image = io.read_image(plan.input, max_pixels=max_pixels)
-    calibration = io.read_calibration(plan.input)
+def _segment_in_memory(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
+    """Every output asked for of a checked image, read whole in one open."""
+    plan = check.plan
+    source = io.read_file(plan.input, max_pixels=max_pixels, expect=check.header)
+    image, calibration = source.pixels, source.calibration
     # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
-    stack = io.is_stack(plan.input)
+    stack = source.is_stack
     pred = seg.analyze(list(image) if stack else image)
     mask = pred.mask
     tile_plan = seg.plan_for((mask.shape[-2], mask.shape[-1]))

@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -119,9 +119,10 @@ def segment_large(
 
     Args:
         seg: an open Segmenter; its tile plan for the whole image is used.
-        source: a single-image TIFF, (H, W) or (H, W, C). Uncompressed files
-            are memory-mapped window by window; compressed or tiled ones are
-            read through tifffile's zarr store.
+        source: a single-image TIFF, (H, W) or (H, W, C), opened once
+            (:class:`unet_edge.io.TiffWindows`). Uncompressed files are
+            memory-mapped window by window; compressed or tiled ones are read
+            through tifffile's zarr store.
         output: the mask TIFF to write (0/255 for two classes, class indices
             otherwise, as ``unet-edge run`` saves masks), uint8, an ImageJ
             hyperstack (OME-TIFF if ``ome``) in strips of whole rows, written
@@ -141,23 +142,47 @@ def segment_large(
     and one batch of network tiles.
     """
     source = io.as_path(source, "source")
-    src = io.TiffWindows(source, max_pixels=max_pixels)
-    calibration = io.read_calibration(source)
-    output = io.as_path(output, "output")
+    with io.TiffWindows(source, max_pixels=max_pixels) as src:
+        output = io.as_path(output, "output")
+        segment_windows(
+            seg,
+            src,
+            output,
+            compression=compression,
+            progress=progress,
+            memory_budget=memory_budget,
+            ome=ome,
+        )
+    return output
+
+
+def segment_windows(
+    seg: Segmenter,
+    src: io.TiffWindows,
+    output: Path,
+    *,
+    compression: str | None = "zlib",
+    progress: Callable[[int, int], None] | None = None,
+    memory_budget: int | None = LARGE_MEMORY_BUDGET,
+    ome: bool = False,
+) -> dict[str, Any]:
+    """:func:`segment_large` on a TIFF already open as ``src``; returns the provenance
+    written into ``output`` (the arguments are :func:`segment_large`'s)."""
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)  # one strided pass: the whole image's statistics
     plan = seg.plan_for((h, w), memory_budget)
     ty, tx = output_tile(plan.y), output_tile(plan.x)
     windows = output_windows((h, w), (ty, tx))
     bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress)
-    prov = seg.result_provenance(plan, [scaling.to_dict()], source=source.name)
-    return io.write_tiff_strips(
+    prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name)
+    io.write_tiff_strips(
         output,
         bands,
         (h, w),
         ty,
         prov,
-        calibration=calibration,
+        calibration=src.calibration,
         ome=ome,
         compression=compression,
     )
+    return prov

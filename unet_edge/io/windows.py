@@ -1,0 +1,282 @@
+"""TIFFs larger than memory: windows of one image read on demand, a mask written strip by strip.
+
+:class:`TiffWindows` reads any rectangle of a single-image TIFF (the window
+reader of the kernel, :data:`unet_edge.tiling.WindowReader`, and an array
+Dask can wrap); :func:`write_tiff_strips` writes a uint8 image from bands of
+rows as they come, so neither side ever holds the whole image.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+import weakref
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .. import imagemeta
+from ..errors import ImageReadError, InputError, OutputError
+from ..imagemeta import Calibration
+from .atomic import write_atomically
+from .headers import TIFF_SUFFIXES, ImageHeader
+from .read import OpenImage, open_image
+
+
+class TiffWindows:
+    """Random access to windows of a large single-image TIFF, without reading all of it.
+
+    The file is opened once (:func:`unet_edge.io.read.open_image`: its header
+    checked, ``max_pixels`` and ``expect`` as there) and stays open until
+    :meth:`close` (or the end of a ``with`` block); a read after that, or in
+    another process (it pickles, for Dask workers), opens it again and checks
+    that it has not changed. An uncompressed, contiguous TIFF is read through a
+    memory map of just the rows a window needs, unmapped after each read, so
+    resident memory stays the size of a window however large the file is.
+    Other TIFFs (compressed, tiled) are read through tifffile's zarr store,
+    which decodes only the chunks a window touches (needs the ``[dask]`` extra
+    for zarr).
+
+    ``shape`` is (H, W) or (H, W, C), ``dtype`` the file's pixel type,
+    ``calibration`` its pixel size (None if it has none).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_pixels: int | None = None,
+        expect: ImageHeader | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in TIFF_SUFFIXES:
+            raise InputError(_not_tiff_message(self.path))
+        self._max_pixels = max_pixels
+        self._lock = threading.RLock()
+        self._no_file()
+        image = self._adopt(open_image(self.path, max_pixels=max_pixels, expect=expect))
+        try:
+            self.header = image.header
+            self.check_header(self.header)
+            self.calibration: Calibration | None = image.calibration()
+            tf = image.tiff
+            self._offset = int(tf.pages.first.dataoffsets[0]) if self.header.contiguous else -1
+            self._byteorder = tf.byteorder
+            if self._offset < 0:
+                self._open_zarr()
+        except BaseException:
+            self.close()
+            raise
+        self.shape: tuple[int, ...] = self.header.shape
+        self.dtype = self.header.dtype
+        self.ndim = len(self.shape)
+
+    @staticmethod
+    def check_header(header: ImageHeader) -> None:
+        """Refuse, from its header alone, a file that cannot be read window by window: not
+        a TIFF, not one (H, W) or (H, W, C) image, or compressed or tiled without zarr."""
+        path, shape = header.path, header.shape
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            raise InputError(_not_tiff_message(path))
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] > 4):
+            raise InputError(
+                f"{path} holds an array of shape {shape}; large-image mode takes one "
+                "(H, W) or (H, W, C) image, not a stack (segment stacks slice by slice)"
+            )
+        if not header.contiguous:
+            _import_zarr(path)
+
+    def _no_file(self) -> None:
+        """The state without an open file (new, closed, or just unpickled)."""
+        self._image: OpenImage | None = None
+        self._release: Callable[[], object] = lambda: None
+        self._zarr: Any = None
+
+    def _adopt(self, image: OpenImage) -> OpenImage:
+        """Hold ``image`` open as this object's file (closed by :meth:`close` or the GC)."""
+        self._image = image
+        # closed when this object goes, if close() was not called: no file left to the GC
+        self._release = weakref.finalize(self, image.close)
+        return image
+
+    def _opened(self) -> OpenImage:
+        """The open file, opened again (and checked unchanged) if it was closed."""
+        with self._lock:
+            image = self._image
+            if image is None:  # closed, or unpickled in another process: open it once there
+                image = self._adopt(
+                    open_image(self.path, max_pixels=self._max_pixels, expect=self.header)
+                )
+            return image
+
+    def _open_zarr(self) -> Any:
+        """The zarr array over tifffile's store of the open file (compressed or tiled TIFFs)."""
+        with self._lock:
+            if self._zarr is None:
+                zarr = _import_zarr(self.path)
+                self._zarr = zarr.open(self._opened().tiff.aszarr(), mode="r")
+            return self._zarr
+
+    def close(self) -> None:
+        """Close the file (idempotent); a later read opens it again."""
+        with self._lock:
+            release = self._release
+            self._no_file()
+        release()
+
+    def __enter__(self) -> TiffWindows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for Dask workers: each process opens the file itself.
+        gone = ("_lock", "_image", "_release", "_zarr")
+        return {k: v for k, v in self.__dict__.items() if k not in gone}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._no_file()
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """``windows[r0:r1:s, c0:c1:s]``, so Dask can read it with ``from_array``.
+
+        With steps (a statistics sample) only every ``s``-th row is read: one
+        strided pass over the file, in bands, so memory stays bounded.
+        """
+        key = key if isinstance(key, tuple) else (key,)
+        rows, cols = (*key, slice(None), slice(None))[:2]
+        r0, r1, rs = rows.indices(self.shape[0])
+        c0, c1, cs = cols.indices(self.shape[1])
+        if rs < 1 or cs < 1:
+            raise InputError("TiffWindows reads forward windows only (positive steps)")
+        if rs == 1 and cs == 1:
+            window = self.read((r0, max(r0, r1)), (c0, max(c0, c1)))
+        else:
+            window = self._strided(range(r0, r1, rs), slice(c0, c1, cs))
+        return window[(slice(None), slice(None), *key[2:])]
+
+    def _strided(self, rows: range, cols: slice) -> np.ndarray:
+        """Every ``rows.step``-th row of ``rows``, columns ``cols``, read in bands of ~32 MiB."""
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        band = max(1, (32 << 20) // max(1, row_bytes) // rows.step)
+        parts = []
+        for i in range(0, len(rows), band):
+            sel = rows[i : i + band]
+            if len(sel):
+                block = self.read((sel[0], sel[-1] + 1), (0, self.shape[1]))
+                # a copy: a view would keep every band's full rows alive until the end
+                parts.append(np.ascontiguousarray(block[:: rows.step, cols]))
+                del block
+        return np.concatenate(parts) if parts else np.empty((0, 0, *self.shape[2:]), self.dtype)
+
+    def read_window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """The kernel's window reader (:data:`unet_edge.tiling.WindowReader`)."""
+        return self.read((top, top + height), (left, left + width))
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """Pixels ``[r0, r1) x [c0, c1)`` as a fresh (h, w[, C]) array of the file's dtype."""
+        try:
+            return self._read(rows, cols)
+        except Exception as e:  # the file changed or was cut short after it was opened
+            raise ImageReadError(
+                f"{self.path}: rows {rows[0]}-{rows[1]}, columns {cols[0]}-{cols[1]} cannot be "
+                f"read ({type(e).__name__}: {e}); the file may be truncated or damaged"
+            ) from None
+
+    def _read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """:meth:`read` without the error translation: a memory map of the rows, or zarr."""
+        (r0, r1), (c0, c1) = rows, cols
+        if self._offset < 0:
+            return np.asarray(self._open_zarr()[r0:r1, c0:c1])
+        row_shape = self.shape[1:]
+        row_bytes = int(np.prod(row_shape)) * self.dtype.itemsize
+        mm = np.memmap(
+            self._opened().file,
+            dtype=self.dtype.newbyteorder(self._byteorder),
+            mode="r",
+            offset=self._offset + r0 * row_bytes,
+            shape=(r1 - r0, *row_shape),
+        )
+        out = np.array(mm[:, c0:c1], dtype=self.dtype)
+        del mm  # unmap now, so resident memory stays the size of one window
+        return out
+
+
+def _not_tiff_message(path: Path) -> str:
+    """The refusal of a file that is not a TIFF."""
+    return f"{path} is not a TIFF; large-image mode reads .tif/.tiff files"
+
+
+def _import_zarr(path: Path) -> Any:
+    """The zarr module, which compressed or tiled TIFFs need to be read window by window."""
+    try:
+        import zarr
+    except ModuleNotFoundError:
+        raise ImageReadError(
+            f"{path} is compressed or tiled; reading it window by window needs zarr "
+            "(pip install 'unet-edge[dask]'), or save it as an uncompressed TIFF"
+        ) from None
+    return zarr
+
+
+#: Bytes of pixels above which a striped output is written as BigTIFF (classic TIFF
+#: offsets are 32-bit; the margin leaves room for the tags).
+BIGTIFF_ABOVE = 2**32 - 2**25
+
+
+def write_tiff_strips(
+    path: str | os.PathLike[str],
+    bands: Iterable[np.ndarray],
+    shape: tuple[int, int],
+    rows_per_strip: int,
+    provenance: Mapping[str, Any] | None = None,
+    *,
+    calibration: Calibration | None = None,
+    ome: bool = False,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write a (H, W) uint8 image from ``bands`` of rows, top to bottom, as a striped TIFF.
+
+    Each band is ``rows_per_strip`` rows (the last may be shorter) and becomes
+    one strip, encoded and written as it comes, so the image never has to fit
+    in memory; strips in row order are what ImageJ 1.x reads (it cannot read
+    tiled TIFFs). An ImageJ hyperstack or OME-TIFF with calibration and
+    provenance as :func:`unet_edge.io.write_tiff` writes them; BigTIFF above
+    :data:`BIGTIFF_ABOVE` bytes (Bio-Formats reads it, ImageJ 1.x does not, nor
+    could it hold a plane that large). Atomic.
+    """
+    if compression not in (None, "zlib"):
+        raise OutputError(
+            f"striped TIFFs are written with zlib or no compression, not {compression!r}"
+        )
+    kwargs = imagemeta.tiff_kwargs("YX", calibration, provenance or {}, ome)
+    big = shape[0] * shape[1] > BIGTIFF_ABOVE
+
+    def strips() -> Iterator[bytes]:
+        for band in bands:
+            raw = np.ascontiguousarray(band, dtype=np.uint8).tobytes()
+            yield zlib.compress(raw, 6) if compression else raw
+
+    def writer(tmp: Path) -> None:
+        with warnings.catch_warnings():  # tifffile warns that ImageJ 1.x cannot read BigTIFF
+            warnings.simplefilter("ignore", UserWarning)
+            tifffile.imwrite(
+                tmp,
+                strips(),
+                shape=shape,
+                dtype=np.uint8,
+                rowsperstrip=rows_per_strip,
+                compression=compression,
+                bigtiff=big,
+                **kwargs,
+            )
+
+    return write_atomically(Path(path), writer)
