@@ -1,7 +1,7 @@
 """U-Nets the project did not define, written here in torch and exported as plain ONNX.
 
 They differ from :class:`unet_edge.training.model.UNet` on purpose, so that
-probing (:mod:`unet_edge.probe`) is tested on networks it knows nothing of:
+probing (:mod:`unet_edge.models.probe`) is tested on networks it knows nothing of:
 
 - :class:`SameNet`: depth 3, same padding, one conv + batch norm per level,
   bilinear up-sampling followed by a 1x1 conv, skips *added* (not

@@ -61,7 +61,7 @@ class ModelError(UnetEdgeError, ValueError):
 
 class ProbeError(ModelError):
     """An ONNX graph without metadata is not a dense, local image-to-image network that
-    unet-edge can tile exactly (see :mod:`unet_edge.probe`)."""
+    unet-edge can tile exactly (see :mod:`unet_edge.models.probe`)."""
 
 
 class CheckpointError(UnetEdgeError, ValueError):

@@ -228,7 +228,7 @@ class Geometry(_SizeRules):
 class TileGeometry(_SizeRules):
     """Size rules given as numbers, for a network whose architecture is unknown.
 
-    What :mod:`unet_edge.probe` measures on a foreign ONNX graph (or a
+    What :mod:`unet_edge.models.probe` measures on a foreign ONNX graph (or a
     bioimage.io description gives): the graph runs on ``min_size + step * k``
     (``step`` 0: only ``min_size``, a fixed-shape graph), raw output
     ``input - 2 * shrink``, ``margin`` pixels cropped from each side of that

@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +58,17 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from . import cpu, io, metadata, processing, tiling
+from . import cpu, io, kernel, metadata, processing, tiling
 from .config import Precision
 from .errors import ExportError, InputError, ModelError, OutputExistsError
 from .metadata import ModelInfo
+from .models.check import Int8Warning
 from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
     import onnx
+
+    from .runtime import Segmenter
 
 __all__ = [
     "AGREEMENT_THRESHOLD",
@@ -157,16 +161,12 @@ def calibration_tiles(
     """
     if max_tiles < 1:
         raise InputError(f"max_tiles must be >= 1, got {max_tiles}")
-    g, norm, c = info.geometry, info.normalization, info.channels
     found: list[np.ndarray] = []
     for image in frames:
-        for frame in processing.as_frames(image, c)[0]:
+        for frame, scaling in kernel.prepare_frames(image, info)[0]:
             shape = (frame.shape[0], frame.shape[1])
-            t = tile if tile is not None else tiling.choose_tile(shape, g, max_tile)
-            scaling = processing.scaling_for(frame, norm, c)
-            prepare = processing.normalizer(norm, c, scaling)
-            plan = tiling.plan(shape, g, t)
-            run = tiling.TileRun(plan, tiling.array_reader(frame), prepare, info.classes)
+            t = tile if tile is not None else tiling.choose_tile(shape, info.geometry, max_tile)
+            run = kernel.for_frame(info, frame, tiling.plan(shape, info.geometry, t), scaling)
             found.extend(batch for _, batch in run.batches(reuse=False))
     if not found:
         raise InputError("no calibration images were given")
@@ -221,7 +221,7 @@ def agreement(
     per: list[float] = []
     same = total = 0
     worst = 0.0
-    with Segmenter(reference, "cpu", tile) as ref, Segmenter(candidate, provider, tile) as cand:
+    with Segmenter(reference, "cpu", tile) as ref, _candidate(candidate, provider, tile) as cand:
         used = cand.provider
         for f in frames:
             a, b = ref.predict(f), cand.predict(f)
@@ -241,6 +241,18 @@ def agreement(
         "cpu": cpu.name(),
         "cpu_int8_saturates": cpu.int8_saturates(),
     }
+
+
+def _candidate(
+    model: str | os.PathLike[str], provider: str, tile: int | tuple[int, int] | None
+) -> Segmenter:
+    """A Segmenter on the file :func:`agreement` measures, without its Int8Warning (which
+    doubts the agreement the file records: the one being measured)."""
+    from .runtime import Segmenter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Int8Warning)
+        return Segmenter(model, provider, tile)
 
 
 # ---------------------------------------------------------------------------

@@ -150,6 +150,33 @@ def stat_sample(image: Any) -> np.ndarray:
     return np.asarray(compute() if callable(compute) else sample)
 
 
+def camera_range(
+    input_range: tuple[float, float] | None, bit_depth: int | None
+) -> tuple[float, float] | None:
+    """The raw value range from ``input_range`` or ``bit_depth`` (at most one of them)."""
+    if input_range is not None and bit_depth is not None:
+        raise InputError(
+            f"give input_range or bit_depth, not both (got {input_range!r} and {bit_depth!r})"
+        )
+    if bit_depth is not None:
+        if (
+            isinstance(bit_depth, bool)
+            or not isinstance(bit_depth, int)
+            or not 1 <= bit_depth <= 32
+        ):
+            raise InputError(f"bit_depth must be an integer in 1..32, got {bit_depth!r}")
+        return 0.0, float(2**bit_depth - 1)
+    if input_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise InputError(f"input_range must be (low, high) numbers, got {input_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise InputError(f"input_range needs finite low < high, got {input_range!r}")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class Scaling:
     """How one image's raw values map to 0..1, per channel: ``(raw - low) / (high - low)``.

@@ -72,6 +72,7 @@ class Probe:
         return max(2, self.out_channels)
 
     def to_dict(self) -> dict[str, Any]:
+        """What was found, as plain values (kept in the ModelInfo's ``architecture.extra``)."""
         return {
             "geometry": self.geometry.to_dict(),
             "channels": self.channels,
@@ -82,6 +83,7 @@ class Probe:
         }
 
     def describe(self) -> str:
+        """What was found, in one line of words (``unet-edge info``, the package README)."""
         g = self.geometry
         rf = "" if self.receptive_field is None else f", receptive field {self.receptive_field} px"
         return (
@@ -100,12 +102,14 @@ def postprocess(kind: OutputKind, out_channels: int) -> Callable[[np.ndarray], n
         squash = kind is OutputKind.LOGITS
 
         def two_classes(y: np.ndarray) -> np.ndarray:
+            """(N, 1, h, w) p(foreground), or its logit -> (N, 2, h, w) float32."""
             p = 1.0 / (1.0 + np.exp(-y)) if squash else y
             return np.concatenate([1.0 - p, p], axis=1).astype(np.float32)
 
         return two_classes
 
     def softmax(y: np.ndarray) -> np.ndarray:
+        """(N, K, h, w) logits -> (N, K, h, w) float32 probabilities over axis 1."""
         e = np.exp(y - y.max(axis=1, keepdims=True))
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
@@ -138,6 +142,7 @@ class _Graph:
         self.dtype = np.float16 if "float16" in self.input.type else np.float32
 
     def run(self, x: np.ndarray) -> np.ndarray | None:
+        """(N, C, h, w) input -> (N, K, h', w') float32 output, or None if the graph refuses it."""
         try:
             y = self.session.run([self.output.name], {self.input.name: x.astype(self.dtype)})[0]
         except Exception:  # an illegal size: ORT's Fail/InvalidArgument/RuntimeException
@@ -171,6 +176,7 @@ def _signature(g: _Graph) -> tuple[int | None, int, int | None]:
 
 
 def _rng_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Reproducible uniform [0, 1) float32 values of ``shape`` (the probes' inputs)."""
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
 
@@ -187,6 +193,7 @@ class _Runner:
         return None if y is None or y.ndim != 4 else y[0]
 
     def out_size(self, n: int) -> int | None:
+        """The output side for an ``n`` x ``n`` input, or None when the graph refuses it."""
         if n not in self.sizes:
             y = self(_rng_input((self.c, n, n)))
             ok = y is not None and y.shape[1] == y.shape[2]
@@ -268,6 +275,7 @@ def _legal_sizes(run: _Runner, fixed: int | None) -> tuple[int, int, int]:
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two equal-shape, non-empty outputs agree up to :data:`_TOL` of their magnitude."""
     scale = 1.0 + float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0)))
     return a.size > 0 and float(np.abs(a - b).max()) <= _TOL * scale
 
@@ -321,6 +329,7 @@ def _receptive_field(run: _Runner, size: int, shrink: int) -> int:
 
 
 def _output_kind(run: _Runner, size: int) -> tuple[int, OutputKind]:
+    """(output channels, what they hold), from one run on a random ``size`` x ``size`` input."""
     y = run(_rng_input((run.c, size, size), seed=3))
     assert y is not None
     k = y.shape[0]

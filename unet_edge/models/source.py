@@ -1,28 +1,27 @@
-"""What a model file is and how to run it: unet-edge ONNX, foreign ONNX, bioimage.io package.
+"""The record of a model ready to run (:class:`ModelSource`), whatever file it came from.
 
-:func:`open_model` turns any of them into a :class:`ModelSource`: the ONNX
-graph to run, a validated :class:`~unet_edge.metadata.ModelInfo`, the tile
-geometry the kernel uses and the step that turns the graph's output into
-class probabilities. A graph exported by unet-edge describes itself (its
-metadata); any other ONNX U-Net is probed once (:mod:`unet_edge.probe`); a
-bioimage.io package (``.zip`` or its ``rdf.yaml``) is read by
-:mod:`unet_edge.bioimage`.
+A :class:`ModelSource` holds the ONNX graph to run, a validated
+:class:`~unet_edge.metadata.ModelInfo`, the tile geometry the kernel uses and
+the step that turns the graph's output into class probabilities.
+:func:`unet_edge.models.open.open_model` makes one from a unet-edge ONNX
+file (its metadata), any other ONNX U-Net (:func:`probed_source`, by
+:mod:`unet_edge.models.probe`) or a bioimage.io package
+(:mod:`unet_edge.models.bioimage`). :func:`model_hash` names a model file in
+provenance.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import metadata
 from ..config import Normalization, Padding, UNetConfig
-from ..errors import ModelError
 from ..metadata import ModelInfo
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ Postprocess = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model ready for the Segmenter."""
+    """A model ready for the Segmenter (made by :func:`unet_edge.models.open.open_model`)."""
 
     onnx: Path | bytes  # the graph ONNX Runtime loads (a file, or its bytes)
     info: ModelInfo
@@ -45,14 +44,10 @@ class ModelSource:
     origin: str = "unet-edge"  # "unet-edge", "probed" or "bioimage.io"
 
     def describe(self) -> str:
+        """The tile geometry in words: what probing measured, or what the metadata says."""
         if self.probe is not None:
             return self.probe.describe()
         return self.geometry.describe()
-
-
-def is_package(path: Path) -> bool:
-    """A bioimage.io package: a ``.zip`` or a ``*.yaml`` description."""
-    return path.suffix.lower() in (".zip", ".yaml", ".yml")
 
 
 def probed_info(p: Probe, normalization: Normalization, name: str) -> ModelInfo:
@@ -79,7 +74,7 @@ def probed_info(p: Probe, normalization: Normalization, name: str) -> ModelInfo:
 def probed_source(
     path: Path | bytes, normalization: Normalization, name: str, origin: str = "probed"
 ) -> ModelSource:
-    """Probe the graph at ``path`` (see :mod:`unet_edge.probe`) and describe it."""
+    """Probe the graph at ``path`` (see :mod:`unet_edge.models.probe`) and describe it."""
     from . import probe
 
     p = probe.probe(path)
@@ -94,38 +89,13 @@ def probed_source(
     )
 
 
-def open_model(
-    path: str | os.PathLike[str],
-    normalization: Normalization | None = None,
-    probe_only: bool = False,
-) -> ModelSource:
-    """Describe the model at ``path`` for the Segmenter.
-
-    ``normalization`` replaces the model's own; a graph without unet-edge
-    metadata (and not a bioimage.io package) needs it, since nothing in the
-    graph says how pixel values were scaled in training (``probe_only``: a
-    description without it, the normalisation left at the default).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    if is_package(path):
-        from . import bioimage
-
-        return bioimage.open_package(path, normalization)
-    props = metadata.load_props(path)
-    if metadata.KEY in props:
-        info = metadata.from_props(props, str(path))
-        if normalization is not None:
-            info = replace(info, normalization=normalization)
-        return ModelSource(path, info, info.geometry)
-    if normalization is None and probe_only:
-        normalization = Normalization()
-    if normalization is None:
-        raise ModelError(
-            f"{path} has no unet-edge metadata, so nothing says how its training images were "
-            "normalised; give the normalisation (e.g. Normalization(mode='percentile', low=1, "
-            "high=99.8)) and unet-edge probes the graph's geometry",
-            option="normalization",
-        )
-    return probed_source(path, normalization, path.stem)
+def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  # noqa: B006
+    """SHA-256 of a model file (cached by path and modification time)."""
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _cache:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _cache[key] = h.hexdigest()
+    return _cache[key]

@@ -247,7 +247,7 @@ def export_checkpoint(
 
 
 class _Variant(torch.nn.Module):
-    """The bioimage.io variant (:func:`unet_edge.bioimage.variant_graph`) in torch."""
+    """The bioimage.io variant (:func:`unet_edge.training.package.variant_graph`) in torch."""
 
     def __init__(self, net: UNet, crop: int, pad_before: int, pad_after: int) -> None:
         super().__init__()
