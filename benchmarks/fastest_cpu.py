@@ -18,7 +18,7 @@ model, written now (7-bit weights for cpu, 8-bit for openvino), each with its ag
 gate on the provider that runs it; a row whose file the gate refuses is reported as not
 measured. ``--int8 FILE`` uses one given QDQ file for both rows instead.
 
-One frame is :func:`unet_edge.files.segment_file` (what ``run`` calls for each
+One frame is :func:`unet_edge.paths.files.segment_file` (what ``run`` calls for each
 image) on a 2048x2048 PNG made of 16 ISBI training slices (00-15, 4x4, every
 other one mirrored so edges meet; :func:`unet_edge.bench.synth_image`): read,
 normalise, tile, infer, stitch, write the mask, with the tile a default
@@ -71,7 +71,7 @@ BACKENDS = {  # name: (int8 model?, provider, precision)
 def _open(
     model: Path, int8: dict[str, Path | str], threads: int | None
 ) -> tuple[dict[str, Segmenter], dict[str, str]]:
-    from unet_edge.engines.select import ProviderOptions
+    from unet_edge.engines.options import ProviderOptions
 
     segs, skipped = {}, {}
     for name, (is_int8, provider, prec) in BACKENDS.items():
@@ -178,7 +178,7 @@ def measure(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, A
     model = args.model or default_model_path()
     data = Path(args.data)
     read = lambda i: io.read_image(data / "image" / f"{i:02d}.png")  # noqa: E731
-    result: dict[str, Any] = {"machine": bench._machine(), "model": str(model), "size": args.size}
+    result: dict[str, Any] = {"machine": bench.machine(), "model": str(model), "size": args.size}
     say("measuring the FMA ceiling and numpy SGEMM")
     result["ceiling"] = bench.fma_ceiling(args.threads, 20_000_000)
     result["sgemm"] = bench.gemm_peak(4096, args.threads)

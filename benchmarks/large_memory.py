@@ -1,7 +1,7 @@
 """Peak memory of large-image segmentation: a SIZE x SIZE uint16 TIFF on disk, band by band.
 
 Writes the input (uncompressed, so it is memory-mapped window by window) to a
-scratch folder, runs ``unet_edge.large.segment_large`` in a child process and
+scratch folder, runs ``unet_edge.paths.windowed.segment_large`` in a child process and
 reports its peak resident memory (VmHWM), the wall time and the input
 size, and how many pixels of the mask agree with the in-memory mask of the
 same ISBI content as 8-bit (a centre period of a 3x3 mosaic): the figures are
@@ -27,7 +27,7 @@ import tifffile
 CHILD = """  # noqa: E501
 import json, resource, sys, time
 from unet_edge import Segmenter
-from unet_edge.large import segment_large
+from unet_edge.paths.windowed import segment_large
 model, src, dst, budget = sys.argv[1:5]
 model = model or None
 t0 = time.perf_counter()

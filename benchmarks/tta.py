@@ -141,7 +141,7 @@ def main() -> None:
     check_shipped(result, args.model)
     result["tiled_vs_whole_max_abs"] = check_tiled(args.model, args.data, names[0])
     s = result["seconds"]
-    result.update(cpu=bench._machine()["cpu"], time_ratio=s["tta"] / s["plain"], names=names)
+    result.update(cpu=bench.machine()["cpu"], time_ratio=s["tta"] / s["plain"], names=names)
     print(f"{result['cpu']}; slices {args.names}; {result['plan']}")
     print(table(result))
     changed = np.mean([v["changed_pixels"] for v in result["images"].values()])
