@@ -44,9 +44,9 @@ if TYPE_CHECKING:
 # Imported on first use: runtime pulls in onnxruntime, files OpenCV and tifffile.
 _LAZY = {
     "Segmenter": "runtime",
-    "FileResult": "files",
-    "plan_files": "files",
-    "segment_file": "files",
+    "FileResult": "paths.files",
+    "plan_files": "paths.files",
+    "segment_file": "paths.files",
 }
 
 

@@ -89,7 +89,7 @@ class OutputFormat(str, enum.Enum):
 
 
 class DropPolicy(str, enum.Enum):
-    """What a stream does when frames come faster than the model (:mod:`unet_edge.streaming`)."""
+    """What a stream does when frames come faster than the model (:mod:`unet_edge.paths.stream`)."""
 
     OLDEST = "oldest"  # discard the oldest waiting frame: bounded latency, frames may be lost
     NONE = "none"  # wait: every frame is processed, latency grows if the source is faster

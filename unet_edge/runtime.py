@@ -17,7 +17,7 @@ session), and every later call raises :class:`~unet_edge.UnetEdgeError`
 frame is either complete or an error, never partial. For orderly shutdown,
 close after the threads are done (or use the Segmenter as a context manager
 around them). ``stream`` runs its own pipeline threads; see
-:mod:`unet_edge.streaming`.
+:mod:`unet_edge.paths.stream`.
 """
 
 from __future__ import annotations
@@ -26,21 +26,23 @@ import functools
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import cost, cpu, processing, tiling
-from .capture import first_line
-from .config import Normalization, Precision, look_up
-from .engines import select as providers
+from . import cost, kernel, processing, tiling
+from .config import Normalization, look_up
+from .engines import select, session
+from .engines.options import Provider, ProviderOptions, check_int
 from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
-from .models import source as sources
+from .models.check import Int8Warning, check_graph, int8_note
+from .models.open import open_model
+from .models.source import model_hash
 from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ class Segmenter:
         Path of an ONNX file written by ``unet-edge export`` (None: the shipped
         default model), a bioimage.io model package (``.zip`` or its
         ``rdf.yaml``), or any other ONNX U-Net, which is probed once for its
-        geometry (:mod:`unet_edge.probe`; give ``normalization``).
+        geometry (:mod:`unet_edge.models.probe`; give ``normalization``).
     provider:
         ``"cpu"``, ``"cuda"``, ``"tensorrt"``, ``"openvino"`` (OpenVINO on the
         CPU, extra ``[openvino]``) or ``"auto"`` (the first of tensorrt, cuda,
@@ -127,7 +129,7 @@ class Segmenter:
         tile: int | tuple[int, int] | None = None,
         batch_size: int | None = None,
         *,
-        options: providers.ProviderOptions | None = None,
+        options: ProviderOptions | None = None,
         max_tile: int = DEFAULT_MAX_TILE,
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
         input_range: tuple[float, float] | None = None,
@@ -139,26 +141,26 @@ class Segmenter:
         if model is not None and not isinstance(model, (str, os.PathLike)):
             raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
-        self.source = sources.open_model(self.model_path, normalization)
+        self.source = open_model(self.model_path, normalization)
         self.info: ModelInfo = self.source.info
         self.geometry = self.source.geometry
         self.tile = None if tile is None else tiling._as_pair(tile)
         if self.tile is not None:
             for t in self.tile:
                 self.geometry.check_tile(t)
-        providers._check_int("max_tile", max_tile, 1)
-        providers._check_int("memory_budget", memory_budget, 1, optional=True)
+        check_int("max_tile", max_tile, 1)
+        check_int("memory_budget", memory_budget, 1, optional=True)
         if max_tile < self.geometry.min_input:
             raise InputError(
                 f"max_tile {max_tile} is below the smallest legal tile {self.geometry.min_input}"
             )
         self.max_tile = max_tile
         self.memory_budget = memory_budget
-        self.input_range = camera_range(input_range, bit_depth)
-        cpu = (providers.Provider.CPU, providers.Provider.OPENVINO)
-        gpu = look_up(providers.Provider, provider, "provider") not in cpu
+        self.input_range = processing.camera_range(input_range, bit_depth)
+        cpu = (Provider.CPU, Provider.OPENVINO)
+        gpu = look_up(Provider, provider, "provider") not in cpu
         if precision is not None:
-            options = replace(options or providers.ProviderOptions(), precision=precision)
+            options = replace(options or ProviderOptions(), precision=precision)
         self.batch_size = batch_size if batch_size is not None else (4 if gpu else 1)
         if batch_size is None and self.source.batch is not None:
             self.batch_size = self.source.batch
@@ -173,7 +175,7 @@ class Segmenter:
                 f"{self.batch_size}; use {self.source.batch}"
             )
         shapes = [(self.batch_size, self.info.channels, *t) for t in self._tile_shapes(self.tile)]
-        self._session: providers.SessionInfo | None = providers.open_session(
+        self._session: session.SessionInfo | None = select.open_session(
             self.source.onnx, provider, options, input_shapes=shapes
         )
         self._plans: dict[tuple[int, int, int | None], tiling.TilePlan] = {}
@@ -187,7 +189,7 @@ class Segmenter:
         if note is not None:
             s = self._live()
             self._session = replace(s, notes=(*s.notes, note))
-            warnings.warn(f"{self.model_path}: {note}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"{self.model_path}: {note}", Int8Warning, stacklevel=3)
 
     # -- description -------------------------------------------------------
     @property
@@ -256,7 +258,7 @@ class Segmenter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _live(self) -> providers.SessionInfo:
+    def _live(self) -> session.SessionInfo:
         s = self._session
         if s is None:
             raise UnetEdgeError("this Segmenter is closed; create a new one")
@@ -266,7 +268,7 @@ class Segmenter:
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Run the graph on a float32 (N, C, th, tw) batch of legal tiles -> (N, K, oh, ow)."""
         s = self._live()
-        out = providers.run_batch(
+        out = session.run_batch(
             s, self.info.input_name, self.info.output_name, self._check_batch(batch)
         )
         post = self.source.postprocess
@@ -308,7 +310,7 @@ class Segmenter:
         ``memory_budget`` (bytes) lowers this Segmenter's budget for this plan
         (the windowed path keeps its tiles small); it never raises it.
         """
-        providers._check_int("memory_budget", memory_budget, 1, optional=True)
+        check_int("memory_budget", memory_budget, 1, optional=True)
         budgets = [b for b in (self.memory_budget, memory_budget) if b is not None]
         budget = min(budgets) if budgets else None
         key = (*tiling.image_size(shape), budget)
@@ -363,16 +365,28 @@ class Segmenter:
         region: tiling.Region | None = None,
     ) -> tiling.TileRun:
         """The kernel for this model: ``region`` of the image behind ``read``, scaled so."""
-        prepare = processing.normalizer(self.info.normalization, self.info.channels, scaling)
-        return tiling.TileRun(plan, read, prepare, self.info.classes, self.batch_size, region)
+        return kernel.build(
+            self.info, plan, read, scaling, batch_size=self.batch_size, region=region
+        )
+
+    def prepare_frames(
+        self, image: Any
+    ) -> tuple[list[tuple[np.ndarray, processing.Scaling]], bool]:
+        """Frames of ``image`` (a frame, a stack, a list) with their scalings, and whether it
+        was a stack (:func:`unet_edge.kernel.prepare_frames` with this camera's range)."""
+        return kernel.prepare_frames(image, self.info, self.input_range)
 
     def frame_run(
         self, frame: np.ndarray, scaling: processing.Scaling | None = None
     ) -> tiling.TileRun:
         """The kernel for one in-memory (H, W) or (H, W, C) frame (None: its own scaling)."""
-        processing.frame_to_chw(frame, self.info.channels)
+        processing.frame_to_chw(frame, self.info.channels)  # refuse a wrong shape before work
         s = scaling if scaling is not None else self.scaling_for(frame)
-        return self.tile_run(self.plan_for(frame.shape[:2]), tiling.array_reader(frame), s)
+        return self._frame_kernel(frame, s)
+
+    def _frame_kernel(self, frame: np.ndarray, scaling: processing.Scaling) -> tiling.TileRun:
+        plan = self.plan_for(frame.shape[:2])
+        return kernel.for_frame(self.info, frame, plan, scaling, batch_size=self.batch_size)
 
     def predict_frame(
         self, frame: np.ndarray, scaling: processing.Scaling | None = None
@@ -385,11 +399,34 @@ class Segmenter:
 
         Each frame of a stack is normalised on its own (like frames of a stream).
         """
-        frames, stack = processing.as_frames(image, self.info.channels)
-        scalings = [self.scaling_for(f) for f in frames]
-        outs = [self.predict_frame(f, s) for f, s in zip(frames, scalings, strict=True)]
+        steps = self.analyze_steps(image)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(Prediction, done.value)
+
+    def analyze_steps(
+        self, image: np.ndarray | Sequence[np.ndarray]
+    ) -> Generator[tuple[int, int], None, Prediction]:
+        """:meth:`analyze` one batch of tiles at a time, for callers that show progress or stop.
+
+        Yields ``(tiles done, tiles in all)``, first ``(0, total)``, then after
+        every batch; returns the :class:`Prediction` (``StopIteration.value``),
+        equal to :meth:`analyze`'s bit for bit (it is how :meth:`analyze` runs).
+        """
+        frames, stack = self.prepare_frames(image)
+        runs = [self._frame_kernel(f, s) for f, s in frames]
+        total, done = sum(len(r.tiles) for r in runs), 0
+        yield done, total
+        for run in runs:
+            for tiles, batch in run.batches():
+                run.stitch(tiles, self.predict_batch(batch))
+                done += len(tiles)
+                yield done, total
+        outs = [r.result for r in runs]
         probs = np.stack(outs) if stack else outs[0]
-        return Prediction(probs, tuple(s.to_dict() for s in scalings))
+        return Prediction(probs, tuple(s.to_dict() for _, s in frames))
 
     def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, float32.
@@ -416,7 +453,7 @@ class Segmenter:
     ) -> Iterator[FrameResult]:
         """Segment a (live) iterable of frames on a thread pipeline; one result per frame, in order.
 
-        See :func:`unet_edge.streaming.stream` for the arguments, the drop
+        See :func:`unet_edge.paths.stream.stream` for the arguments, the drop
         policy and the per-frame latency, error and drop reporting.
         """
         from .paths.stream import stream
@@ -431,146 +468,3 @@ class Segmenter:
             probabilities=probabilities,
             timestamps=timestamps,
         )
-
-
-def camera_range(
-    input_range: tuple[float, float] | None, bit_depth: int | None
-) -> tuple[float, float] | None:
-    """The raw value range from ``input_range`` or ``bit_depth`` (at most one of them)."""
-    if input_range is not None and bit_depth is not None:
-        raise InputError(
-            f"give input_range or bit_depth, not both (got {input_range!r} and {bit_depth!r})"
-        )
-    if bit_depth is not None:
-        if (
-            isinstance(bit_depth, bool)
-            or not isinstance(bit_depth, int)
-            or not 1 <= bit_depth <= 32
-        ):
-            raise InputError(f"bit_depth must be an integer in 1..32, got {bit_depth!r}")
-        return 0.0, float(2**bit_depth - 1)
-    if input_range is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in input_range)
-    except (TypeError, ValueError):
-        raise InputError(f"input_range must be (low, high) numbers, got {input_range!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        raise InputError(f"input_range needs finite low < high, got {input_range!r}")
-    return lo, hi
-
-
-def model_hash(path: Path, _cache: dict[tuple[str, float], str] = {}) -> str:  # noqa: B006
-    """SHA-256 of a model file (cached by path and modification time)."""
-    import hashlib
-
-    key = (str(path.resolve()), path.stat().st_mtime)
-    if key not in _cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _cache[key] = h.hexdigest()
-    return _cache[key]
-
-
-def int8_note(info: ModelInfo, provider: str) -> str | None:
-    """Why an int8 file may agree less with fp32 on this CPU than its metadata says, or None.
-
-    That is the case for a file with 8-bit weights run on onnxruntime's CPU
-    provider on an x86 CPU whose int8 kernels saturate
-    (:func:`unet_edge.cpu.int8_saturates`), unless its agreement was measured
-    on such a CPU with onnxruntime. Files from before ``weight_bits`` was
-    recorded had 8-bit weights.
-    """
-    if info.precision is not Precision.INT8 or provider != "cpu" or not cpu.int8_saturates():
-        return None
-    q = info.provenance.get("quantization")
-    bits = q.get("weight_bits", 8) if isinstance(q, dict) else 8
-    measured = info.metrics.get("int8_vs_fp32")
-    measured = measured if isinstance(measured, dict) else {}
-    if bits != 8 or (measured.get("provider") == "cpu" and measured.get("cpu_int8_saturates")):
-        return None
-    where = _printable(measured.get("provider", "an unknown provider"))
-    if measured.get("cpu"):
-        where += f" on {_printable(measured['cpu'])}"
-    agree = measured.get("pixel_agreement")
-    claim = f"{100 * agree:.2f}% " if isinstance(agree, (int, float)) else ""
-    return (
-        f"int8: this CPU ({cpu.name()}) has no VNNI, so onnxruntime's int8 kernels saturate "
-        f"with this file's 8-bit weights, and its masks can agree with fp32 on fewer pixels "
-        f"than the {claim}measured with {where}; run it on the openvino provider, or "
-        "quantise the fp32 model again for the cpu provider (7-bit weights)"
-    )
-
-
-def _printable(value: object, limit: int = 100) -> str:
-    """``value`` as text without control characters, at most ``limit`` long (from metadata)."""
-    return "".join(c for c in str(value) if c.isprintable())[:limit]
-
-
-#: How far a probability may stray from [0, 1], and a pixel's sum from 1, per precision.
-PROBABILITY_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}
-
-
-def check_graph(seg: Segmenter) -> None:
-    """Run the graph once on the smallest legal tile; refuse it if it disagrees with its metadata.
-
-    A (1, C, n, n + alignment) tile (two legal sizes, so a transposed output
-    shows) of fixed pseudo-random values must give (1, K, out(n), out(n +
-    alignment)) probabilities: finite, within [0, 1] and summing to 1 per pixel.
-    Catches a halo or depth that the graph does not have, a wrong class
-    count, a 1-channel head, logits instead of probabilities. A TensorRT
-    session is not used for it (a new shape builds an engine): a CPU one is.
-    Probed graphs and bioimage.io packages are not checked here: their
-    geometry and output kind were measured by running the graph
-    (:mod:`unet_edge.probe`), or come from a package's own test tensors.
-    """
-    if seg.source.origin != "unet-edge":
-        return
-    info, g = seg.info, seg.geometry
-    n = (g.min_input, g.min_input + g.alignment)
-    x = np.random.default_rng(0).standard_normal((1, info.channels, *n)).astype(np.float32)
-    want = (1, info.classes, *(g.network_output_size(t) for t in n))
-    s = seg._live()
-    if s.provider is providers.Provider.TENSORRT:
-        s = providers.open_session(seg.source.onnx, "cpu")
-    try:
-        out = providers.run_quietly(s, info.input_name, info.output_name, x)
-    except Exception as e:
-        raise ModelError(
-            f"{seg.model_path}: the graph fails on the smallest legal tile {x.shape} that its "
-            f"metadata ({g.describe()}) gives: {first_line(str(e)) or type(e).__name__}"
-            "; re-export the model"
-        ) from None
-    problem = output_problem(out, want, PROBABILITY_TOLERANCE[info.precision.value])
-    if problem:
-        raise ModelError(
-            f"{seg.model_path}: its graph does not match its metadata: on a tile of shape "
-            f"{x.shape}, {problem} (metadata: {info.classes} classes, {g.describe()}); "
-            "re-export the model"
-        )
-
-
-def output_problem(out: np.ndarray, want: tuple[int, ...], tol: float) -> str | None:
-    """What is wrong with a probe output of shape ``want`` expected to hold probabilities."""
-    if out.shape != want:
-        why = []
-        if out.ndim != 4:
-            why.append(f"{out.ndim} axes instead of 4 (N, classes, H, W)")
-        else:
-            if out.shape[1] != want[1]:
-                why.append(f"{out.shape[1]} classes instead of {want[1]}")
-            if out.shape[2:] != want[2:]:
-                why.append("another output size: the graph's halo or depth is not the stated one")
-        return f"its output has shape {out.shape}, expected {want} ({'; '.join(why)})"
-    if not np.isfinite(out).all():
-        return f"its output holds {int(np.count_nonzero(~np.isfinite(out)))} non-finite values"
-    lo, hi = float(out.min()), float(out.max())
-    worst = float(np.abs(out.sum(axis=1) - 1).max())
-    if lo < -tol or hi > 1 + tol or worst > tol:
-        return (
-            f"probabilities expected (values in 0..1 summing to 1 per pixel), came values "
-            f"{lo:.3g}..{hi:.3g} whose per-pixel sums are off by up to {worst:.3g}"
-        )
-    return None

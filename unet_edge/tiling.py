@@ -359,7 +359,7 @@ class TileRun:
     of whole-image inference, bit for bit.
 
     The three steps are separate methods so a pipeline can run them on
-    different threads (:mod:`unet_edge.streaming`); :meth:`run` chains them.
+    different threads (:mod:`unet_edge.paths.stream`); :meth:`run` chains them.
     """
 
     def __init__(

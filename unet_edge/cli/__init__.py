@@ -18,20 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import UnetEdgeError
-
-#: What to add to a library error whose ``option`` is the key: the fix in flags.
-HINTS = {
-    "overwrite": "pass --overwrite to replace it",
-    "output": "choose another -o/--output",
-    "provider": "that is --provider cpu, or --provider auto",
-    "device": "that is --device cpu, or --device auto",
-    "precision": "that is --precision fp32",
-    "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
-    "memory_limit": "that is --memory-limit SIZE",
-    "max_pixels": "that is --max-pixels N (0: no limit)",
-    "calibrate": "pass --calibrate IMAGES",
-    "normalization": "pass --normalization SPEC (e.g. percentile:1,99.8)",
-}
+from .messages import HINTS, error_line, printable
 
 _EXTRAS = {
     "torch": "train",
@@ -40,26 +27,6 @@ _EXTRAS = {
     "distributed": "dask",
     "bioimageio": "bioimageio",
 }
-
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character (ESC, other controls, newlines, bidi
-    overrides) escaped as ``\\xNN``/``\\uNNNN``: what a model's metadata says reaches the
-    terminal as text, never as a control sequence."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def error_line(e: UnetEdgeError) -> str:
-    """The one line printed for a library error, with the CLI's hint for its ``option``."""
-    msg = printable(str(e))
-    hint = HINTS.get(e.option or "")
-    if hint and msg.endswith("."):
-        msg = f"{msg} {hint[0].upper()}{hint[1:]}."
-    elif hint:
-        msg = f"{msg}; {hint}"
-    return f"Error: {msg}"
 
 
 class _Group(click.Group):

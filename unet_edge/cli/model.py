@@ -155,11 +155,11 @@ def package(
     Example:
       unet-edge package model.onnx -o model.zip
     """
-    from ..models import bioimage
+    from ..training.package import package_checkpoint, write_package
 
     output = output or model.with_suffix(".zip")
     if model.suffix.lower() in (".pt", ".pth"):
-        bioimage.package_checkpoint(model, output, overwrite=overwrite)
+        package_checkpoint(model, output, overwrite=overwrite)
     else:
-        bioimage.write_package(model, output, normalization=normalization, overwrite=overwrite)
+        write_package(model, output, normalization=normalization, overwrite=overwrite)
     out.info(f"wrote {output}")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from ..config import ComputePrecision
-from ..engines.select import Provider
+from ..engines.options import Provider
 from ..io import MAX_PIXELS
 from ..paths.files import IN_MEMORY_LIMIT
 from ..runtime import DEFAULT_MEMORY_BUDGET
@@ -302,7 +302,7 @@ class SegmenterArgs:
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`unet_edge.Segmenter` beyond the model."""
-        from ..engines.select import ProviderOptions
+        from ..engines.options import ProviderOptions
 
         return {
             "provider": self.provider,

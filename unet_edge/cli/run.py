@@ -6,23 +6,25 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import io
 from ..errors import OutputError, UnetEdgeError
 from ..paths import files
-from . import error_line
 from . import options as o
+from .messages import error_line
 
 if TYPE_CHECKING:
     from ..config import Normalization
     from ..runtime import Segmenter
 
+
+_T = TypeVar("_T")
 
 #: Exit codes of ``unet-edge run`` (also in its --help).
 EXIT_SOME_FAILED = 3
@@ -135,7 +137,7 @@ def run(
         _temporaries_removed_on_signals(),
         Segmenter(segmenter.model, **segmenter.kwargs(), **settings) as seg,
     ):
-        written = batch.run(seg, output, wanted, out)
+        written = batch.run(seg, wanted, out)
     if written or not batch.failed:
         out.info(f"wrote {written} file(s) to {output}")
     batch.finish(output)
@@ -149,35 +151,43 @@ class _Batch:
         self.plans, self.fail_fast = plans, fail_fast
         self.failed: list[Path] = []
 
-    def attempt(self, fn: Any, seg: Segmenter, plan: files.FilePlan, *args: Any) -> Any:
+    def attempt(self, path: Path, fn: Callable[..., _T], *args: Any) -> _T | None:
+        """``fn(*args)`` for input ``path``; None when it failed (and the batch goes on)."""
         try:
-            return fn(seg, plan, *args)
+            return fn(*args)
         except UnetEdgeError as e:
             if self.fail_fast or len(self.plans) == 1 or isinstance(e, OutputError):
                 raise
             click.echo(error_line(e), err=True)
-            self.failed.append(plan.input)
-            return 0
+            self.failed.append(path)
+            return None
 
-    def run(self, seg: Segmenter, output: Path, wanted: dict[str, Any], out: o.Reporter) -> int:
-        """Say how ``seg`` runs, check every header, then segment; the number of files written."""
+    def run(self, seg: Segmenter, wanted: dict[str, Any], out: o.Reporter) -> int:
+        """Say how ``seg`` runs, check every header, then segment; the number of files written.
+
+        Each input is opened twice: its header here before any compute, its pixels when
+        its turn comes (the header handed on, :func:`unet_edge.paths.files.segment_checked`).
+        """
         for note in seg.notes:
             out.info(note)
         out.detail(f"{seg!r}: {seg.geometry.describe()}")
         ready = self.checked(seg, wanted)  # every header, before the first compute
         with out.progress(ready, "Segmenting") as bar:
-            return sum(self.attempt(_segment, seg, plan, output, wanted, out) for plan in bar)
+            return sum(
+                self.attempt(check.plan.input, _segment, seg, check, wanted, out) or 0
+                for check in bar
+            )
 
-    def checked(self, seg: Segmenter, wanted: dict[str, Any]) -> list[files.FilePlan]:
-        """The plans whose header passes the preflight (the others are reported as failed)."""
+    def checked(self, seg: Segmenter, wanted: dict[str, Any]) -> list[files.Preflight]:
+        """The inputs whose header passes the preflight (the others are reported as failed)."""
         keys = ("large", "memory_limit", "max_pixels")
 
-        def check(seg: Segmenter, plan: files.FilePlan) -> bool:
+        def check(plan: files.FilePlan) -> files.Preflight:
             with files.errors_name(plan.input):
-                files.preflight(seg, plan, **{k: wanted[k] for k in keys})
-            return True
+                return files.preflight(seg, plan, **{k: wanted[k] for k in keys})
 
-        return [p for p in self.plans if self.attempt(check, seg, p)]
+        found = (self.attempt(plan.input, check, plan) for plan in self.plans)
+        return [c for c in found if c is not None]
 
     def finish(self, output: Path) -> None:
         """Exit 3 when some inputs failed (1 when all did), listing them."""
@@ -196,14 +206,15 @@ class _Batch:
 
 
 def _segment(
-    seg: Segmenter, plan: files.FilePlan, output: Path, wanted: dict[str, Any], out: o.Reporter
+    seg: Segmenter, check: files.Preflight, wanted: dict[str, Any], out: o.Reporter
 ) -> int:
-    """Segment one planned input; returns the number of files written."""
+    """Segment one checked input; returns the number of files written."""
     t0 = time.perf_counter()
-    result = files.segment_file(seg, plan.input, output, **wanted)
+    kwargs = {k: wanted[k] for k in ("overwrite", "max_pixels")}
+    result = files.segment_checked(seg, check, **kwargs)
     how = "window by window" if result.windowed else "in memory"
     out.detail(
-        f"{plan.input} -> {', '.join(map(str, result.outputs.values()))} "
+        f"{result.input} -> {', '.join(map(str, result.outputs.values()))} "
         f"({how}, {time.perf_counter() - t0:.2f} s, {result.provenance['tile_plan']})"
     )
     return len(result.outputs)
@@ -277,11 +288,11 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
     Example:
       unet-edge info -m model.onnx --json
     """
-    from ..engines import select as providers
-    from ..models import source as sources
-    from . import printable
+    from ..engines import select
+    from ..models.open import open_model
+    from .messages import printable
 
-    src = sources.open_model(model, normalization, probe_only=True)
+    src = open_model(model, normalization, probe_only=True)
     mi, g = src.info, src.geometry
     if as_json:
         d = mi.to_dict()
@@ -314,7 +325,7 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
     if mi.provenance:
         lines.append(f"provenance {json.dumps(mi.provenance, sort_keys=True)}")
     lines.append("providers")
-    for prov, installed, reason in providers.report():
+    for prov, installed, reason in select.report():
         state = "works" if installed and reason is None else "not installed"
         if installed and reason is not None:
             state = f"installed, not usable: {reason}"

@@ -1,10 +1,9 @@
 """What the napari widget computes, without napari or Qt: a layer's data segmented tile by tile,
 with progress, and the layers that show the result.
 
-:func:`segment_steps` is :meth:`unet_edge.Segmenter.analyze` taken one batch of
-tiles at a time: the same frames (:func:`unet_edge.processing.as_frames`), the
-same per-frame scaling and the same kernel (:meth:`Segmenter.frame_run`), so
-its mask equals ``Segmenter.segment`` bit for bit; between batches it yields
+:func:`segment_steps` is :meth:`unet_edge.Segmenter.analyze_steps`: the steps
+``Segmenter.analyze`` itself runs, one batch of tiles at a time, so its mask
+equals ``Segmenter.segment`` bit for bit; between batches it yields
 ``(tiles done, tiles in all)``, where a worker thread reports progress and can
 stop.
 """
@@ -26,25 +25,10 @@ def segment_steps(seg: Segmenter, image: Any) -> Generator[tuple[int, int], None
     """Segment ``image`` (a frame or a stack, as for ``Segmenter.analyze``) one batch at a time.
 
     Yields ``(done, total)`` tiles, first ``(0, total)``; returns the
-    :class:`~unet_edge.runtime.Prediction` (probabilities and the scaling of each frame).
+    :class:`~unet_edge.runtime.Prediction` (probabilities and the scaling of each frame):
+    :meth:`Segmenter.analyze_steps`, the steps :meth:`Segmenter.analyze` itself runs.
     """
-    from .. import processing
-
-    frames, stack = processing.as_frames(np.asarray(image), seg.info.channels)
-    total = len(frames) * seg.plan_for(frames[0].shape[:2]).n_tiles
-    done = 0
-    yield done, total
-    outs, stats = [], []
-    for frame in frames:
-        scaling = seg.scaling_for(frame)
-        run = seg.frame_run(frame, scaling)
-        for tiles, batch in run.batches():
-            run.stitch(tiles, seg.predict_batch(batch))
-            done += len(tiles)
-            yield done, total
-        outs.append(run.result)
-        stats.append(scaling.to_dict())
-    return Prediction(np.stack(outs) if stack else outs[0], tuple(stats))
+    return (yield from seg.analyze_steps(np.asarray(image)))
 
 
 def result_layers(

@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engines import select as providers
+from ..engines import select
 from ..errors import UnetEdgeError
 from ..runtime import Prediction, Segmenter
 from ._segment import provenance, result_layers, segment_steps
@@ -62,7 +62,7 @@ class SegmentWidget(QWidget):
         model_row.addWidget(browse)
         self.provider_box = QComboBox()
         self.provider_box.addItems(
-            ["cpu", *(p.value for p in providers.installed() if p.value != "cpu"), "auto"]
+            ["cpu", *(p.value for p in select.installed() if p.value != "cpu"), "auto"]
         )
         self.tile_box = QSpinBox()
         self.tile_box.setRange(0, 4096)

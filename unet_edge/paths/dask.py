@@ -3,7 +3,7 @@
 ``dask.array.map_overlap(depth=halo + alignment, boundary="reflect")`` hands each chunk
 its neighbours' pixels (dask's ``"reflect"`` repeats the edge pixel, the same
 convention as ``cv2.BORDER_REFLECT`` used everywhere else). Inside a chunk
-:func:`unet_edge.large.run_region` computes the chunk's rectangle of the
+:func:`unet_edge.paths.windowed.run_region` computes the chunk's rectangle of the
 *whole image's* plan: the network tiles have the whole image's shape and
 origin (multiples of the ``2**depth`` alignment in its padded coordinates),
 so every chunk sees the same pooling grid, and the kept output pixels depend
@@ -47,7 +47,7 @@ def worker_segmenter(
     precision: str = "fp32",
 ) -> Segmenter:
     """The Segmenter of this process for a model and settings (opened once, then reused)."""
-    from ..engines.select import ProviderOptions
+    from ..engines.options import ProviderOptions
     from ..runtime import Segmenter
 
     options = ProviderOptions(threads=threads, precision=precision)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import tiling
+from .. import kernel, tiling
 from ..config import Normalization
 from ..datasets import find_pairs, parse_names, split_folder
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
@@ -87,7 +87,7 @@ def last_path(output: str | Path) -> Path:
 def predict_whole(model: UNet, image: np.ndarray, normalization: Normalization) -> np.ndarray:
     """Class probabilities float32 (classes, H, W) of a scaled image (H, W, C).
 
-    Runs the runtime's kernel (:class:`unet_edge.tiling.TileRun`) with one
+    Runs the runtime's kernel (:func:`unet_edge.kernel.build`) with one
     tile covering the whole image (its whole-image plan), mirror padding and
     all, with the PyTorch model as the predictor.
     """
@@ -105,8 +105,10 @@ def predict_whole(model: UNet, image: np.ndarray, normalization: Normalization) 
         return normalize(window if window.ndim == 3 else window[:, :, None], normalization)
 
     try:
-        run = tiling.TileRun(plan, tiling.array_reader(image), prepare, model.config.classes)
-        return run.run(predict)
+        c = model.config
+        spec = kernel.Spec(normalization, c.in_channels, c.classes)
+        read = tiling.array_reader(image)
+        return kernel.build(spec, plan, read, None, prepare=prepare).run(predict)
     finally:
         model.train(was_training)
 
