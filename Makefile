@@ -53,7 +53,7 @@ $(RT_STAMP): pyproject.toml constraints.txt
 
 # Tests the INSTALLED package: the tree is reinstalled (not editable) first, and
 # PYTHONSAFEPATH keeps the repository root off sys.path (for `-m pytest` and for the
-# `python -c` subprocesses some tests start); tests/test_install.py checks both and that
+# `python -c` subprocesses some tests start); tests/contracts/test_install.py checks both and that
 # torch is absent. build/ is removed so that no stale module from it reaches the wheel.
 test-runtime: $(RT_STAMP)
 	rm -rf build
@@ -80,7 +80,7 @@ $(NP_STAMP): pyproject.toml constraints.txt
 # napari's canvas needs OpenGL, which Qt's offscreen platform lacks: the viewer tests run on
 # Xvfb (Debian: xvfb and Qt's xcb libraries; .ci/run installs them) and must not skip here.
 test-napari: $(NP_STAMP)
-	xvfb-run -a $(NP_BIN)/python -m pytest -p no:cacheprovider tests/test_napari.py \
+	xvfb-run -a $(NP_BIN)/python -m pytest -p no:cacheprovider tests/contracts/test_napari.py \
 		--junitxml=$(NP_VENV)/junit.xml
 	$(NP_BIN)/python -c "import sys, xml.etree.ElementTree as E; \
 		s = E.parse('$(NP_VENV)/junit.xml').getroot().find('testsuite'); \
@@ -100,7 +100,7 @@ bench: $(STAMP)
 
 # pip --dry-run --report of the GPU extras: CUDA 13, cuDNN 9 and TensorRT 10 wheels (no GPU needed).
 check-gpu-install: $(STAMP)
-	UNET_EDGE_NETWORK_TESTS=1 $(BIN)/python -m pytest tests/test_extras.py -q -p no:cacheprovider
+	UNET_EDGE_NETWORK_TESTS=1 $(BIN)/python -m pytest tests/contracts/test_extras.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(NP_VENV) build demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,23 @@
-"""Generate (or check) the module table and import diagram in ARCHITECTURE.md from the code.
+"""Generate (or check) the wing table and import diagram in ARCHITECTURE.md from the code.
 
     python docs/architecture.py          # rewrite the generated parts of ARCHITECTURE.md
-    python docs/architecture.py --check  # exit 1 if they are stale or a module breaks its rules
+    python docs/architecture.py --check  # exit 1 if they are stale or a rule is broken
 
-The imports are read from the source with ``ast`` (module-level and lazy
-imports inside functions alike), so the diagram is the code's, not a
-drawing. Each module's row in :data:`MODULES` says what it owns and which
-project modules and third-party packages it may import; ``--check`` fails on
-any import outside that list, on a module missing from the table, and on a
-table row whose module is gone.
+Imports are read from the source with ``ast``: module-level imports and lazy
+ones inside functions alike (only those under ``if TYPE_CHECKING:`` are left
+out: they never run). ``--check`` fails on
+
+- an import cycle between modules (``io.read``, ``runtime``, ``cli.run``...),
+  lazy imports included;
+- a module in ``unet_edge/`` longer than :data:`MAX_MODULE_LINES` lines;
+- ``unet_edge.training`` (or torch) imported outside :data:`MAY_IMPORT_TRAINING`;
+- an import its wing's row in :data:`WINGS` does not allow (a wing is a
+  top-level module or subpackage: ``engines``, ``runtime``, ``paths``...),
+  a wing missing from the table, or a table row whose wing is gone;
+- ARCHITECTURE.md not matching what this script would write.
+
+``check(package)`` is the same check on any package folder, so the tests can
+show each rule failing on a small package of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,16 +34,25 @@ PACKAGE = ROOT / "unet_edge"
 DOC = ROOT / "ARCHITECTURE.md"
 BEGIN, END = "<!-- BEGIN GENERATED: docs/architecture.py -->", "<!-- END GENERATED -->"
 
-RUNTIME_THIRD_PARTY = {"numpy", "cv2", "onnx", "onnxruntime", "tifffile", "click"}
+MAX_MODULE_LINES = 500
+#: The only modules that may import ``training`` or torch (torch only lazily outside training/).
+MAY_IMPORT_TRAINING = ("training", "cli", "bench.backends")
 # Optional packages a runtime module may import lazily, inside a function, for an extra.
 OPTIONAL = {"dask", "distributed", "zarr", "psutil", "matplotlib", "openvino", "skimage", "scipy"}
 
-#: module -> (what it owns, project modules it may import, third-party packages it may import)
-MODULES: dict[str, tuple[str, set[str], set[str]]] = {
+#: wing -> (what it owns, wings it may import, third-party packages it may import). Listed
+#: from the bottom of the house up; a wing imports only wings listed above it (and itself).
+WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     "errors": ("every exception: UnetEdgeError and its subclasses", set(), set()),
     "config": (
         "frozen dataclasses and enums: architecture, normalisation, precision, drop policy",
         {"errors"},
+        set(),
+    ),
+    "capture": ("the one capture of what C libraries print on fds 1/2 (one lock)", set(), set()),
+    "cpu": (
+        "what this CPU is: name, instruction-set flags, whether int8 kernels saturate",
+        set(),
         set(),
     ),
     "geometry": (
@@ -45,95 +65,96 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"config", "errors", "geometry"},
         {"onnx"},
     ),
-    "processing": (
-        "pixel values: per-image scaling statistics, normalise, stack rule, mask, overlay",
-        {"config", "errors"},
-        {"numpy", "cv2"},
-    ),
-    "tiling": (
-        "tile plans and THE kernel: read mirrored windows -> prepare -> infer -> stitch",
-        {"errors", "geometry"},
-        {"numpy", "cv2"},
-    ),
-    "cpu": (
-        "what this CPU is: model name, instruction-set flags, whether int8 kernels saturate",
-        set(),
-        set(),
-    ),
     "cost": (
         "FLOPs and activation memory of a tile (tile choice)",
         {"config", "errors", "geometry"},
         set(),
     ),
-    "providers": (
-        "execution providers: names, options, availability, honest fallback",
-        {"config", "errors", "openvino_backend"},
-        {"numpy", "onnx", "onnxruntime"},
-    ),
-    "openvino_backend": (
-        "OpenVINO on the CPU as a provider: compiled per tile shape, precision hint, "
-        "a request per thread",
+    "processing": (
+        "pixel values: per-image scaling, normalise, stack rule, camera range, mask, overlay",
         {"config", "errors"},
-        {"numpy", "openvino"},
+        {"numpy", "cv2"},
     ),
-    "runtime": (
-        "Segmenter: owns the ONNX Runtime session, the only place that runs the graph",
-        {
-            "cost",
-            "config",
-            "cpu",
-            "errors",
-            "metadata",
-            "processing",
-            "providers",
-            "sources",
-            "tiling",
-            "streaming",
-        },
-        {"numpy"},
-    ),
-    "sources": (
-        "what a model file is: unet-edge ONNX, foreign ONNX (probed), bioimage.io package",
-        {"bioimage", "config", "errors", "geometry", "metadata", "probe"},
-        {"numpy"},
-    ),
-    "probe": (
-        "probing a graph without metadata: legal sizes, shrink, alignment, margin, output kind",
+    "tiling": (
+        "tile plans and THE kernel (TileRun): read mirrored windows -> prepare -> infer -> stitch",
         {"errors", "geometry"},
-        {"numpy", "onnxruntime"},
+        {"numpy", "cv2"},
     ),
-    "bioimage": (
-        "bioimage.io packages: the variant graph and rdf written, packages read and run",
-        {"config", "errors", "geometry", "io", "metadata", "processing", "sources", "training"},
-        {"numpy", "onnx", "onnxruntime", "bioimageio"},
-    ),
-    "streaming": (
-        "frames from a live source through the kernel on a thread pipeline",
-        {"config", "errors", "processing", "tiling", "runtime"},
-        {"numpy"},
-    ),
-    "large": (
-        "larger-than-memory TIFFs: window reader + band-by-band striped writer around the kernel",
-        {"io", "processing", "tiling", "runtime"},
-        {"numpy"},
-    ),
-    "dask_backend": (
-        "Dask blocks as window readers around the kernel; zarr output",
-        {"errors", "io", "large", "processing", "providers", "runtime", "tiling"},
+    "kernel": (
+        "the one place a kernel is built: a model's prepare step + a plan + a window reader",
+        {"config", "errors", "processing", "tiling"},
         {"numpy"},
     ),
     "imagemeta": (
-        "what an output says about itself: pixel size (OME, ImageJ, resolution tags), "
-        "ImageJ hyperstack / OME-TIFF arguments, provenance, PNG text chunks; no file access",
+        "what an output says about itself: pixel size, ImageJ/OME arguments, provenance; "
+        "no file access",
         {"errors"},
         set(),
     ),
     "io": (
-        "the only file I/O: images in, masks out, atomic writes, provenance, TIFF windows",
-        {"errors", "imagemeta"},
+        "the only file I/O, by verb: headers, read, write, windows, atomic, inputs",
+        {"capture", "errors", "imagemeta"},
         {"numpy", "cv2", "tifffile"},
     ),
     "datasets": ("image/label folder pairing and name ranges", {"errors"}, {"numpy"}),
+    "engines": (
+        "what runs a graph: one adapter per engine (onnxruntime, openvino) behind one session "
+        "interface; options, the auto order and availability (select), library diagnosis",
+        {"capture", "config", "errors"},
+        {"numpy", "onnx", "onnxruntime", "openvino"},
+    ),
+    "models": (
+        "what a model file is: open (open_model, the dispatch), source (the record, the hash), "
+        "probe (foreign graphs' geometry), bioimage (reading packages), check (the load-time "
+        "graph check, the int8 note)",
+        {
+            "capture",
+            "config",
+            "cpu",
+            "engines",
+            "errors",
+            "geometry",
+            "io",
+            "metadata",
+            "processing",
+        },
+        {"numpy", "onnx", "onnxruntime", "bioimageio"},
+    ),
+    "runtime": (
+        "Segmenter: owns one engine session and builds each frame's kernel",
+        {
+            "capture",
+            "config",
+            "cost",
+            "cpu",
+            "engines",
+            "errors",
+            "kernel",
+            "metadata",
+            "models",
+            "processing",
+            "tiling",
+            # Segmenter.stream() hands itself to the stream driver (a lazy import; the
+            # driver imports runtime only for type checking, so no cycle).
+            "paths",
+        },
+        {"numpy"},
+    ),
+    "paths": (
+        "the drivers around the kernel: files, windowed (larger than memory), dask, stream",
+        {
+            "config",
+            "engines",
+            "errors",
+            "imagemeta",
+            "io",
+            "kernel",
+            "processing",
+            "runtime",
+            "tiling",
+        },
+        {"numpy", "tifffile"},
+    ),
     "evaluate": (
         "segmentation metrics (pixel, Rand, VI) and scoring a model on a folder",
         {"datasets", "errors", "io", "processing", "runtime"},
@@ -146,32 +167,30 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
             "cpu",
             "errors",
             "io",
+            "kernel",
             "metadata",
+            "models",
             "processing",
-            "tiling",
-            "providers",
             "runtime",
+            "tiling",
         },
         {"numpy", "onnx", "onnxruntime"},
     ),
-    "files": (
-        "segment_file: one file in, mask/probabilities/overlay out, in memory or windowed",
-        {"config", "errors", "io", "large", "processing", "runtime"},
-        {"numpy", "tifffile"},
-    ),
     "bench": (
-        "the benchmark harness (speed and fidelity of every backend on the same tiles)",
+        "the benchmark harness: config, data, timing, backends, roofline (+ fma.c), measure, "
+        "report",
         {
             "cost",
             "cpu",
             "datasets",
+            "engines",
             "errors",
             "evaluate",
             "io",
+            "kernel",
             "metadata",
             "precision",
             "processing",
-            "providers",
             "runtime",
             "tiling",
             "training",
@@ -179,130 +198,235 @@ MODULES: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy", "onnxruntime", "torch"},
     ),
     "napari": (
-        "the napari plugin (extra napari): segmentation widget with progress/cancel, reader for "
-        "run's masks/probabilities (calibration, provenance via io/imagemeta)",
-        {"errors", "imagemeta", "io", "processing", "providers", "runtime"},
+        "the napari plugin (extra napari): widget with progress/cancel, reader, sample",
+        {"engines", "errors", "imagemeta", "io", "processing", "runtime"},
         {"numpy", "napari", "qtpy"},
     ),
+    "training": (
+        "the torch half: model, data, augmentation, weights, loss, loop, checkpoint, export, "
+        "writing bioimage.io packages",
+        {"*"},
+        {"numpy", "cv2", "onnx", "onnxruntime", "torch", "bioimageio"},
+    ),
     "cli": (
-        "click commands, one module per group, shared options in cli/options.py; thin",
+        "click commands, one module per command group, shared options in cli/options.py; thin",
         {"*"},
         {"click", "numpy", "torch"},
     ),
-    "training": (
-        "the torch side: model, data, augmentation, weights, loss, loop on CPU or GPU, checkpoint, "
-        "export",
-        {"*"},
-        {"numpy", "cv2", "onnx", "onnxruntime", "torch"},
-    ),
 }
-RUNTIME_NEVER = {"torch"}  # outside training/ (and the optional bench baseline, lazily)
 
 
-def is_module(name: str) -> bool:
-    return (PACKAGE / f"{name}.py").is_file() or (PACKAGE / name / "__init__.py").is_file()
+@dataclass
+class Module:
+    """One ``.py`` file of the package: its dotted name (``io.read``; ``io`` for
+    ``io/__init__.py``), length and what it imports."""
+
+    name: str
+    lines: int
+    project: dict[str, bool] = field(default_factory=dict)  # module -> only lazily
+    external: dict[str, bool] = field(default_factory=dict)  # package -> only lazily
+
+    @property
+    def wing(self) -> str:
+        return self.name.split(".")[0]
 
 
-def module_of(path: Path) -> str:
-    rel = path.relative_to(PACKAGE).with_suffix("")
-    return rel.parts[0] if len(rel.parts) > 1 else rel.name
+def _name(package: Path, path: Path) -> str:
+    parts = list(path.relative_to(package).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> tuple[set[str], set[str], set[str]]:
-    """(project modules, third-party top-level packages, those imported only lazily)."""
-    tree = ast.parse(path.read_text(), str(path))
-    here = module_of(path)
-    inner = len(path.relative_to(PACKAGE).parts) > 1
-    project: set[str] = set()
-    external: set[str] = set()
-    top: set[str] = set()
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against unet_edge/
-                up = node.level - (1 if inner else 0)
-                base = (node.module or "").split(".")[0] if up <= 1 else ""
-                if inner and node.level == 1:
-                    continue  # within a subpackage
-                names = [base] if base else [a.name for a in node.names]
-                project.update(n for n in names if n and n != here and is_module(n))
-                continue
-            names = [node.module or ""]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        for n in names:
-            root = n.split(".")[0]
-            if root == "unet_edge":
-                sub = n.split(".")[1] if "." in n else ""
-                if sub and sub != here:
-                    project.add(sub)
-            elif root and root not in sys.stdlib_module_names and root != "__future__":
-                external.add(root)
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            top.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            top.add(node.module.split(".")[0])
-    return project, external, external - top
-
-
-def scan() -> dict[str, tuple[set[str], set[str], set[str]]]:
-    found: dict[str, tuple[set[str], set[str], set[str]]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "__init__.py" and path.parent == PACKAGE:
+def _walk(node: ast.AST, lazy: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """Import nodes under ``node`` with whether they run only inside a function; the
+    body of ``if TYPE_CHECKING:`` is skipped (it never runs)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for sub in child.orelse:
+                yield from _walk(sub, lazy)
             continue
-        mod = module_of(path)
-        p, e, lazy = imports(path)
-        old = found.get(mod, (set(), set(), set()))
-        found[mod] = (old[0] | p, old[1] | e, old[2] | lazy)
+        inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child, lazy
+        yield from _walk(child, inner)
+
+
+def _targets(node: ast.AST, here: str, is_pkg: bool, known: set[str]) -> Iterator[str]:
+    """Project modules (dotted, relative to the package) or ``ext:NAME`` an import names."""
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            parts = a.name.split(".")
+            yield ".".join(parts[1:]) if parts[0] == "unet_edge" else f"ext:{parts[0]}"
+        return
+    assert isinstance(node, ast.ImportFrom)
+    if node.level:
+        base = here.split(".") if here else []
+        base = base if is_pkg else base[:-1]
+        base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    elif (node.module or "").split(".")[0] == "unet_edge":
+        base = []
+        node = ast.ImportFrom(module=".".join((node.module or "").split(".")[1:]), names=node.names)
+    else:
+        yield f"ext:{(node.module or '').split('.')[0]}"
+        return
+    mod = ".".join([*base, *([node.module] if node.module else [])])
+    for a in node.names:
+        sub = f"{mod}.{a.name}" if mod else a.name
+        yield sub if sub in known else mod
+
+
+def scan(package: Path = PACKAGE) -> dict[str, Module]:
+    """Every module of ``package`` with its imports (the package's own ``__init__``: ``""``)."""
+    paths = sorted(package.rglob("*.py"))
+    known = {_name(package, p) for p in paths}
+    found: dict[str, Module] = {}
+    for path in paths:
+        name = _name(package, path)
+        text = path.read_text()
+        mod = Module(name, len(text.splitlines()))
+        for node, lazy in _walk(ast.parse(text, str(path))):
+            for t in _targets(node, name, path.name == "__init__.py", known):
+                into = mod.external if t.startswith("ext:") else mod.project
+                key = t.removeprefix("ext:")
+                if key and key != name and (key in known or t.startswith("ext:")):
+                    into[key] = into.get(key, True) and lazy
+        for key in [k for k in mod.external if k in sys.stdlib_module_names or k == "__future__"]:
+            del mod.external[key]
+        found[name] = mod
     return found
 
 
-def problems(found: dict[str, tuple[set[str], set[str], set[str]]]) -> list[str]:
-    out = []
-    for mod in sorted(set(found) - set(MODULES)):
-        out.append(f"unet_edge/{mod} is not in the module table (docs/architecture.py MODULES)")
-    for mod in sorted(set(MODULES) - set(found)):
-        out.append(f"the module table names {mod}, which no longer exists")
-    for mod, (project, external, lazy) in sorted(found.items()):
-        if mod not in MODULES:
-            continue
-        _, may, third = MODULES[mod]
-        if "*" not in may:
-            out += [f"{mod} imports {m}, not in its allowed list" for m in sorted(project - may)]
-        for pkg in sorted(external - third):
-            if not (pkg in OPTIONAL and pkg in lazy):
-                out.append(f"{mod} imports {pkg}, not in its allowed packages")
-        if mod not in ("training", "cli", "bench") and external & RUNTIME_NEVER:
-            out.append(f"{mod} is runtime code but imports torch")
-        if mod in ("cli", "bench") and "torch" in external - lazy:
-            out.append(f"{mod} imports torch at module level; import it lazily")
+def cycles(found: dict[str, Module]) -> list[list[str]]:
+    """The import cycles between modules (strongly connected components of two or more)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in found[v].project:
+            if w not in found:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(max(1000, 10 * len(found)))
+    for v in sorted(found):
+        if v not in index:
+            visit(v)
     return out
 
 
-def render(found: dict[str, tuple[set[str], set[str], set[str]]]) -> str:
-    rows = ["| module | owns | imports (project) | third-party |", "| --- | --- | --- | --- |"]
-    for mod, (owns, _, _) in MODULES.items():
-        project, external, lazy = found.get(mod, (set(), set(), set()))
-        ext = ", ".join(sorted(f"{e} (lazy)" if e in lazy else e for e in external))
-        rows.append(f"| `{mod}` | {owns} | {', '.join(sorted(project)) or '-'} | {ext or '-'} |")
-    graph = ["```mermaid", "graph TD"]
-    for mod, (project, _, _) in sorted(found.items()):
-        graph += [f"    {mod} --> {dep}" for dep in sorted(project) if dep in found]
-    graph.append("```")
+def _path(name: str) -> str:
+    """Where a module lives (a package's module is its ``__init__.py``)."""
+    if (PACKAGE / name.replace(".", "/") / "__init__.py").is_file():
+        return f"unet_edge/{name.replace('.', '/')}/__init__.py"
+    return f"unet_edge/{name.replace('.', '/')}.py"
+
+
+def _may_import_training(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in MAY_IMPORT_TRAINING)
+
+
+def _rule_problems(mod: Module) -> list[str]:
+    out = []
+    if mod.lines > MAX_MODULE_LINES:
+        out.append(f"{_path(mod.name)} has {mod.lines} lines (> {MAX_MODULE_LINES}): split it")
+    if not _may_import_training(mod.name):
+        out += [
+            f"{mod.name} imports {m}: only {', '.join(MAY_IMPORT_TRAINING)} may import training"
+            for m in sorted(mod.project)
+            if m.split(".")[0] == "training"
+        ]
+        if "torch" in mod.external:
+            out.append(f"{mod.name} is runtime code but imports torch")
+    elif mod.wing != "training" and mod.external.get("torch") is False:
+        out.append(f"{mod.name} imports torch at module level; import it lazily")
+    return out
+
+
+def _wing_problems(mod: Module) -> list[str]:
+    if mod.wing not in WINGS:
+        return []
+    _, may, third = WINGS[mod.wing]
+    out = []
+    if "*" not in may:
+        wings = {m.split(".")[0] for m in mod.project} - {mod.wing}
+        out += [
+            f"{mod.name} imports {w}, not in its wing's allowed list" for w in sorted(wings - may)
+        ]
+    for pkg, lazy in sorted(mod.external.items()):
+        if pkg not in third and not (pkg in OPTIONAL and lazy):
+            out.append(f"{mod.name} imports {pkg}, not in its wing's allowed packages")
+    return out
+
+
+def check(package: Path = PACKAGE) -> list[str]:
+    """Every broken rule of ``package``, one line each (empty: all hold)."""
+    found = scan(package)
+    found.pop("", None)  # the package's __init__: the public API, lazily re-exported
+    wings = {m.wing for m in found.values()}
+    out = [
+        f"unet_edge/{w} is not in the wing table (docs/architecture.py WINGS)"
+        for w in sorted(wings - set(WINGS))
+    ]
+    out += [f"the wing table names {w}, which no longer exists" for w in sorted(set(WINGS) - wings)]
+    out += [f"import cycle: {' -> '.join([*c, c[0]])}" for c in cycles(found)]
+    for mod in found.values():
+        out += _rule_problems(mod) + _wing_problems(mod)
+    return out
+
+
+def _short(name: str) -> str:
+    """A module's name inside its wing: ``read.py`` for ``io.read``, ``__init__.py`` for ``io``."""
+    return f"{name.split('.', 1)[1] if '.' in name else '__init__'}.py"
+
+
+def render(found: dict[str, Module]) -> str:
+    """The wing table (with each wing's modules and their lengths) and the wing diagram."""
+    found = {k: v for k, v in found.items() if k}
+    rows = [
+        "| wing | owns | modules (lines) | imports (wings) | third-party |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    edges: set[tuple[str, str]] = set()
+    for wing, (owns, _, _) in WINGS.items():
+        mods = sorted((m for m in found.values() if m.wing == wing), key=lambda m: m.name)
+        deps = sorted({d.split(".")[0] for m in mods for d in m.project} - {wing})
+        edges.update((wing, d) for d in deps)
+        ext: dict[str, bool] = {}
+        for m in mods:
+            for pkg, lazy in m.external.items():
+                ext[pkg] = ext.get(pkg, True) and lazy
+        names = ", ".join(f"`{_short(m.name)}` {m.lines}" for m in mods)
+        third = ", ".join(f"{p} (lazy)" if lazy else p for p, lazy in sorted(ext.items()))
+        rows.append(f"| `{wing}` | {owns} | {names} | {', '.join(deps) or '-'} | {third or '-'} |")
+    graph = ["```mermaid", "graph TD", *(f"    {a} --> {b}" for a, b in sorted(edges)), "```"]
     return "\n".join([BEGIN, "", *rows, "", *graph, "", END])
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if ARCHITECTURE.md is stale")
     args = ap.parse_args()
-    found = scan()
-    bad = problems(found)
+    bad = check()
     text = DOC.read_text()
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    new = head + render(found) + tail
+    new = head + render(scan()) + tail
     if args.check:
         if new != text:
             bad.append("ARCHITECTURE.md is stale: run python docs/architecture.py")

@@ -54,7 +54,7 @@ def main() -> None:
         for p in sorted((args.isbi / "train" / "image").glob("*.png"))[:8]
     ]
     frames = [s.astype(np.uint16) * 16 for s in slices]
-    from unet_edge.engines.select import ProviderOptions
+    from unet_edge.engines.options import ProviderOptions
 
     with Segmenter(args.model, options=ProviderOptions(threads=args.threads)) as seg:
         seg.warmup(frames[0].shape)

@@ -6,7 +6,7 @@ optional batch norm and ReLU, 2x2 max-pool, 2x2 stride-2 transposed
 convolution, centre crop of the skip connection, concatenation, 1x1 head and
 the softmax over classes. Its initializers carry the names of the torch
 model's ``state_dict`` (``down.0.0.weight``, ``up.1.bias``, ...), so the same
-numpy weights load into either; ``test_onnx_models.py`` checks once, with
+numpy weights load into either; ``contracts/test_onnx_models.py`` checks once, with
 torch, that both compute the same thing. :func:`make_model` stamps the
 metadata with the project's own :func:`unet_edge.metadata.write`, so
 ``unet_edge.Segmenter(path)`` accepts the file.

@@ -3,7 +3,7 @@
 // path, getDimensions() (width height channels slices frames), bit depth,
 // getPixelSize() (unit, pixel width, height, depth) and the "Info" property,
 // after a first line with ImageJ's version.
-// Used by tests/test_outputs_fiji.py; runs headless:
+// Used by tests/contracts/test_outputs_fiji.py; runs headless:
 //   java -Djava.awt.headless=true -cp /usr/share/java/ij.jar IjProbe.java FILE...
 import ij.IJ;
 import ij.ImagePlus;

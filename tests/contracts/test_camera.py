@@ -36,7 +36,7 @@ def shipped() -> Iterator[Segmenter]:
 
 def camera_variants() -> ModuleType:
     """benchmarks/camera_invariance.py: the variants, shared with the README's table."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "camera_invariance.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "camera_invariance.py"
     if not path.is_file():
         pytest.skip("benchmarks/camera_invariance.py is not here (tests run outside the tree)")
     spec = importlib.util.spec_from_file_location("camera_invariance", path)

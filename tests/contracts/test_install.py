@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     os.environ.get("UNET_EDGE_RUNTIME_ONLY") != "1",
     reason="checks the runtime-only install; run by `make test-runtime`",

@@ -19,7 +19,7 @@ from unet_edge.evaluate import (
 
 pytest.importorskip("skimage", reason="the metrics need scikit-image (the [eval] extra)")
 
-ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
+ISBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "isbi2012"
 needs_isbi = pytest.mark.skipif(
     not (ISBI / "train" / "label").is_dir(),
     reason=f"ISBI 2012 data not found at {ISBI} (expected ../shared next to the repository)",
@@ -115,7 +115,7 @@ def test_shipped_default_model_scores_as_its_model_card_says():
 
     from unet_edge.evaluate import evaluate_model
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     recorded = json.loads((root / "export" / "isbi2012-default" / "metrics.json").read_text())
     if not (root / "unet_edge" / "data" / "default.onnx").is_file():
         pytest.fail(

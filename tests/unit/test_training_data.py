@@ -1,6 +1,6 @@
 """Training data from image/label folders: reading, label encodings and the errors (no torch).
 
-Finding the pairs (names, sub-folders, missing labels) is tested in test_datasets.py.
+Finding the pairs (names, sub-folders, missing labels) is tested in test_datasets.py (tests/unit).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from unet_edge.errors import DataError, UnetEdgeError
 from unet_edge.evaluate import read_label
 from unet_edge.training.data import SegmentationData
 
-ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
+ISBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "isbi2012"
 needs_isbi = pytest.mark.skipif(
     not (ISBI / "train" / "image").is_dir(),
     reason=f"ISBI 2012 data not found at {ISBI} (expected ../shared next to the repository)",

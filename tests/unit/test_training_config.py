@@ -13,7 +13,7 @@ from unet_edge.datasets import parse_names
 from unet_edge.errors import ConfigError
 from unet_edge.training.config import Optimizer, Schedule, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "export" / "isbi2012-default"
 
 # The shipped model's recipe as its model card states it (first command: 3000 steps).

@@ -174,15 +174,15 @@ def test_bad_tile_and_batch(tiny_onnx: Path) -> None:
 
 
 def test_cuda_request_without_cuda_is_an_error(tiny_onnx: Path) -> None:
-    from unet_edge.engines import select as providers
+    from unet_edge.engines import select
 
-    if providers.probe("cuda") is None:
+    if select.unavailable_reason("cuda") is None:
         pytest.skip("CUDA works on this machine")
     with pytest.raises(ProviderError, match=r"(?i)cuda"):
         Segmenter(tiny_onnx, provider="cuda")
     seg = Segmenter(tiny_onnx, provider="auto")
     # auto ends on OpenVINO where it works, else on onnxruntime's cpu provider; it says why.
-    assert seg.provider == ("openvino" if providers.probe("openvino") is None else "cpu")
+    assert seg.provider == ("openvino" if select.unavailable_reason("openvino") is None else "cpu")
     assert seg.notes and f"auto: using {seg.provider}" in seg.notes
 
 

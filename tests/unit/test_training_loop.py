@@ -26,7 +26,7 @@ from unet_edge.training.loop import (  # noqa: E402
 from unet_edge.training.loss import weighted_cross_entropy  # noqa: E402
 from unet_edge.training.model import UNet  # noqa: E402
 
-ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
+ISBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "isbi2012"
 pytestmark = pytest.mark.skipif(
     not (ISBI / "train" / "image").is_dir(),
     reason=f"ISBI 2012 data not found at {ISBI} (expected ../shared next to the repository)",

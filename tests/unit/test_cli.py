@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import unet_edge
 from unet_edge import io
 from unet_edge.cli import HINTS, error_line, main
-from unet_edge.engines import select as providers
+from unet_edge.engines import select
 from unet_edge.errors import OutputExistsError, ProviderError
 from unet_edge.training.config import TrainConfig
 
@@ -136,7 +136,7 @@ def test_run_errors(
 def test_cuda_without_cuda_fails_clearly(
     runner: CliRunner, tiny_onnx: Path, tmp_path: Path
 ) -> None:
-    if providers.probe("cuda") is None:
+    if select.unavailable_reason("cuda") is None:
         pytest.skip("CUDA works here")
     io.write_png(tmp_path / "x.png", np.zeros((8, 8), np.uint8))
     r = runner.invoke(
@@ -326,8 +326,9 @@ def test_hints_name_flags_messages_do_not() -> None:
     # the library modules whose messages were made neutral name no flag
     flag = re.compile(r"--(overwrite|provider|large|tile|output|calibrate|memory|model)\b")
     root = Path(unet_edge.__file__).parent
-    for name in ("io.py", "providers.py", "precision.py", "files.py", "errors.py"):
-        tree = ast.parse((root / name).read_text())
+    wings = [*(root / "io").glob("*.py"), *(root / "engines").glob("*.py")]
+    for path in (*wings, root / "precision.py", root / "paths" / "files.py", root / "errors.py"):
+        tree = ast.parse(path.read_text())
         docstrings = {
             id(n.body[0].value)
             for n in ast.walk(tree)
@@ -341,7 +342,7 @@ def test_hints_name_flags_messages_do_not() -> None:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
         ]
         for node in strings:
-            assert not flag.search(node.value), (name, node.value)
+            assert not flag.search(node.value), (path.name, node.value)
     assert set(HINTS) >= {"overwrite", "output", "provider", "large"}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 network = pytest.mark.skipif(
     os.environ.get("UNET_EDGE_NETWORK_TESTS") != "1",
     reason="resolves against PyPI (network, minutes): UNET_EDGE_NETWORK_TESTS=1 or "

@@ -13,7 +13,7 @@ from unet_edge.training import checkpoint as ckpt
 from unet_edge.training.export import export_checkpoint
 from unet_edge.training.loop import TrainConfig, train
 
-ISBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
+ISBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "isbi2012"
 pytestmark = pytest.mark.skipif(
     not (ISBI / "train" / "image").is_dir(),
     reason=f"ISBI 2012 data not found at {ISBI} (expected ../shared next to the repository)",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
 
 
 def test_soak_runs_clean(tiny_onnx: Path, capsys: pytest.CaptureFixture[str]) -> None:

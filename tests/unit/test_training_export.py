@@ -98,7 +98,7 @@ def test_checkpoint_round_trip(tmp_path: Path, ck: checkpoint.Checkpoint) -> Non
         assert torch.equal(back.build_model()(x), ck.build_model()(x))
 
 
-GOLDEN = Path(__file__).parent / "data" / "golden_depth2.npz"
+GOLDEN = Path(__file__).parents[1] / "data" / "golden_depth2.npz"
 
 
 def test_golden_pair(tmp_path: Path) -> None:

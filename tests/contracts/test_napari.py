@@ -28,7 +28,7 @@ from unet_edge.imagemeta import Calibration
 from unet_edge.io import read_image
 from unet_edge.napari import _reader, _segment
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "unet_edge" / "data" / "sample_isbi2012.png"
 PROV = {"software": "unet-edge 0.1.0", "classes": ["membrane", "cell"], "model_file": "x.onnx"}
 
