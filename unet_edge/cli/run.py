@@ -248,7 +248,10 @@ def _temporaries_removed_on_signals() -> Iterator[None]:
     renamed into place are complete and stay.
     """
 
+    received: list[int] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         io.remove_temporaries()
         raise _Stopped(signum)
 
@@ -262,11 +265,17 @@ def _temporaries_removed_on_signals() -> Iterator[None]:
         pass
     try:
         yield
-    except _Stopped as e:
+    except BaseException as e:
+        # The handler's exception can be swallowed when the signal lands in a finaliser
+        # (Python prints "Exception ignored" and goes on); the write then fails on its removed
+        # temporary file. A signal received is the reason either way.
+        if not received:
+            raise
         io.remove_temporaries()
-        name = signal.Signals(e.signum).name
+        signum = e.signum if isinstance(e, _Stopped) else received[0]
+        name = signal.Signals(signum).name
         click.echo(f"Error: stopped by {name}; no partial or temporary file left", err=True)
-        raise click.exceptions.Exit(128 + e.signum) from None
+        raise click.exceptions.Exit(128 + signum) from None
     finally:
         for signum, h in previous.items():
             signal.signal(signum, h)
