@@ -10,21 +10,33 @@ itself with ONNX Runtime on the CPU (random inputs, a few dozen small runs):
 - the translation period (``alignment``, 2**depth for max-pooling nets): the
   smallest shift ``s`` with ``f(shift_s(x)) == shift_s(f(x))``;
 - where zero padding inside the network reaches (``margin``): none when the
-  shift test holds up to the output's edges (a valid-convolution net);
+  shift test holds up to the output's edges (a valid-convolution net), the
+  border no input changes when it holds up to that border (a valid net
+  wrapped to keep its input's size, as in unet-edge's bioimage.io packages);
   otherwise the receptive-field radius (how far a perturbed pixel changes
   the output) plus one alignment period, like :attr:`Geometry.halo` of a
   same-padded U-Net;
 - the channels, and whether the output is probabilities, logits or a sigmoid.
 
+Then it verifies (:mod:`unet_edge.models.probe_verify`): the graph must be
+deterministic, depend on its input, be centred on it (no shift between input
+and output), shift with its input on a natural-looking image too, and tile
+exactly with the probed geometry on a second, independent image. Its cost is
+bounded: the FLOPs per pixel estimated from the graph before it runs
+(:mod:`unet_edge.models.probe_cost`), and the seconds spent running it
+(:mod:`unet_edge.models.probe_run`).
+
 A graph that is not a dense, local image-to-image network (a classifier
-output, a 3-D input, a global operation) raises :class:`ProbeError`.
+output, a 3-D input, a global operation, a random or constant output, a
+shifted output, a branch on the image's statistics) or costs too much to
+probe raises a one-line :class:`ProbeError` naming the model.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +44,9 @@ import numpy as np
 
 from ..errors import ModelError, ProbeError
 from ..geometry import TileGeometry, round_up_size
+from . import probe_verify as verify
+from .probe_cost import MAX_FLOPS_PER_PIXEL, check_cost
+from .probe_run import MAX_SECONDS, Graph, Runner, close, natural, noise
 
 #: Shifts tried for the translation period (a max-pooling net of depth d has 2**d).
 MAX_ALIGNMENT = 64
@@ -39,10 +54,6 @@ MAX_ALIGNMENT = 64
 SCAN_START, SCAN_SPAN = 256, 2 * MAX_ALIGNMENT
 #: Largest probe input side; a receptive field reaching this far is not a local network.
 MAX_PROBE_SIZE = 1024
-# Relative to the output's magnitude: what "equal" means for two runs. Shifting by the true
-# period repeats every output pixel's computation exactly (0.0 difference on the CPU), while
-# a wrong shift differs by >= ~1e-6 even where the deep levels contribute little.
-_TOL = 1e-7
 
 
 class OutputKind(str, enum.Enum):
@@ -116,41 +127,7 @@ def postprocess(kind: OutputKind, out_channels: int) -> Callable[[np.ndarray], n
     return softmax
 
 
-class _Graph:
-    """The graph on a quiet CPU session: ``run(x)`` gives the output, or None if it fails."""
-
-    def __init__(self, source: str | Path | bytes) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 4  # probing fails on purpose; keep ORT's error log quiet
-        try:
-            self.session = ort.InferenceSession(
-                source if isinstance(source, bytes) else str(source),
-                so,
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as e:  # ORT raises its own exception types for unreadable graphs
-            raise ModelError(f"onnxruntime cannot load the model ({type(e).__name__}: {e})") from e
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1:
-            raise ProbeError(
-                f"the graph has {len(inputs)} inputs {[i.name for i in inputs]}; an image-to-image "
-                "network takes one (N, C, H, W) image"
-            )
-        self.input, self.output = inputs[0], outputs[0]
-        self.dtype = np.float16 if "float16" in self.input.type else np.float32
-
-    def run(self, x: np.ndarray) -> np.ndarray | None:
-        """(N, C, h, w) input -> (N, K, h', w') float32 output, or None if the graph refuses it."""
-        try:
-            y = self.session.run([self.output.name], {self.input.name: x.astype(self.dtype)})[0]
-        except Exception:  # an illegal size: ORT's Fail/InvalidArgument/RuntimeException
-            return None
-        return np.asarray(y, np.float32)
-
-
-def _signature(g: _Graph) -> tuple[int | None, int, int | None]:
+def _signature(g: Graph) -> tuple[int | None, int, int | None]:
     """(fixed batch or None, channels, fixed square size or None) from the input's dims."""
     dims = list(g.input.shape)
     if len(dims) != 4:
@@ -175,39 +152,13 @@ def _signature(g: _Graph) -> tuple[int | None, int, int | None]:
     return batch, channels, h
 
 
-def _rng_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """Reproducible uniform [0, 1) float32 values of ``shape`` (the probes' inputs)."""
-    return np.random.default_rng(seed).random(shape, dtype=np.float32)
-
-
-class _Runner:
-    """Runs square inputs through the graph and remembers the output size per input size."""
-
-    def __init__(self, g: _Graph, channels: int, batch: int | None) -> None:
-        self.g, self.c, self.n = g, channels, batch or 1
-        self.sizes: dict[int, int | None] = {}
-
-    def __call__(self, x: np.ndarray) -> np.ndarray | None:
-        """x: (C, h, w) -> (K, h', w') or None."""
-        y = self.g.run(np.broadcast_to(x, (self.n, *x.shape)))
-        return None if y is None or y.ndim != 4 else y[0]
-
-    def out_size(self, n: int) -> int | None:
-        """The output side for an ``n`` x ``n`` input, or None when the graph refuses it."""
-        if n not in self.sizes:
-            y = self(_rng_input((self.c, n, n)))
-            ok = y is not None and y.shape[1] == y.shape[2]
-            self.sizes[n] = int(y.shape[1]) if ok and y is not None else None
-        return self.sizes[n]
-
-
-def _shrink_at(run: _Runner, n: int) -> int | None:
+def _shrink_at(run: Runner, n: int) -> int | None:
     """(n - output) / 2 when the graph runs on ``n`` and keeps a square output, else None."""
     out = run.out_size(n)
     return None if out is None or out < 1 or (n - out) % 2 else (n - out) // 2
 
 
-def _first_legal(run: _Runner) -> tuple[int, int, int]:
+def _first_legal(run: Runner) -> tuple[int, int, int]:
     """(a legal size, its shrink, the step to the next): scan up from :data:`SCAN_START`.
 
     A size with floor-rounded pooling runs but loses pixels (a larger shrink), so
@@ -237,7 +188,7 @@ def _first_legal(run: _Runner) -> tuple[int, int, int]:
     raise ProbeError(f"only one legal input size ({n}) found: the graph has a fixed size rule")
 
 
-def _least_shrink(run: _Runner, n: int, shrink: int, step: int) -> tuple[int, int, int]:
+def _least_shrink(run: Runner, n: int, shrink: int, step: int) -> tuple[int, int, int]:
     """A graph that also runs between ``n`` and ``n + step`` (crops computed from shapes,
     floor-rounded pooling): the legal size of that period is the one losing the fewest pixels."""
     tried = [n + 2**i for i in range(step.bit_length()) if 2**i < step]  # cached runs
@@ -248,7 +199,7 @@ def _least_shrink(run: _Runner, n: int, shrink: int, step: int) -> tuple[int, in
     return best[1], best[0], step
 
 
-def _legal_sizes(run: _Runner, fixed: int | None) -> tuple[int, int, int]:
+def _legal_sizes(run: Runner, fixed: int | None) -> tuple[int, int, int]:
     """(min_input, step, shrink): the legal sizes and the output rule."""
     if fixed is not None:
         out = run.out_size(fixed)
@@ -274,21 +225,13 @@ def _legal_sizes(run: _Runner, fixed: int | None) -> tuple[int, int, int]:
     return first - lo * step, step, shrink
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two equal-shape, non-empty outputs agree up to :data:`_TOL` of their magnitude."""
-    scale = 1.0 + float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0)))
-    return a.size > 0 and float(np.abs(a - b).max()) <= _TOL * scale
-
-
-def _shift_period(run: _Runner, size: int, shrink: int, band: Callable[[int], int]) -> int | None:
+def _shift_period(run: Runner, size: int, shrink: int, band: Callable[[int], int]) -> int | None:
     """Smallest power-of-two shift s with f(x shifted by s) == f(x) shifted by s, or None.
 
     Compared on the outputs' overlap minus ``band(s)`` pixels at every edge.
     """
-    x = _rng_input((run.c, size + MAX_ALIGNMENT, size + MAX_ALIGNMENT), seed=1)
-    y0 = run(x[:, :size, :size])
-    if y0 is None:
-        raise ProbeError(f"the graph failed on a legal {size}x{size} input")
+    x = noise((run.c, size + MAX_ALIGNMENT, size + MAX_ALIGNMENT), seed=1)
+    y0 = run.must(x[:, :size, :size])
     s = 1
     while s <= MAX_ALIGNMENT:
         b = band(s)
@@ -296,42 +239,18 @@ def _shift_period(run: _Runner, size: int, shrink: int, band: Callable[[int], in
         if hi - b < 4:
             return None
         ys = run(x[:, s : s + size, s : s + size])
-        if ys is not None and _close(ys[:, b:hi, b:hi], y0[:, b + s : hi + s, b + s : hi + s]):
+        if ys is not None and close(ys[:, b:hi, b:hi], y0[:, b + s : hi + s, b + s : hi + s]):
             return s
         s *= 2
     return None
 
 
-def _receptive_field(run: _Runner, size: int, shrink: int) -> int:
-    """Largest distance (px) at which a perturbed input pixel changes the output (a few spots)."""
-    x = _rng_input((run.c, size, size), seed=2)
-    y0 = run(x)
-    assert y0 is not None
-    radius, centre = 0, size // 2
-    for d in (0, 1, 3, 6):  # a few positions relative to the pooling grid
-        p = centre + d
-        xp = x.copy()
-        xp[:, p, p] += 10.0
-        yp = run(xp)
-        assert yp is not None
-        changed = np.argwhere(np.abs(yp - y0).max(axis=0) > 0)  # exact: untouched pixels repeat
-        if changed.size == 0:
-            continue
-        last = y0.shape[1] - 1
-        if changed.min() == 0 or changed.max() == last:
-            raise ProbeError(
-                f"changing one input pixel changes the output {size // 2} px away (at the edge "
-                f"of a {size}x{size} probe): not a local convolutional network, so it cannot be "
-                "tiled exactly (a global operation such as attention or global pooling?)"
-            )
-        radius = max(radius, int(np.abs(changed + shrink - p).max()))
-    return radius
-
-
-def _output_kind(run: _Runner, size: int) -> tuple[int, OutputKind]:
-    """(output channels, what they hold), from one run on a random ``size`` x ``size`` input."""
-    y = run(_rng_input((run.c, size, size), seed=3))
-    assert y is not None
+def _output_kind(run: Runner, size: int, margin: int) -> tuple[int, OutputKind]:
+    """(output channels, what they hold), from one run on a random ``size`` x ``size`` input
+    (the ``margin`` at each edge, which tiles drop, left out: a wrapper's zero border)."""
+    y = run.must(noise((run.c, size, size), seed=3))
+    if y.shape[1] > 2 * margin and y.shape[2] > 2 * margin:
+        y = y[:, margin : y.shape[1] - margin, margin : y.shape[2] - margin]
     k = y.shape[0]
     unit = float(y.min()) >= -1e-6 and float(y.max()) <= 1 + 1e-6
     if k >= 2 and unit and float(np.abs(y.sum(axis=0) - 1).max()) < 1e-3:
@@ -341,15 +260,35 @@ def _output_kind(run: _Runner, size: int) -> tuple[int, OutputKind]:
     return k, OutputKind.LOGITS
 
 
-def _geometry(run: _Runner, fixed: int | None) -> tuple[TileGeometry, int | None]:
+def _dead_border(run: Runner, size: int) -> int:
+    """Widest border (px) of output rows or columns that no input changes, on a legal ``size``.
+
+    A valid network wrapped to keep its input's size (a bioimage.io package of
+    unet-edge's: crop, network, zero padding back) has such a border, as wide
+    as its halo; any other network has none.
+    """
+    a, b = run(natural(run.c, size, size, seed=41)), run(noise((run.c, size, size), seed=42))
+    if a is None or b is None or a.shape != b.shape:
+        return 0
+    same = np.all(a == b, axis=0)
+    widths = []
+    for lines in (same.all(axis=1), same.all(axis=0)):  # rows, columns
+        for edge in (lines, lines[::-1]):
+            widths.append(len(edge) if edge.all() else int(np.argmin(edge)))
+    return max(widths)
+
+
+def _geometry(run: Runner, legal: tuple[int, int, int]) -> tuple[TileGeometry, int | None]:
     """The tile geometry and the receptive-field radius (None when not needed)."""
-    min_input, step, shrink = _legal_sizes(run, fixed)
-    size = round_up_size(min_input, step, 2 * shrink + MAX_ALIGNMENT + 16)
-    period = None if shrink == 0 else _shift_period(run, size, shrink, lambda s: 0)
-    if period is not None:  # equivariant up to the edges: no padding effects to crop
-        return TileGeometry(min_input, step, period, shrink, 0), None
+    min_input, step, shrink = legal
+    dead = _dead_border(run, round_up_size(min_input, step, 2 * shrink + 256))
+    size = round_up_size(min_input, step, 2 * (shrink + dead) + MAX_ALIGNMENT + 16)
+    valid = shrink > 0 or dead > 0  # equivariant up to the edges (of what the graph computes)
+    period = _shift_period(run, size, shrink, lambda s: dead) if valid else None
+    if period is not None:  # no padding effects to crop but the dead border
+        return TileGeometry(min_input, step, period, shrink, dead), None
     rf_size = round_up_size(min_input, step, 256)
-    radius = _receptive_field(run, rf_size, shrink)
+    radius = verify.influence(run, rf_size, shrink, (0, 1, 3, 6)).radius
     size = round_up_size(min_input, step, 2 * shrink + 2 * radius + 4 * MAX_ALIGNMENT)
     if size > MAX_PROBE_SIZE and step:
         size = round_up_size(min_input, step, MAX_PROBE_SIZE)
@@ -363,13 +302,65 @@ def _geometry(run: _Runner, fixed: int | None) -> tuple[TileGeometry, int | None
     return TileGeometry(min_input, step, period, shrink, margin), radius
 
 
-def probe(model: str | Path | bytes) -> Probe:
-    """Probe an ONNX graph (a path or its bytes); see the module's docstring for what is found."""
-    g = _Graph(model)
+def _proto(model: str | Path | bytes) -> Any:
+    """The graph as an ``onnx.ModelProto`` (weights held outside it are not read)."""
+    import onnx
+
+    if isinstance(model, bytes):
+        return onnx.load_from_string(model)
+    return onnx.load(str(model), load_external_data=False)
+
+
+def _measure(model: str | Path | bytes, label: str, seconds: float, flops: float) -> Probe:
+    """Measure, then verify (see the module's docstring); errors may lack ``label``."""
+    g = Graph(model, label)
     batch, channels, fixed = _signature(g)
-    run = _Runner(g, channels, batch)
-    geometry, radius = _geometry(run, fixed)
+    check_cost(_proto(model), fixed or SCAN_START, label, flops)
+    run = Runner(g, channels, batch, label, seconds)
+    legal = _legal_sizes(run, fixed)
+    min_input, step, shrink = legal
+    verify.check_behaviour(run, round_up_size(min_input, step, 2 * shrink + MAX_ALIGNMENT + 16))
+    geometry, radius = _geometry(run, legal)
     if geometry.output_size(geometry.min_input) < 1:
         raise ProbeError(f"probed geometry {geometry} leaves no output to keep")
-    out_channels, kind = _output_kind(run, geometry.round_up(2 * geometry.halo + 32))
+    # valid (to the edges of what it computes): a reach of about its shrink, or its dead border
+    border = geometry.margin if radius is None else 0
+    reach = max(shrink, border) + geometry.alignment if radius is None else radius
+    seen = verify.check_shift(run, geometry, reach, border)
+    if radius is not None and seen.radius > radius:  # more positions tried: a farther reach
+        radius = seen.radius
+        geometry = replace(geometry, margin=max(0, radius + geometry.alignment - shrink))
+    verify.check_structure(run, geometry)
+    out_channels, kind = _output_kind(
+        run, geometry.round_up(2 * geometry.halo + 32), geometry.margin
+    )
+    verify.check_tiling(run, geometry, out_channels)
     return Probe(geometry, channels, out_channels, kind, radius, g.input.name, g.output.name, batch)
+
+
+def probe(
+    model: str | Path | bytes,
+    *,
+    name: str | None = None,
+    max_seconds: float = MAX_SECONDS,
+    max_flops_per_pixel: float = MAX_FLOPS_PER_PIXEL,
+) -> Probe:
+    """Probe an ONNX graph (a path or its bytes); see the module's docstring for what is found.
+
+    ``name`` names the model in errors (default: the path, or "the graph" for
+    bytes). Probing is refused when the graph needs more than
+    ``max_flops_per_pixel`` (estimated before running it) or running it would
+    take more than ``max_seconds``.
+
+    Raises:
+        ProbeError: the graph is not a network unet-edge can tile exactly, or
+            costs too much to probe (one line, naming the model).
+        ModelError: ONNX Runtime cannot load it.
+    """
+    label = name or ("the graph" if isinstance(model, bytes) else str(model))
+    try:
+        return _measure(model, label, max_seconds, max_flops_per_pixel)
+    except ModelError as e:  # ProbeError, or the kernel's refusal of an output's shape
+        if str(e).startswith(label):
+            raise
+        raise type(e)(f"{label}: {e}", option=e.option) from None

@@ -72,12 +72,21 @@ def probed_info(p: Probe, normalization: Normalization, name: str) -> ModelInfo:
 
 
 def probed_source(
-    path: Path | bytes, normalization: Normalization, name: str, origin: str = "probed"
+    path: Path | bytes,
+    normalization: Normalization,
+    name: str,
+    origin: str = "probed",
+    label: str | None = None,
 ) -> ModelSource:
-    """Probe the graph at ``path`` (see :mod:`unet_edge.models.probe`) and describe it."""
+    """Probe the graph at ``path`` (see :mod:`unet_edge.models.probe`) and describe it.
+
+    ``label`` names the model in the probe's errors (default: the path, or
+    ``name``'s weights for a graph given as bytes, e.g. a package's).
+    """
     from . import probe
 
-    p = probe.probe(path)
+    own = f"{name} (its ONNX weights)" if isinstance(path, bytes) else str(path)
+    p = probe.probe(path, name=label or own)
     return ModelSource(
         path,
         probed_info(p, normalization, name),
