@@ -20,8 +20,9 @@ from ..capture import first_line
 from ..config import Precision
 from ..engines.options import Provider
 from ..engines.select import open_session
-from ..engines.session import run_quietly
+from ..engines.session import SessionInfo, run_quietly
 from ..errors import ModelError
+from ..geometry import Geometry, TileGeometry
 from ..metadata import ModelInfo
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ __all__ = [
     "PROBABILITY_TOLERANCE",
     "Int8Warning",
     "check_graph",
+    "check_session",
     "int8_note",
     "output_problem",
 ]
@@ -46,40 +48,84 @@ class Int8Warning(RuntimeWarning):
 def check_graph(seg: Segmenter) -> None:
     """Run the graph once on the smallest legal tile; refuse it if it disagrees with its metadata.
 
+    See :func:`check_session`. A TensorRT session is not used for it (a new
+    shape builds an engine): a CPU one is. Probed graphs are not checked here:
+    their geometry and output kind were measured by running the graph
+    (:mod:`unet_edge.models.probe`); bioimage.io packages were checked when
+    they were opened (:mod:`unet_edge.models.package_check`, which calls
+    :func:`check_session` with the package's layout).
+    """
+    if seg.source.origin != "unet-edge":
+        return
+    s = seg._live()
+    if s.provider is Provider.TENSORRT:
+        s = open_session(seg.source.onnx, "cpu")
+    check_session(s, seg.info, seg.geometry, str(seg.model_path))
+
+
+def check_session(
+    s: SessionInfo,
+    info: ModelInfo,
+    g: Geometry | TileGeometry,
+    name: str,
+    pads: tuple[int, int] = (0, 0),
+    fix: str = "re-export the model",
+    described: str | None = None,
+) -> None:
+    """Run session ``s`` once on the smallest legal tile of ``g``; refuse (a ModelError naming
+    ``name``) a graph that disagrees with its description ``info``.
+
     A (1, C, n, n + alignment) tile (two legal sizes, so a transposed output
     shows) of fixed pseudo-random values must give (1, K, out(n), out(n +
     alignment)) probabilities: finite, within [0, 1] and summing to 1 per pixel.
     Catches a halo or depth that the graph does not have, a wrong class
-    count, a 1-channel head, logits instead of probabilities. A TensorRT
-    session is not used for it (a new shape builds an engine): a CPU one is.
-    Probed graphs and bioimage.io packages are not checked here: their
-    geometry and output kind were measured by running the graph
-    (:mod:`unet_edge.models.probe`), or come from a package's own test tensors.
+    count, a 1-channel head, logits instead of probabilities. ``pads``: rows
+    and columns of zeros a bioimage.io package's graph adds before and after
+    its network's output (its layout): they must be zero, and the rest
+    probabilities, so a layout that lies about the graph is caught;
+    ``described`` says in messages what the description is (default: ``g``).
     """
-    if seg.source.origin != "unet-edge":
-        return
-    info, g = seg.info, seg.geometry
+    about = described or g.describe()
     n = (g.min_input, g.min_input + g.alignment)
     x = np.random.default_rng(0).standard_normal((1, info.channels, *n)).astype(np.float32)
     want = (1, info.classes, *(g.network_output_size(t) for t in n))
-    s = seg._live()
-    if s.provider is Provider.TENSORRT:
-        s = open_session(seg.source.onnx, "cpu")
     try:
         out = run_quietly(s, info.input_name, info.output_name, x)
     except Exception as e:
         raise ModelError(
-            f"{seg.model_path}: the graph fails on the smallest legal tile {x.shape} that its "
-            f"metadata ({g.describe()}) gives: {first_line(str(e)) or type(e).__name__}"
-            "; re-export the model"
+            f"{name}: the graph fails on the smallest legal tile {x.shape} that its "
+            f"metadata ({about}) gives: {first_line(str(e)) or type(e).__name__}; {fix}"
         ) from None
-    problem = output_problem(out, want, PROBABILITY_TOLERANCE[info.precision.value])
+    tol = PROBABILITY_TOLERANCE[info.precision.value]
+    if pads != (0, 0) and out.shape == want:  # the zero borders first, then the rest
+        inner = out[:, :, pads[0] : n[0] - pads[1], pads[0] : n[1] - pads[1]]
+        size = (1, info.classes, n[0] - sum(pads), n[1] - sum(pads))
+        problem = _bands_problem(out, pads) or output_problem(inner, size, tol)
+    else:
+        problem = output_problem(out, want, tol)
     if problem:
         raise ModelError(
-            f"{seg.model_path}: its graph does not match its metadata: on a tile of shape "
-            f"{x.shape}, {problem} (metadata: {info.classes} classes, {g.describe()}); "
-            "re-export the model"
+            f"{name}: its graph does not match its metadata: on a tile of shape "
+            f"{x.shape}, {problem} (metadata: {info.classes} classes, {about}); {fix}"
         )
+
+
+def _bands_problem(out: np.ndarray, pads: tuple[int, int]) -> str | None:
+    """Whether (N, K, H, W) ``out`` is zero exactly in ``pads`` (before, after) rows and
+    columns at its borders, as a package's layout says; None when it is."""
+    zero = np.all(out == 0, axis=(0, 1))  # (H, W): every class zero there
+
+    def run_of(flags: np.ndarray) -> int:  # leading all-zero lines
+        return int(np.argmin(flags)) if not flags.all() else len(flags)
+
+    rows, cols = zero.all(axis=1), zero.all(axis=0)
+    found = (run_of(rows), run_of(rows[::-1]), run_of(cols), run_of(cols[::-1]))
+    if found == (pads[0], pads[1], pads[0], pads[1]):
+        return None
+    return (
+        f"its output's zero border is {found[0]}/{found[2]} px before and {found[1]}/{found[3]} "
+        f"px after (rows/columns), where its layout says {pads[0]} and {pads[1]}"
+    )
 
 
 def output_problem(out: np.ndarray, want: tuple[int, ...], tol: float) -> str | None:

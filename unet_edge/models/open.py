@@ -41,6 +41,8 @@ def open_model(
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:  # an empty protobuf parses as a graph without metadata
+        raise ModelError(f"model file {path} is empty (0 bytes); re-copy or re-export it")
     if is_package(path):
         from .bioimage import open_package
 

@@ -32,6 +32,7 @@ a runtime-only install.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from importlib import resources
@@ -43,7 +44,7 @@ import numpy as np
 from .. import io, metadata, processing
 from ..config import Normalization, NormMode
 from ..errors import ModelError
-from ..models.bioimage import CONFIG_KEY, Layout, need_spec
+from ..models.bioimage import CONFIG_KEY, PACKAGE_KEY, Layout, need_spec
 from ..models.open import is_package, open_model
 from ..models.source import ModelSource
 
@@ -333,7 +334,11 @@ def write_package(
     src = open_model(model, normalization)
     info, foreign = src.info, src.probe is not None
     layout = Layout.of(src.geometry)
-    graph = variant_graph(onnx.load(str(model)), layout, _activation_of(src)).SerializeToString()
+    variant = variant_graph(onnx.load(str(model)), layout, _activation_of(src))
+    # the weights describe themselves too: a tool that rewrites the rdf drops config.unet_edge
+    ours = {"model": info.to_dict(), "layout": layout.to_dict()}
+    variant.metadata_props.add(key=PACKAGE_KEY, value=json.dumps(ours))
+    graph = variant.SerializeToString()
     if image is None:
         image = io.read_image(_sample_image())
     raw, probs = _test_tensors(graph, info, layout, image)
