@@ -13,18 +13,34 @@ tensors are the layer's input and output plus every encoder map still
 waiting for its skip connection. ONNX Runtime fuses Conv+ReLU and reuses
 freed buffers, so this is what a good planner needs; its arena rounds up,
 so the measured peak is somewhat higher (the benchmark reports both).
+
+:func:`check_predict_memory` is the same kind of estimate for a whole image
+segmented in memory (:func:`predict_bytes`), held to the memory there is
+(:func:`available_memory`) before anything is allocated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Padding, UNetConfig
-from .errors import InputError
+from .errors import InputError, MemoryLimitError
 from .geometry import Geometry
 
-__all__ = ["Layer", "activation_bytes", "conv_flops", "layers"]
+__all__ = [
+    "MEMORY_LIMIT",
+    "Layer",
+    "activation_bytes",
+    "available_memory",
+    "check_predict_memory",
+    "conv_flops",
+    "layers",
+    "predict_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -107,3 +123,73 @@ def activation_bytes(
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     return batch * itemsize * max(layer.live for layer in layers(config, height, width))
+
+
+# -- what a whole image costs in memory --------------------------------------------------
+#: Bytes a prediction in memory may need (None: what the system has available when asked,
+#: :func:`available_memory`). Set it (process-wide) to refuse earlier, e.g. in a service.
+MEMORY_LIMIT: int | None = None
+
+_MEMINFO = Path("/proc/meminfo")
+_CGROUP = Path("/sys/fs/cgroup")  # v2: memory.max and memory.current of this container
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate, as the system says: Linux's
+    ``MemAvailable``, lowered to the headroom of a cgroup memory limit (a container);
+    elsewhere the free physical memory; None when nothing says."""
+    found = []
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = (_CGROUP / "memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int((_CGROUP / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return max(0, min(found)) if found else None
+
+
+def predict_bytes(shapes: Sequence[tuple[int, ...]], classes: int, stack: bool) -> int:
+    """Bytes :meth:`unet_edge.Segmenter.predict` and ``segment`` allocate for frames of
+    ``shapes`` ((H, W[, C]) each): per pixel, the float32 probabilities of every class
+    (twice for a stack: each frame's, then the stacked copy), and the mask with its running
+    maximum (5). The tiles in flight are not counted (a few MiB)."""
+    pixels = sum(int(s[0]) * int(s[1]) for s in shapes)
+    return pixels * (4 * classes * (2 if stack else 1) + 5)
+
+
+def check_predict_memory(shapes: Sequence[tuple[int, ...]], classes: int, stack: bool) -> None:
+    """Refuse (:class:`MemoryLimitError`) a prediction in memory of frames of ``shapes``
+    that needs more than :data:`MEMORY_LIMIT` (None: :func:`available_memory`), before
+    anything is allocated; the message gives the estimate and the windowed path to use."""
+    limit = MEMORY_LIMIT if MEMORY_LIMIT is not None else available_memory()
+    need = predict_bytes(shapes, classes, stack)
+    if limit is None or need <= limit:
+        return
+    h, w = (int(n) for n in shapes[0][:2])
+    what = f"{len(shapes)} frames of {h} x {w} pixels need" if stack else "an image of "
+    what += "" if stack else f"{h} x {w} pixels needs"
+    how = "segment the frames one at a time, or each" if stack else "segment it"
+    raise MemoryLimitError(
+        f"{what} about {_size(need)} to segment in memory (float32 probabilities of "
+        f"{classes} classes and the mask), more than the {_size(limit)} "
+        f"{'allowed' if MEMORY_LIMIT is not None else 'available'}; {how} window by window "
+        "instead: unet_edge.paths.dask.segment_dask(image, segmenter=seg) gives a lazy Dask "
+        "array to store block by block (.to_zarr), and a TIFF file goes through "
+        "unet_edge.paths.windowed.segment_large",
+        needed=need,
+        available=limit,
+    )
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 6.7 GiB, 300 MiB."""
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{-(-n // (1 << 20))} MiB"

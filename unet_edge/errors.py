@@ -43,6 +43,23 @@ class NonFiniteError(InputError):
         self.count, self.first = count, first
 
 
+class MemoryLimitError(UnetEdgeError, MemoryError):
+    """An image would need more memory to segment in memory than there is; refused before
+    anything is allocated. ``needed`` and ``available`` are the estimate and what there
+    is (bytes); the message names the window-by-window path to use instead."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> MemoryLimitError:
+        # MemoryError.__new__ comes first in the MRO but refuses this class (its C base is
+        # Exception), and unpicklers that call cls.__new__ (tblib, which Dask installs) use it.
+        return Exception.__new__(cls, *args)
+
+    def __init__(
+        self, *args: object, needed: int = 0, available: int = 0, option: str | None = None
+    ) -> None:
+        super().__init__(*args, option=option)
+        self.needed, self.available = needed, available
+
+
 class ImageReadError(UnetEdgeError, OSError):
     """A file could not be read as an image (missing, empty, truncated, not an image)."""
 

@@ -11,6 +11,17 @@ Pure metadata, no file access (:mod:`unet_edge.io` opens the files):
   (``Physical*`` sizes, provenance as a ``MapAnnotation``, and resolution tags
   in centimetres for readers that ignore OME-XML, ImageJ 1.x among them);
 - provenance in a PNG ``tEXt`` chunk (OpenCV cannot write text chunks).
+
+What an input says about its pixel size is data, not trusted: a unit is one
+of an allow-list (:data:`UNITS`: the OME length units a microscope uses, by
+their OME symbols, ImageJ's spellings and the usual words), normalised to
+its OME symbol; a size is a finite number of :data:`SIZE_RANGE` micrometres.
+Anything else is dropped and the image is uncalibrated, with a note saying
+why (:func:`calibration_and_note`). Nothing an input says is written into an
+ImageJ description or OME-XML but an allow-listed unit and finite numbers,
+so no newline or control character can reach them, and writing a
+calibration never raises (:func:`tiff_kwargs` leaves out what it cannot
+write).
 """
 
 from __future__ import annotations
@@ -29,7 +40,10 @@ from .errors import OutputError
 
 __all__ = [
     "PROVENANCE_KEY",
+    "SIZE_RANGE",
+    "UNITS",
     "Calibration",
+    "calibration_and_note",
     "calibration_of",
     "png_text",
     "png_with_text",
@@ -40,24 +54,30 @@ __all__ = [
 #: The ImageJ property, OME MapAnnotation key and PNG text keyword holding the provenance JSON.
 PROVENANCE_KEY = "unet-edge provenance"
 
-#: Micrometres per unit, for the units OME-XML can name (``UnitsLength``).
-_MICROMETRES = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-_MICROMETRES["in"] = 25400.0
-_ALIASES = {
-    "micron": "µm",
-    "microns": "µm",
-    "um": "µm",
-    "μm": "µm",  # Greek mu, as some software writes it
-    "\\u00b5m": "µm",  # ImageJ's escaped spelling
-    "angstrom": "Å",
-    "inch": "in",
-    "meter": "m",
-    "metre": "m",
+#: Micrometres per unit, for the allowed units, by their OME-XML (``UnitsLength``) symbols.
+UNITS = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+UNITS["in"] = 25400.0
+#: Smallest and largest pixel size (micrometres) taken from an input: a picometre to a metre.
+SIZE_RANGE = (1e-6, 1e6)
+
+# Other spellings of the allowed units, compared in lower case: ImageJ's ("micron", its
+# escaped "\u00B5m"), the Greek mu some software writes, the angstrom sign (lower case:
+# "å"), the words.
+_SPELLINGS = {"micron": "µm", "microns": "µm", "um": "µm", "μm": "µm", "\\u00b5m": "µm"}
+_SPELLINGS |= {"angstrom": "Å", "angstroms": "Å", "ångström": "Å", "å": "Å", "inch": "in"}
+_SPELLINGS |= {"inches": "in", "meter": "m", "metre": "m", "meters": "m", "metres": "m"}
+_SPELLINGS |= {
+    prefix + end: symbol
+    for symbol, prefix in (("pm", "pico"), ("nm", "nano"), ("µm", "micro"), ("mm", "milli"))
+    for end in ("meter", "metre", "meters", "metres")
 }
-_IMAGEJ_UNITS = {"µm": "micron", "Å": "angstrom", "in": "inch"}  # ImageJ's spellings
+_SPELLINGS |= {"centimeter": "cm", "centimetre": "cm", "centimeters": "cm", "centimetres": "cm"}
+_UNCALIBRATED = {"", "pixel", "pixels", "px", "none"}  # no physical unit: nothing to drop
+_IMAGEJ_UNITS = {"µm": "micron", "Å": "angstrom", "in": "inch"}  # ImageJ's spellings (ASCII)
 _UNIT_NAMES = {"pm": "picometer", "Å": "angstrom", "nm": "nanometer", "µm": "micrometer"}
 _UNIT_NAMES |= {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"}
 _RESUNIT_MICROMETRES = {2: 25400.0, 3: 1e4}  # TIFF ResolutionUnit: inch, centimetre
+_DROPPED = "the outputs are written without a pixel size"
 
 
 @dataclass(frozen=True)
@@ -71,19 +91,38 @@ class Calibration:
     z: float | None = None
 
     @classmethod
-    def make(cls, x: Any, y: Any, unit: str | None, z: Any = None) -> Calibration | None:
-        """A calibration from raw values, or None when they are not positive finite sizes."""
-        try:
-            xf, yf = float(x), float(y)
-            zf = None if z is None else float(z)
-        except (TypeError, ValueError):
-            return None
-        if not all(math.isfinite(v) and v > 0 for v in (xf, yf)):
-            return None
-        if zf is not None and not (math.isfinite(zf) and zf > 0):
-            zf = None
-        name = _unit_name(unit)
-        return None if name is None else cls(xf, yf, name, zf)
+    def make(cls, x: Any, y: Any, unit: Any, z: Any = None) -> Calibration | None:
+        """A calibration from raw values, or None when they are not one
+        (:meth:`checked` says why)."""
+        return cls.checked(x, y, unit, z)[0]
+
+    @classmethod
+    def checked(
+        cls, x: Any, y: Any, unit: Any, z: Any = None
+    ) -> tuple[Calibration | None, str | None]:
+        """A calibration from raw values (as an input's metadata gives them) and a note.
+
+        The unit must be one of :data:`UNITS` or another spelling of one (it is
+        normalised to the OME symbol); ``x`` and ``y`` finite numbers within
+        :data:`SIZE_RANGE` micrometres, ``z`` too or it is left out. Returns
+        (None, note) when the values are dropped, (calibration, note) when only
+        ``z`` is, (None, None) when there is no physical unit (pixels).
+        """
+        name, note = _unit(unit)
+        if name is None:
+            return None, note
+        factor = UNITS[name]
+        xf, yf = _number(x), _number(y)
+        bad = [(a, v) for a, v in (("x", x), ("y", y)) if not _in_range(_number(v), factor)]
+        if bad:
+            axis, value = bad[0]
+            why = f"the input's pixel size in {axis}, {_shown(value)} {name}, {_range()}"
+            return None, f"{why}; {_DROPPED}"
+        zf = None if z is None else _number(z)
+        if zf is not None and not _in_range(zf, factor):
+            note = f"the input's slice spacing {_shown(z)} {name} {_range()}; it is left out"
+            return cls(xf, yf, name, None), note
+        return cls(xf, yf, name, zf), None
 
     @property
     def unit_name(self) -> str | None:
@@ -93,60 +132,114 @@ class Calibration:
 
     def in_micrometres(self) -> Calibration | None:
         """The same sizes in µm, or None for a unit that cannot be converted."""
-        factor = _MICROMETRES.get(self.unit)
+        factor = UNITS.get(self.unit)
         if factor is None:
             return None
         z = None if self.z is None else self.z * factor
         return Calibration(self.x * factor, self.y * factor, "µm", z)
 
 
-def _unit_name(unit: str | None) -> str | None:
-    """The OME spelling of a length unit; None for none or "pixel" (uncalibrated)."""
-    text = (unit or "").strip()
-    if not text or text.lower() in ("pixel", "pixels", "none"):
-        return None
-    return _ALIASES.get(text.lower(), text)
+def _unit(unit: Any) -> tuple[str | None, str | None]:
+    """The OME symbol of an allowed length unit and no note; (None, None) for no unit
+    or pixels; (None, note) for anything else."""
+    text = unit.strip() if isinstance(unit, str) else unit
+    if text is None or (isinstance(text, str) and text.lower() in _UNCALIBRATED):
+        return None, None
+    if isinstance(text, str) and (text in UNITS or text.lower() in _SPELLINGS):
+        return (text if text in UNITS else _SPELLINGS[text.lower()]), None
+    allowed = ", ".join(UNITS)
+    return None, f"the input's pixel size unit {_quoted(unit)} is not one of {allowed}; {_DROPPED}"
+
+
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN for anything that is not a real number."""
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+def _in_range(value: float, factor: float) -> bool:
+    """Whether ``value`` units of ``factor`` micrometres each lie within :data:`SIZE_RANGE`."""
+    lo, hi = SIZE_RANGE
+    return math.isfinite(value) and lo <= value * factor <= hi
+
+
+def _range() -> str:
+    lo, hi = SIZE_RANGE
+    return f"is not a number within {lo:g}..{hi:g} µm"
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` for a note: a number as one, anything else quoted in printable ASCII
+    (escapes for the rest), at most ``limit`` long."""
+    number = _number(value)
+    return _quoted(value, limit) if math.isnan(number) else f"{number:g}"
+
+
+def _quoted(value: Any, limit: int = 40) -> str:
+    """``value`` quoted in printable ASCII (escapes for the rest), at most ``limit`` long."""
+    text = ascii(value) if isinstance(value, str) else ascii(str(value))[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def calibration_of(tf: Any) -> Calibration | None:
-    """The pixel size of an open ``tifffile.TiffFile``: OME-XML first, then ImageJ
-    metadata, then resolution tags in inches or centimetres; None if it has none."""
+    """The pixel size of an open ``tifffile.TiffFile`` (:func:`calibration_and_note`),
+    None if it has none or states one that is not taken."""
+    return calibration_and_note(tf)[0]
+
+
+def calibration_and_note(tf: Any) -> tuple[Calibration | None, str | None]:
+    """The pixel size of an open ``tifffile.TiffFile`` and why part of it was dropped.
+
+    OME-XML first, then ImageJ metadata, then resolution tags in inches or
+    centimetres. The note (None when nothing was dropped) says what the file
+    states that is not taken: a unit off the allow-list, a size that is not a
+    finite number within :data:`SIZE_RANGE` micrometres, unreadable metadata.
+    """
     try:
         if tf.is_ome:
             return _from_ome(tf.ome_metadata or "")
         page = tf.pages.first
         xres, yres = page.tags.valueof("XResolution"), page.tags.valueof("YResolution")
         if xres is None or yres is None:
-            return None
+            return None, None
         x, y = _per_pixel(xres), _per_pixel(yres)
         if tf.is_imagej:
             ij = tf.imagej_metadata or {}
-            return Calibration.make(x, y, ij.get("unit"), ij.get("spacing"))
+            return Calibration.checked(x, y, ij.get("unit"), ij.get("spacing"))
         factor = _RESUNIT_MICROMETRES.get(int(page.tags.valueof("ResolutionUnit", 1)))
-        return None if factor is None else Calibration.make(x * factor, y * factor, "µm")
-    except (ET.ParseError, ValueError, TypeError, ZeroDivisionError):
-        return None  # unreadable calibration metadata: the pixels still are the pixels
+        return (None, None) if factor is None else Calibration.checked(x * factor, y * factor, "µm")
+    except (ET.ParseError, ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
+        # unreadable calibration metadata: the pixels still are the pixels
+        why = f"the input's pixel size metadata cannot be read ({type(e).__name__})"
+        return None, f"{why}; {_DROPPED}"
 
 
 def _per_pixel(resolution: Any) -> float:
     """Unit length per pixel from a TIFF resolution (pixels per unit, a rational)."""
     num, den = resolution if isinstance(resolution, tuple) else (resolution, 1)
-    return float(den) / float(num)
+    return float(den) / float(num) if float(num) else math.inf
 
 
-def _from_ome(xml: str) -> Calibration | None:
+def _from_ome(xml: str) -> tuple[Calibration | None, str | None]:
+    """The calibration in OME-XML (y and z converted to x's unit) and a note."""
     pixels = ET.fromstring(xml).find(".//{*}Image/{*}Pixels")
-    if pixels is None:
-        return None
+    if pixels is None or pixels.get("PhysicalSizeX") is None:
+        return None, None
     get = pixels.attrib.get
-    unit = get("PhysicalSizeXUnit", "µm")
-    if get("PhysicalSizeYUnit", "µm") != unit:
-        return None  # x and y in different units: not a calibration we can copy as is
-    z, z_unit = get("PhysicalSizeZ"), get("PhysicalSizeZUnit", "µm")
-    if z is not None and z_unit != unit:
-        ratio = _MICROMETRES.get(z_unit, math.nan) / _MICROMETRES.get(unit, math.nan)
-        z = str(float(z) * ratio)
-    return Calibration.make(get("PhysicalSizeX"), get("PhysicalSizeY"), unit, z)
+    x_unit, note = _unit(get("PhysicalSizeXUnit", "µm"))  # the schema's default unit
+    y_unit, y_note = _unit(get("PhysicalSizeYUnit", "µm"))
+    if x_unit is None or y_unit is None:
+        return None, note or y_note or f"the input's pixel size has no length unit; {_DROPPED}"
+    y = _number(get("PhysicalSizeY")) * UNITS[y_unit] / UNITS[x_unit]
+    z_text, z_unit = get("PhysicalSizeZ"), _unit(get("PhysicalSizeZUnit", "µm"))[0]
+    z = None
+    if z_text is not None:
+        z = _number(z_text) * UNITS[z_unit] / UNITS[x_unit] if z_unit else math.nan
+    return Calibration.checked(get("PhysicalSizeX"), y, x_unit, z)
 
 
 def tiff_kwargs(
@@ -162,25 +255,40 @@ def tiff_kwargs(
     ResolutionUnit none, as ImageJ writes them) and the provenance JSON as the
     ``Info`` property. OME-TIFF: the axes and ``PhysicalSize*`` in the OME-XML,
     the provenance as a MapAnnotation, and resolution tags in centimetres.
+    A ``calibration`` that an input's would not pass (:meth:`Calibration.checked`)
+    is left out, so these arguments always write.
     """
-    text = json.dumps(dict(provenance))
+    text = json.dumps(dict(provenance))  # ASCII, control characters escaped
+    cal = _writable(calibration)
     if ome:
-        return _ome_kwargs(axes, calibration, text)
+        return _ome_kwargs(axes, cal, text)
     meta: dict[str, Any] = {"axes": axes, "Info": text}
     kwargs: dict[str, Any] = {"imagej": True, "metadata": meta}
-    if calibration is not None:
-        meta["unit"] = _IMAGEJ_UNITS.get(calibration.unit, calibration.unit)
-        if calibration.z is not None and "Z" in axes:
-            meta["spacing"] = calibration.z
-        kwargs.update(resolution=(1 / calibration.x, 1 / calibration.y), resolutionunit=1)
+    if cal is not None:
+        if not all(SIZE_RANGE[0] <= v <= SIZE_RANGE[1] for v in (cal.x, cal.y)):
+            # pixels per unit are 32-bit rationals: 1e9 pm per pixel is not one, 1000 µm is
+            cal = cal.in_micrometres() or cal
+        meta["unit"] = _IMAGEJ_UNITS.get(cal.unit, cal.unit)
+        if cal.z is not None and "Z" in axes:
+            meta["spacing"] = cal.z
+        kwargs.update(resolution=(1 / cal.x, 1 / cal.y), resolutionunit=1)
     return kwargs
+
+
+def _writable(calibration: Any) -> Calibration | None:
+    """``calibration`` checked as an input's is (an API caller may pass any values), with
+    its unit's OME symbol; None when it cannot be written."""
+    if not isinstance(calibration, Calibration):
+        return None
+    c = calibration
+    return Calibration.checked(c.x, c.y, c.unit, c.z)[0]
 
 
 def _ome_kwargs(axes: str, calibration: Calibration | None, text: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"axes": axes, "MapAnnotation": {PROVENANCE_KEY: text}}
     kwargs: dict[str, Any] = {"ome": True, "photometric": "minisblack", "metadata": meta}
-    if calibration is None or calibration.unit not in _MICROMETRES:
-        return kwargs  # OME-XML cannot name this unit: leave the sizes out, not wrong
+    if calibration is None:
+        return kwargs
     sizes = {"X": calibration.x, "Y": calibration.y}
     if calibration.z is not None and "Z" in axes:
         sizes["Z"] = calibration.z
@@ -188,8 +296,10 @@ def _ome_kwargs(axes: str, calibration: Calibration | None, text: str) -> dict[s
         meta[f"PhysicalSize{axis}"] = size
         meta[f"PhysicalSize{axis}Unit"] = calibration.unit
     um = calibration.in_micrometres()
-    if um is not None:  # centimetres: what ImageJ 1.x (no Bio-Formats) understands
-        kwargs.update(resolution=(1e4 / um.x, 1e4 / um.y), resolutionunit=3)
+    per_cm = (1e4 / um.x, 1e4 / um.y) if um is not None else (math.inf,)
+    if all(v <= 4e9 for v in per_cm):  # a 32-bit rational: below 2.5 pm per pixel is not one
+        # centimetres: what ImageJ 1.x (no Bio-Formats) understands
+        kwargs.update(resolution=per_cm, resolutionunit=3)
     return kwargs
 
 
@@ -213,7 +323,7 @@ def first_json_dict(texts: list[Any]) -> dict[str, Any]:
     for text in texts:
         try:
             found = json.loads(text) if isinstance(text, str) else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested 100,000 deep
             continue
         if isinstance(found, dict):
             return found

@@ -11,7 +11,11 @@ flag; :attr:`UnetEdgeError.option` names the argument); usage errors exit 2
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import sys
 from typing import Any
 
 import click
@@ -51,6 +55,47 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except OSError as e:  # before click's own handling, which says nothing
+            if not _stdout_broken(e):
+                raise
+            click.echo(f"Error: cannot write to standard output: {e.strerror or e}", err=True)
+            ctx.exit(1)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """click's ``main``; standard output failing outside a command (``--help``,
+        ``--version``) is one line and exit code 1 too."""
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as e:
+            if not _stdout_broken(e):
+                raise
+            click.echo(f"Error: cannot write to standard output: {e.strerror or e}", err=True)
+            sys.exit(1)
+
+
+def _stdout_broken(e: OSError) -> bool:
+    """Whether ``e`` came from writing standard output (a full disk, a closed pipe): a
+    frame of its traceback was writing to stdout. Stdout is then pointed at the null
+    device, so that the interpreter's last flush at exit adds no second message."""
+    if e.errno not in (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        return False
+    frames, tb = [], e.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if not any(_is_stdout(v) for f in frames for v in f.f_locals.values()):
+        return False  # an output file on a full disk, say: not ours to word
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    return True
+
+
+def _is_stdout(value: object) -> bool:
+    """Whether ``value`` is the standard output stream (text or binary)."""
+    streams = (sys.stdout, sys.__stdout__)
+    return any(value is s or value is getattr(s, "buffer", None) for s in streams if s)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

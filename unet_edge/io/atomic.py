@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,15 +120,47 @@ def _forget(tmp: Path) -> None:
         _LIVE.discard(tmp)
 
 
+_SPECIAL = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse an output ``path`` that exists and is not a regular file (a folder, a FIFO, a
+    device, a socket, or a link to one): renaming over it would replace it, overwriting
+    allowed or not (``/dev/full`` by a zip)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: what the name leads to
+    except OSError:
+        return  # nothing there (or a dangling link, which the rename replaces)
+    kind = next((what for test, what in _SPECIAL if test(mode)), None)
+    if kind is not None or not stat.S_ISREG(mode):
+        raise OutputError(
+            f"output {path} exists and is {kind or 'not a regular file'}; only regular files "
+            "are replaced, even when overwriting: remove it or write elsewhere",
+            option="output",
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds.
+
+    An existing ``path`` that is not a regular file is never replaced
+    (:func:`check_replaceable`, checked again just before the rename).
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist (was it removed?)")
+    check_replaceable(path)
     tmp = _create_temporary(path)
     try:
         yield tmp
+        check_replaceable(path)
         os.replace(tmp, path)
     except FileNotFoundError:
         raise OutputError(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ImageReadError, InputError, OutputError, OutputExistsError
-from .atomic import is_temporary
+from .atomic import check_replaceable, is_temporary
 from .headers import SUFFIXES
 
 
@@ -67,13 +67,16 @@ def _listed(p: Path) -> bool:
 
 
 def check_output(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> None:
-    """Refuse an output that exists (without ``overwrite``), is an input, or has no folder."""
+    """Refuse an output that is an input, exists and is not a regular file (a folder, FIFO,
+    device or socket: even with ``overwrite``), exists (without ``overwrite``), or has no
+    folder. Only names and the file system's entries are looked at."""
     if any(path.resolve() == Path(i).resolve() for i in inputs):
         raise OutputExistsError(
             f"output {path} is one of the inputs; inputs are never overwritten, write the "
             "results to another folder",
             option="output",
         )
+    check_replaceable(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path} exists and overwriting was not asked for", option="overwrite"

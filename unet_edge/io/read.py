@@ -56,6 +56,7 @@ class OpenImage:
         self.file = file
         self._tiff = tiff
         self._resources = resources
+        self._calibration: tuple[Calibration | None, str | None] | None = None
 
     @property
     def tiff(self) -> tifffile.TiffFile:
@@ -66,13 +67,24 @@ class OpenImage:
 
     def calibration(self) -> Calibration | None:
         """The pixel size (TIFF: OME-XML, ImageJ metadata or resolution tags,
-        :func:`unet_edge.imagemeta.calibration_of`); None when the file has none."""
+        :func:`unet_edge.imagemeta.calibration_and_note`); None when the file has none,
+        or states one that is not taken (:meth:`calibration_note` says why)."""
+        return self._calibration_and_note()[0]
+
+    def calibration_note(self) -> str | None:
+        """Why the pixel size the file states was dropped (all of it, or its slice
+        spacing): a unit off the allow-list, a size out of range; None if nothing was."""
+        return self._calibration_and_note()[1]
+
+    def _calibration_and_note(self) -> tuple[Calibration | None, str | None]:
         if self._tiff is None:
-            return None
-        try:
-            return imagemeta.calibration_of(self._tiff)
-        except Exception as e:
-            raise headers.not_tiff(self.path, e) from None
+            return None, None
+        if self._calibration is None:  # read once per open
+            try:
+                self._calibration = imagemeta.calibration_and_note(self._tiff)
+            except Exception as e:
+                raise headers.not_tiff(self.path, e) from None
+        return self._calibration
 
     def pixels(self) -> np.ndarray:
         """The pixels, type unchanged: (H, W), (H, W, C) RGB(A), or (Z, H, W[, C]) for a
@@ -203,12 +215,14 @@ class Image:
 
     ``pixels`` as :meth:`OpenImage.pixels` gives them ((H, W), (H, W, C) RGB(A) or
     (Z, H, W[, C]), type unchanged), ``header`` what the file's header says,
-    ``calibration`` its pixel size (None if it has none).
+    ``calibration`` its pixel size (None if it has none or states one that is not
+    taken), ``calibration_note`` why what it states was dropped (None if nothing was).
     """
 
     header: ImageHeader
     pixels: np.ndarray
     calibration: Calibration | None
+    calibration_note: str | None = None
 
     @property
     def is_stack(self) -> bool:
@@ -229,7 +243,8 @@ def read_file(
     truncated, damaged or mislabelled files.
     """
     with open_image(path, max_pixels=max_pixels, expect=expect) as image:
-        return Image(image.header, image.pixels(), image.calibration())
+        pixels = image.pixels()
+        return Image(image.header, pixels, image.calibration(), image.calibration_note())
 
 
 def image_header(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> ImageHeader:

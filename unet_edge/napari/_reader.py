@@ -8,7 +8,15 @@ layer of class indices, probabilities as one Image layer per class, named and
 shown as the segmentation widget shows its results, with the pixel size the
 file carries (:func:`unet_edge.io.read_calibration`) as ``scale`` and ``units``
 and the provenance and calibration in the layers' metadata. Needs tifffile
-only (no napari import).
+only (no napari import). ``NAME_labels.tif`` (``run --labels``) opens as a Labels
+layer of instance labels, with the ``NAME_objects.csv`` beside it (``--measure``)
+as the layer's features.
+
+Provenance is read from the file, so it is not trusted: a file whose class
+names are not a list of at most 256 short strings (``classes: 5``, a million
+names, numbers) is declined (:func:`get_reader` returns None), and
+:func:`read` never raises over provenance: class names that do not match the
+data's class axis are replaced by class numbers.
 """
 
 from __future__ import annotations
@@ -25,9 +33,12 @@ import numpy as np
 from .. import io
 from ..errors import UnetEdgeError
 from ..imagemeta import Calibration
-from ._segment import LayerData, mask_layer, probability_layer
+from ..objects.table import ObjectTable, read_csv
+from ._segment import LayerData, labels_layer, mask_layer, probability_layer
 
-_KINDS = ("mask", "probabilities")
+_KINDS = ("mask", "probabilities", "labels")
+#: Most class names a result can have (masks hold uint8 class indices), and their length.
+_MAX_CLASSES, _MAX_NAME = 256, 200
 
 
 def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
@@ -38,7 +49,21 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None
         prov = io.read_provenance(path)
     except (UnetEdgeError, OSError):  # unreadable: not ours to read
         return None
-    return read if _ours(prov) else None
+    return read if _ours(prov) and _class_names(prov) is not None else None
+
+
+def _class_names(provenance: dict[str, Any]) -> list[str] | None:
+    """The class names the provenance gives ([] when none), non-printable characters
+    dropped; None when they are forged: not a list of at most 256 non-empty strings of at
+    most 200 characters."""
+    names = provenance.get("classes")
+    if names is None:
+        return []
+    if not isinstance(names, list) or len(names) > _MAX_CLASSES:
+        return None
+    if not all(isinstance(n, str) and 0 < len(n) <= _MAX_NAME for n in names):
+        return None
+    return ["".join(c for c in n if c.isprintable()) for n in names]
 
 
 def _ours(provenance: dict[str, Any]) -> bool:
@@ -61,31 +86,48 @@ def _name_and_kind(path: str | os.PathLike[str]) -> tuple[str, str] | None:
 def read(path: str | os.PathLike[str]) -> list[LayerData]:
     """A mask (Labels, class indices) or probabilities (Image per class) with scale and metadata."""
     name, kind = _name_and_kind(path) or (Path(path).stem, "mask")
-    prov, cal = io.read_provenance(path), io.read_calibration(path)
-    data = io.read_image(path)
-    classes = [str(c) for c in prov.get("classes") or []]
+    prov = io.read_provenance(path)
+    image = io.read_file(path)  # pixels, header (axes) and calibration from one open
+    data, cal = image.pixels, image.calibration
+    classes = _class_names(prov) or []
     meta = {
         "provenance": prov,
         "calibration": dataclasses.asdict(cal) if cal else None,
         "path": str(path),
     }
+    if kind == "labels":
+        return [labels_layer(data, name, _placed(cal, data.ndim), meta, _table(path, name))]
     if kind == "probabilities":
-        probs = _with_class_axis(data, len(classes))
-        names = classes or [str(k) for k in range(probs.shape[-3])]
+        probs = _with_class_axis(data, image.header.axes, len(classes))
+        k = probs.shape[-3]
+        names = classes if len(classes) == k else [str(i) for i in range(k)]
         return [probability_layer(probs, name, names, _placed(cal, probs.ndim - 1), meta)]
-    if len(classes) == 2:
+    if len(classes) == 2 and not np.any((data != 0) & (data != 255)):
         data = (data > 0).astype(np.uint8)  # saved as 0/255 (processing.mask_to_image)
     return [mask_layer(data, name, _placed(cal, data.ndim), meta)]
 
 
-def _with_class_axis(data: np.ndarray, classes: int) -> np.ndarray:
-    """(K, H, W) or (Z, K, H, W): hyperstacks (CYX, ZCYX) as they are, the pages of older
-    files, (Z * K, H, W), with their class axis restored."""
+def _table(path: str | os.PathLike[str], name: str) -> ObjectTable | None:
+    """The measurements ``unet-edge run --measure`` wrote beside a labels file
+    (``NAME_objects.csv``), or None when there are none (or they cannot be read)."""
+    csv = Path(path).with_name(f"{name}_objects.csv")
+    try:
+        return read_csv(csv) if csv.is_file() else None
+    except (OSError, ValueError):  # damaged or edited by hand: the labels still open
+        return None
+
+
+def _with_class_axis(data: np.ndarray, axes: str, classes: int) -> np.ndarray:
+    """(K, H, W) or (Z, K, H, W): hyperstacks (CYX, ZCYX: ``axes`` has C) as they are,
+    the pages of older files, (Z * K, H, W), with their class axis restored from the
+    number of ``classes`` the provenance names (when it divides the pages)."""
     if data.ndim < 3:
         return data[None]
-    h, w = data.shape[-2:]
-    out = data.reshape(-1, classes or data.shape[-3], h, w)
-    return out[0] if out.shape[0] == 1 else out
+    if data.ndim != 3 or "C" in axes:
+        return data
+    k = classes if classes >= 2 and len(data) % classes == 0 else len(data)
+    out = data.reshape(-1, k, *data.shape[1:])
+    return out[0] if len(out) == 1 else out
 
 
 def _placed(cal: Calibration | None, ndim: int) -> dict[str, Any]:
