@@ -16,7 +16,8 @@ Schema version 1::
                   "input_step": int, "size_rule": str},   # derived, for other tools
      "input": {"name": str, "layout": "NCHW", "channels": int,
                "normalization": {Normalization fields}},
-     "output": {"name": str, "kind": "probabilities", "classes": [str, ...]},
+     "output": {"name": str, "kind": "probabilities", "classes": [str, ...],
+                "objects": [str, ...]},   # optional: the object classes (see object_classes)
      "border": "symmetric", "precision": "fp32" | "fp16" | "int8",
      "provenance": {...}, "metrics": {...}}
 """
@@ -57,6 +58,7 @@ class ModelInfo:
     output_name: str = OUTPUT_NAME
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    objects: tuple[str, ...] = ()  # the object classes by name; () = the default rule
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.architecture.classes:
@@ -64,6 +66,26 @@ class ModelInfo:
                 f"{len(self.class_names)} class names {list(self.class_names)} for a model with "
                 f"{self.architecture.classes} classes; give one name per class"
             )
+        unknown = [c for c in self.objects if c not in self.class_names]
+        if unknown:
+            raise ModelError(
+                f"object class {unknown[0]!r} is not one of the classes "
+                f"{list(self.class_names)}; name object classes among them"
+            )
+
+    @property
+    def object_classes(self) -> tuple[int, ...]:
+        """Indices of the classes whose connected regions are objects (instance labels).
+
+        ``objects`` when the metadata names them; else the class named ``cell``
+        (the shipped EM model: the regions the membranes separate; a model with a
+        border class: the cells it separates); else, for two classes, the second;
+        else every class but the first (the background).
+        """
+        names = self.objects or tuple(c for c in self.class_names if c.lower() == "cell")
+        if names:
+            return tuple(self.class_names.index(c) for c in names)
+        return (1,) if self.classes == 2 else tuple(range(1, self.classes))
 
     @property
     def geometry(self) -> Geometry:
@@ -107,6 +129,7 @@ class ModelInfo:
                 "name": self.output_name,
                 "kind": "probabilities",
                 "classes": list(self.class_names),
+                **({"objects": list(self.objects)} if self.objects else {}),
             },
             "border": self.border.value,
             "precision": self.precision.value,
@@ -155,6 +178,7 @@ def from_dict(d: Mapping[str, Any]) -> ModelInfo:
             output_name=_text(_need(out, "name", "output."), "output.name"),
             provenance=_section(d, "provenance", required=False),
             metrics=_section(d, "metrics", required=False),
+            objects=_class_names(out.get("objects", []), "output.objects"),
         )
     except (ConfigError, TypeError) as e:
         raise ModelError(f"invalid model metadata: {e}") from None
@@ -185,11 +209,9 @@ def _text(v: object, what: str) -> str:
     return v
 
 
-def _class_names(v: object) -> tuple[str, ...]:
+def _class_names(v: object, what: str = "output.classes") -> tuple[str, ...]:
     if not isinstance(v, list):
-        raise ModelError(
-            f"invalid model metadata: output.classes must be a list of names, got {v!r}"
-        )
+        raise ModelError(f"invalid model metadata: {what} must be a list of names, got {v!r}")
     return tuple(_text(c, "each class name") for c in v)
 
 

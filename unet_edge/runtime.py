@@ -58,11 +58,19 @@ class Prediction:
 
     probabilities: np.ndarray  # (K, H, W) or (Z, K, H, W) float32
     stats: tuple[dict[str, Any], ...]  # the normalisation used, per frame (for provenance)
+    object_classes: tuple[int, ...] = ()  # the model's object classes (ModelInfo.object_classes)
 
     @property
     def mask(self) -> np.ndarray:
         """Class indices, uint8: (H, W) or (Z, H, W)."""
         return processing.to_mask(self.probabilities)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Instance labels, uint32 (H, W) or (Z, H, W): :meth:`Segmenter.label`'s, no min size."""
+        from .objects.labels import label_classes
+
+        return label_classes(self.mask, self.object_classes or (1,))
 
 
 def default_model_path() -> Path:
@@ -416,6 +424,7 @@ class Segmenter:
         equal to :meth:`analyze`'s bit for bit (it is how :meth:`analyze` runs).
         """
         frames, stack = self.prepare_frames(image)
+        cost.check_predict_memory([f.shape for f, _ in frames], self.info.classes, stack)
         runs = [self._frame_kernel(f, s) for f, s in frames]
         total, done = sum(len(r.tiles) for r in runs), 0
         yield done, total
@@ -426,7 +435,8 @@ class Segmenter:
                 yield done, total
         outs = [r.result for r in runs]
         probs = np.stack(outs) if stack else outs[0]
-        return Prediction(probs, tuple(s.to_dict() for _, s in frames))
+        stats = tuple(s.to_dict() for _, s in frames)
+        return Prediction(probs, stats, self.info.object_classes)
 
     def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, float32.
@@ -439,6 +449,23 @@ class Segmenter:
     def segment(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack."""
         return processing.to_mask(self.predict(image))
+
+    def label(
+        self,
+        image: np.ndarray | Sequence[np.ndarray],
+        *,
+        min_size: int | str = 0,
+        split: str | None = None,
+        calibration: Any = None,
+    ) -> np.ndarray:
+        """Instance labels, uint32 (H, W), or (Z, H, W) with ids per slice: 0 background,
+        1..N the 4-connected regions of ``info.object_classes`` (shipped model: ``cell``)
+        in raster order; ``min_size`` px or ``"2um2"`` (with ``calibration``), ``split``:
+        :func:`unet_edge.objects.label_classes`."""
+        from .objects.labels import label_classes
+
+        kw = {"min_size": min_size, "split": split, "calibration": calibration}
+        return label_classes(self.segment(image), self.info.object_classes, **kw)
 
     def stream(
         self,

@@ -47,7 +47,7 @@ from .read import (
     read_tiff_lazy,
 )
 from .windows import BIGTIFF_ABOVE, TiffWindows, write_tiff_strips
-from .write import write_png, write_tiff
+from .write import write_labels, write_png, write_tiff
 
 __all__ = [
     "BIGTIFF_ABOVE",
@@ -75,6 +75,7 @@ __all__ = [
     "read_provenance",
     "read_tiff_lazy",
     "remove_temporaries",
+    "write_labels",
     "write_png",
     "write_tiff",
     "write_tiff_strips",

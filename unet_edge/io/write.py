@@ -79,6 +79,65 @@ def write_tiff(
     return write_atomically(Path(path), writer)
 
 
+#: Most objects a labels TIFF holds as uint16; above, uint32 (ImageJ opens it as 32-bit float,
+#: exact for ids below 2^24).
+UINT16_LABELS = 65535
+
+
+def write_labels(
+    path: str | os.PathLike[str],
+    labels: np.ndarray,
+    provenance: Mapping[str, Any] | None = None,
+    *,
+    calibration: Calibration | None = None,
+) -> Path:
+    """Write instance labels, (H, W) or (Z, H, W), as an ImageJ TIFF (axes ``YX``/``ZYX``),
+    zlib-compressed, atomically, with the pixel size of ``calibration`` and ``provenance``
+    as the ImageJ ``Info`` property.
+
+    uint16 when every id fits (at most :data:`UINT16_LABELS`), else uint32: tifffile
+    writes no ImageJ hyperstack of uint32, so the ImageJ description and the ``Info``
+    property are written by hand; ImageJ 1.x opens the file as a 32-bit (float) image.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3) or labels.dtype.kind not in "ui":
+        raise OutputError(
+            f"cannot write {path}: labels must be integer (H, W) or (Z, H, W), got "
+            f"{labels.dtype} {labels.shape}"
+        )
+    axes = "ZYX" if labels.ndim == 3 else "YX"
+    top = int(labels.max()) if labels.size else 0
+    if top <= UINT16_LABELS:
+        return write_tiff(
+            path,
+            labels.astype(np.uint16),
+            provenance,
+            axes=axes,
+            calibration=calibration,
+            compression="zlib",
+        )
+    ij = imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome=False)
+    meta = dict(ij.pop("metadata"))
+    del ij["imagej"]
+    info = {"Info": meta.pop("Info")}
+    data = labels.astype(np.uint32)
+
+    def writer(tmp: Path) -> None:
+        tifffile.imwrite(
+            tmp,
+            data,
+            description=tifffile.imagej_description(data.shape, **meta),
+            extratags=tifffile.imagej_metadata_tag(info, "<"),
+            metadata=None,
+            photometric="minisblack",
+            byteorder="<",
+            compression="zlib",
+            **ij,
+        )
+
+    return write_atomically(Path(path), writer)
+
+
 _HYPERSTACK_DTYPES = (np.uint8, np.uint16, np.float32)  # what ImageJ hyperstacks hold
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..imagemeta import Calibration
+from ..objects.table import ObjectTable
 from ..runtime import Prediction, Segmenter
 
 LayerData = tuple[np.ndarray, dict[str, Any], str]
@@ -38,8 +40,10 @@ def result_layers(
     provenance: Mapping[str, Any],
     classes: Sequence[str],
     probabilities: bool = False,
+    objects: tuple[np.ndarray, ObjectTable] | None = None,
 ) -> list[LayerData]:
-    """The mask as a Labels layer (and the probabilities as one Image layer per class).
+    """The mask as a Labels layer (and the probabilities as one Image layer per class, and
+    the ``objects`` of :func:`objects_of`: instance labels with their measurements).
 
     ``place`` holds the input layer's ``scale``, ``translate`` (and ``units``)
     per axis of its data; the mask (H, W) or (Z, H, W) takes the leading ones
@@ -52,7 +56,61 @@ def result_layers(
     layers = [mask_layer(pred.mask, name, where, meta)]
     if probabilities:
         layers.append(probability_layer(pred.probabilities, name, classes, where, meta))
+    if objects is not None:
+        layers.append(labels_layer(objects[0], name, where, meta, objects[1]))
     return layers
+
+
+def objects_of(
+    pred: Prediction, image: np.ndarray, place: Mapping[str, Any]
+) -> tuple[np.ndarray, ObjectTable]:
+    """Instance labels of a prediction (:attr:`Prediction.labels`) and their measurements
+    (in µm when the input layer's ``scale`` and ``units`` say micrometres or another length,
+    else in pixels; the mean intensity from ``image`` when it is a plain (Z,) H, W image)."""
+    from ..objects.measure import measure_labels, measure_stack
+
+    labels = pred.labels
+    prob = pred.probabilities[..., list(pred.object_classes or (1,)), :, :].sum(axis=-3)
+    raw = image if image.shape[: labels.ndim] == labels.shape else None
+    cal = layer_calibration(place, labels.ndim)
+    if labels.ndim == 3:
+        return labels, measure_stack(labels, prob=prob, raw=raw, calibration=cal)
+    return labels, measure_labels(labels, prob=prob, raw=raw, calibration=cal)
+
+
+#: napari's (pint's) unit names -> OME symbols.
+_SYMBOLS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "angstrom": "Å"}
+
+
+def layer_calibration(place: Mapping[str, Any], ndim: int) -> Calibration | None:
+    """The pixel size of the last two axes of a layer placed by ``place`` (``scale`` and
+    ``units`` per axis), or None when its units are not a length unet-edge converts."""
+    scale, units = tuple(place.get("scale") or ())[:ndim], tuple(place.get("units") or ())[:ndim]
+    if len(scale) < 2 or len(units) < 2 or units[-1] != units[-2]:
+        return None
+    return Calibration.make(scale[-1], scale[-2], _SYMBOLS.get(str(units[-1]), str(units[-1])))
+
+
+def labels_layer(
+    labels: np.ndarray,
+    name: str,
+    where: Mapping[str, Any],
+    meta: dict[str, Any],
+    table: ObjectTable | None = None,
+) -> LayerData:
+    """Instance labels (H, W) or (Z, H, W) as the Labels layer ``NAME labels``.
+
+    For an image, ``table``'s columns become the layer's ``features`` (napari's
+    table, one row per label: ``index`` is the label), which napari shows for
+    the label under the pointer; a stack's ids repeat from slice to slice, so its
+    table goes into the metadata (``"objects"``) instead.
+    """
+    kwargs: dict[str, Any] = {"name": f"{name} labels", **where, "metadata": dict(meta)}
+    if table is not None and len(table.columns) and labels.ndim == 2:
+        kwargs["features"] = {"index": table["label"], **table.columns}
+    elif table is not None:
+        kwargs["metadata"]["objects"] = {k: v.tolist() for k, v in table.columns.items()}
+    return (labels, kwargs, "labels")
 
 
 def mask_layer(

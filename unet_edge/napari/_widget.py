@@ -6,7 +6,10 @@ napari worker thread (:func:`napari.qt.threading.create_worker`) over
 :func:`._segment.segment_steps`, which yields after every batch of tiles: the
 progress bar follows the tiles, Cancel stops at the next batch, and the
 viewer's event loop never waits for the model. The result layers take the
-input layer's scale, translation and units.
+input layer's scale, translation and units. With "also add the objects" the
+instance labels (:attr:`unet_edge.runtime.Prediction.labels`) come as a Labels
+layer whose features are the object measurements (in µm when the input layer's
+units are a length).
 """
 
 from __future__ import annotations
@@ -33,8 +36,12 @@ from qtpy.QtWidgets import (
 
 from ..engines import select
 from ..errors import UnetEdgeError
+from ..objects.table import ObjectTable
 from ..runtime import Prediction, Segmenter
-from ._segment import provenance, result_layers, segment_steps
+from ._segment import objects_of, provenance, result_layers, segment_steps
+
+#: What the worker returns: the model, the prediction, and the objects if they were asked for.
+_Result = tuple[Segmenter, Prediction, tuple[np.ndarray, ObjectTable] | None]
 
 
 class SegmentWidget(QWidget):
@@ -69,6 +76,7 @@ class SegmentWidget(QWidget):
         self.tile_box.setSingleStep(16)
         self.tile_box.setSpecialValueText("auto")  # 0: the tile is chosen per image
         self.probabilities_box = QCheckBox("also add the probabilities")
+        self.objects_box = QCheckBox("also add the objects (labels, measurements)")
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
@@ -86,6 +94,7 @@ class SegmentWidget(QWidget):
         form.addRow("provider", self.provider_box)
         form.addRow("tile", self.tile_box)
         form.addRow(self.probabilities_box)
+        form.addRow(self.objects_box)
         form.addRow(buttons)
         form.addRow(self.progress)
         form.addRow(self.status)
@@ -119,7 +128,8 @@ class SegmentWidget(QWidget):
             "units": tuple(getattr(layer, "units", ()) or ()) or None,
         }
         settings = (self.model_edit.text().strip() or None, self.provider_box.currentText())
-        worker = create_worker(self._work, data, *settings, self.tile_box.value())
+        objects = place if self.objects_box.isChecked() else None
+        worker = create_worker(self._work, data, *settings, self.tile_box.value(), objects)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._add_layers(result, name, place))
         worker.errored.connect(self._on_error)
@@ -141,15 +151,22 @@ class SegmentWidget(QWidget):
             self.status.setText("cancelling ...")
 
     def _work(
-        self, data: Any, model: str | None, provider: str, tile: int
-    ) -> Generator[tuple[int, int], None, tuple[Segmenter, Prediction]]:
-        """Runs in the worker thread: open (or reuse) the model, then yield tile progress."""
+        self,
+        data: Any,
+        model: str | None,
+        provider: str,
+        tile: int,
+        objects: dict[str, Any] | None,
+    ) -> Generator[tuple[int, int], None, _Result]:
+        """Runs in the worker thread: open (or reuse) the model, then yield tile progress;
+        with ``objects`` (the input layer's placement) label and measure the objects too."""
         key = (model, provider, tile)
         if key not in self._segmenters:
             self._segmenters[key] = Segmenter(model, provider, tile or None)
         seg = self._segmenters[key]
-        pred = yield from segment_steps(seg, np.asarray(data))
-        return seg, pred
+        image = np.asarray(data)
+        pred = yield from segment_steps(seg, image)
+        return seg, pred, None if objects is None else objects_of(pred, image, objects)
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         done, total = step
@@ -157,14 +174,12 @@ class SegmentWidget(QWidget):
         self.progress.setValue(done)
         self.status.setText(f"tile {done} of {total}")
 
-    def _add_layers(
-        self, result: tuple[Segmenter, Prediction], name: str, place: dict[str, Any]
-    ) -> None:
-        seg, pred = result
+    def _add_layers(self, result: _Result, name: str, place: dict[str, Any]) -> None:
+        seg, pred, objects = result
         prov = provenance(seg, pred, name)
         classes = seg.info.class_names
         for data, kwargs, kind in result_layers(
-            pred, name, place, prov, classes, self.probabilities_box.isChecked()
+            pred, name, place, prov, classes, self.probabilities_box.isChecked(), objects
         ):
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
         plan = seg.plan_for((pred.mask.shape[-2], pred.mask.shape[-1]))

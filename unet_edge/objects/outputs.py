@@ -1,0 +1,115 @@
+"""The four object outputs of one image: labels TIFF, object table, ROI set, GeoJSON.
+
+For an input ``NAME.ext``: ``NAME_labels.tif`` (:func:`unet_edge.io.write_labels`),
+``NAME_objects.csv`` (:func:`unet_edge.objects.table.write_csv`),
+``NAME_rois.zip`` (:func:`unet_edge.objects.rois.write_rois`) and
+``NAME_objects.geojson`` (:func:`unet_edge.objects.geojson.write_geojson`).
+:func:`object_writers` labels the mask once, measures once (when the table or
+the GeoJSON is asked for) and returns one writer per asked output; the files
+driver (:mod:`unet_edge.paths.files`) writes them with the mask, atomically,
+all or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..imagemeta import Calibration
+from .labels import MinSize, Split, label_classes
+
+__all__ = ["OBJECT_OUTPUTS", "Labelling", "object_kinds", "object_writers", "output_names"]
+
+#: Output kind -> the suffix after the input's stem.
+OBJECT_OUTPUTS = {
+    "labels": "_labels.tif",
+    "objects": "_objects.csv",
+    "rois": "_rois.zip",
+    "geojson": "_objects.geojson",
+}
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """How objects are made from the mask: the smallest kept (:class:`MinSize`) and how
+    touching ones are split (None: not)."""
+
+    min_size: MinSize = field(default_factory=lambda: MinSize(0))
+    split: Split | None = None
+
+    @classmethod
+    def make(cls, min_size: Any = 0, split: Any = None) -> Labelling:
+        """From ``min_size`` (pixels, ``"20px"``, ``"2um2"``) and ``split`` (``"watershed"``)."""
+        from ..config import look_up
+
+        how = None if split is None else look_up(Split, split, "split method")
+        return cls(MinSize.parse(min_size), how)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For provenance."""
+        size = f"{self.min_size.value:g}{self.min_size.unit}"
+        return {"min_size": size, "split": None if self.split is None else self.split.value}
+
+
+def object_kinds(
+    *, labels: bool = False, measure: bool = False, rois: bool = False, geojson: bool = False
+) -> tuple[str, ...]:
+    """The object outputs asked for, as keys of :data:`OBJECT_OUTPUTS` (``measure``:
+    ``"objects"``, the table)."""
+    asked = {"labels": labels, "objects": measure, "rois": rois, "geojson": geojson}
+    return tuple(k for k, v in asked.items() if v)
+
+
+def output_names(stem: str, kinds: Sequence[str]) -> dict[str, str]:
+    """The file names of the object outputs ``kinds`` (keys of :data:`OBJECT_OUTPUTS`)."""
+    return {k: f"{stem}{OBJECT_OUTPUTS[k]}" for k in kinds}
+
+
+def object_writers(
+    kinds: Sequence[str],
+    prediction: Any,
+    image: np.ndarray,
+    class_names: Sequence[str],
+    labelling: Labelling,
+    calibration: Calibration | None,
+    provenance: Mapping[str, Any],
+) -> dict[str, Callable[[Path], object]]:
+    """One writer per asked object output (``kinds``) of an image segmented in memory.
+
+    ``prediction``: the :class:`unet_edge.runtime.Prediction` (probabilities
+    (K, H, W) or (Z, K, H, W), its mask and object classes); ``image``: the raw
+    pixels ((H, W[, C]) or (Z, H, W[, C])) for the mean intensity.
+    """
+    from .. import io
+    from .geojson import write_geojson
+    from .measure import measure_labels, measure_stack
+    from .rois import write_rois
+    from .table import write_csv
+
+    classes = tuple(prediction.object_classes)
+    labels = label_classes(
+        prediction.mask,
+        classes,
+        min_size=labelling.min_size,
+        split=labelling.split,
+        calibration=calibration,
+    )
+    objects = [class_names[c] for c in classes]
+    prov = {**provenance, "objects": {"classes": objects, **labelling.to_dict()}}
+    writers: dict[str, Callable[[Path], object]] = {
+        "labels": lambda p: io.write_labels(p, labels, prov, calibration=calibration),
+        "rois": lambda p: write_rois(p, labels),
+    }
+    if "objects" in kinds or "geojson" in kinds:
+        prob = prediction.probabilities[..., list(classes), :, :].sum(axis=-3)
+        if labels.ndim == 3:
+            table = measure_stack(labels, prob=prob, raw=image, calibration=calibration)
+        else:
+            table = measure_labels(labels, prob=prob, raw=image, calibration=calibration)
+        writers["objects"] = lambda p: write_csv(p, table)
+        writers["geojson"] = lambda p: write_geojson(p, labels, table, "+".join(objects))
+    return {k: writers[k] for k in kinds}
