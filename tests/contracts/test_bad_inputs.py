@@ -356,7 +356,7 @@ CASES: dict[str, Case] = {
     "tiff-overlay-over-memory": Case(
         _tif("o.tif", IMAGE),
         InputError,
-        "writes the mask only",
+        "writes the mask, labels and object table only",
         args=("--memory-limit", "1k", "--overlay"),
         kwargs={"memory_limit": 1024, "overlay": True},
     ),

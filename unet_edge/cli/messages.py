@@ -16,7 +16,11 @@ HINTS = {
     "provider": "that is --provider cpu, or --provider auto",
     "device": "that is --device cpu, or --device auto",
     "precision": "that is --precision fp32",
-    "large": "run non-TIFF inputs and --probabilities/--overlay without --large",
+    "large": "run non-TIFF inputs, --probabilities/--overlay, --rois and --geojson without "
+    "--large or --dask (--labels and --measure work window by window)",
+    "min_size": "that is --min-size 20px (pixels) or --min-size 2um2",
+    "dask": "that is --dask tcp://HOST:PORT or --dask local:N",
+    "split": "run without --split, or without --large/--dask",
     "memory_limit": "that is --memory-limit SIZE",
     "max_pixels": "that is --max-pixels N (0: no limit)",
     "calibrate": "pass --calibrate IMAGES",

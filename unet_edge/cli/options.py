@@ -10,9 +10,10 @@ provider, threads, device, tile, batch size) passes a
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,11 +31,36 @@ T = TypeVar("T")
 
 
 # -- parsing -----------------------------------------------------------------
+#: Largest size or count an option takes: far beyond any real one, and still exact as a float.
+MOST = 2**53
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` quoted for a message, shortened to about ``limit`` characters (a value
+    can be 100,000 characters long; the message stays one readable line)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 5]}...{text[-1]} ({len(str(value))} characters)"
+
+
 def _numbers(value: str, what: str, kind: Callable[[str], T]) -> list[T]:
     try:
         return [kind(v) for v in value.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected {what}, got {value!r}") from None
+    except (ValueError, OverflowError):
+        raise click.BadParameter(f"expected {what}, got {shown(value)}") from None
+
+
+def _scaled(text: str, units: Mapping[str, int]) -> decimal.Decimal | None:
+    """The number in ``text`` times the factor of its unit suffix (a key of ``units``; none:
+    ``units[""]``), in exact decimal arithmetic (1.1k is 1100, not 1100.0000000000002);
+    None unless it is a finite number."""
+    unit = text[-1:] if text[-1:] and text[-1:] in units else ""
+    try:
+        number = decimal.Decimal(text[: len(text) - len(unit)]) * units[unit]
+    except (decimal.DecimalException, ValueError):
+        return None
+    return number if number.is_finite() else None
 
 
 def _tile(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -42,7 +68,7 @@ def _tile(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         return None
     parts = _numbers(value, "N or HxW", int)
     if len(parts) > 2:
-        raise click.BadParameter(f"expected N or HxW, got {value!r}")
+        raise click.BadParameter(f"expected N or HxW, got {shown(value)}")
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
@@ -51,8 +77,10 @@ def _value_range(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is None:
         return None
     parts = _numbers(value, "LO,HI", float)
+    if len(parts) == 2 and not all(-MOST <= p <= MOST for p in parts):  # inf, nan, 1e400
+        raise click.BadParameter(f"expected LO,HI as finite numbers, got {shown(value)}")
     if len(parts) != 2 or not parts[0] < parts[1]:
-        raise click.BadParameter(f"expected LO,HI with LO < HI, got {value!r}")
+        raise click.BadParameter(f"expected LO,HI with LO < HI, got {shown(value)}")
     return parts[0], parts[1]
 
 
@@ -81,14 +109,14 @@ class ByteSize(click.ParamType):
         if isinstance(value, int):
             return value
         text = str(value).strip().lower().removesuffix("b").removesuffix("i")
-        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
-        try:
-            number = float(text[: len(text) - len(unit)])
-        except ValueError:
-            self.fail(f"expected a size like 256MiB or 1GiB, got {value!r}", param, ctx)
-        if number <= 0:
-            self.fail(f"expected a positive size, got {value!r}", param, ctx)
-        return int(number * _SIZE_UNITS[unit])
+        number = _scaled(text, _SIZE_UNITS)
+        if number is None:
+            self.fail(f"expected a size like 256MiB or 1GiB, got {shown(value)}", param, ctx)
+        if not 1 <= number <= MOST:
+            why = "size of at least one byte" if number > 0 else "positive size"
+            why = f"size of at most {MOST >> 50} PiB" if number > MOST else why
+            self.fail(f"expected a {why}, got {shown(value)}", param, ctx)
+        return int(number)  # whole bytes
 
 
 def parse_normalization(spec: str) -> Any:
@@ -101,20 +129,32 @@ def parse_normalization(spec: str) -> Any:
     )
     items = [t.strip() for t in (rest.split(",") if rest else []) if t.strip()]
     numbers = [t for t in items if "=" not in t and t != "clip"]
-    extra = dict(t.split("=", 1) for t in items if "=" in t)
+    pairs = [(k.strip(), v) for k, v in (t.split("=", 1) for t in items if "=" in t)]
+    keys = [k for k, _ in pairs] + [t for t in items if t == "clip"]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:  # the last one silently winning would hide a typo
+        raise click.BadParameter(f"{shown(spec)}: {twice} is given twice; give it once")
+    extra = dict(pairs)
     n_low_high = 0 if mode == "dtype_range" else 2
     if mode is None or len(numbers) != n_low_high or set(extra) - {"mean", "std"}:
         raise click.BadParameter(
-            f"{spec!r}: expected percentile:LOW,HIGH, range:LOW,HIGH or dtype, optionally "
+            f"{shown(spec)}: expected percentile:LOW,HIGH, range:LOW,HIGH or dtype, optionally "
             "followed by ,mean=M,std=S,clip (e.g. percentile:1,99.8,mean=0.5,std=0.25,clip)"
         )
+    named = {**extra, **dict(zip(("low", "high"), numbers, strict=False))}
+    values = {k: _float(spec, k, v) for k, v in named.items()}
     try:
-        values = {k: float(v) for k, v in extra.items()}
-        if numbers:
-            values.update(low=float(numbers[0]), high=float(numbers[1]))
         return Normalization(mode=mode, clip="clip" in items, **values)  # type: ignore[arg-type]
     except ValueError as e:
-        raise click.BadParameter(f"{spec!r}: {e}") from None
+        raise click.BadParameter(f"{shown(spec)}: {e}") from None
+
+
+def _float(spec: str, key: str, text: str) -> float:
+    """The number ``text`` given for ``key`` in the normalisation ``spec``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{shown(spec)}: {key} is not a number: {shown(text)}") from None
 
 
 def _normalization(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -245,15 +285,15 @@ class PixelCount(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip().lower()
-        unit = text[-1:] if text[-1:] in "kmg" else ""
-        try:
-            number = float(text[: len(text) - len(unit)])
-        except ValueError:
-            self.fail(f"expected a pixel count like 2G or 500M, got {value!r}", param, ctx)
-        if number < 0:
-            self.fail(f"expected a pixel count >= 0, got {value!r}", param, ctx)
-        return int(number * _PIXEL_UNITS[unit])
+        number = _scaled(str(value).strip().lower(), _PIXEL_UNITS)
+        if number is None:
+            self.fail(f"expected a pixel count like 2G or 500M, got {shown(value)}", param, ctx)
+        if not 0 <= number <= MOST:
+            limit = ">= 0" if number < 0 else f"of at most {MOST}"
+            self.fail(f"expected a pixel count {limit}, got {shown(value)}", param, ctx)
+        if number != number.to_integral_value():  # 0.5 would round to 0: no limit at all
+            self.fail(f"expected a whole number of pixels, got {shown(value)}", param, ctx)
+        return int(number)
 
 
 max_pixels_opt = click.option(
@@ -264,6 +304,83 @@ max_pixels_opt = click.option(
     help="Most pixels one image (plane) may have, checked from the header before decoding: "
     "a guard against damaged or malicious files (2G, 500M; 0: no limit).",
 )
+dask_opt = click.option(
+    "--dask",
+    metavar="ADDRESS|local[:N]",
+    default=None,
+    help="Segment (and label) on a Dask cluster, with the same outputs: a scheduler address "
+    "(tcp://host:8786; inputs and model at the same paths on every worker) or local[:N] "
+    "(N worker processes here, one per core by default). Implies --large. Needs the [dask] "
+    "extra.",
+)
+
+
+class MinSizeType(click.ParamType):
+    """A smallest object size: pixels (20, 20px) or square micrometres (2um2)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..errors import InputError
+        from ..objects.labels import MinSize
+
+        try:
+            return MinSize.parse(value)
+        except InputError as e:
+            self.fail(str(e), param, ctx)
+
+
+def object_options(f: F) -> F:
+    """--labels, --measure, --rois, --geojson, --min-size, --split as one ``objects``: a dict
+    of :func:`unet_edge.paths.files.segment_file`'s keyword arguments."""
+    keys = ["labels", "measure", "rois", "geojson", "min_size", "split"]
+    f = _collapse(f, "objects", dict, keys)
+    opts = [
+        click.option(
+            "--labels",
+            is_flag=True,
+            help="Also write NAME_labels.tif: each object (a connected region of the model's "
+            "object classes; the shipped model: cell) numbered 1..N, background 0 (uint16, "
+            "uint32 above 65535 objects; ImageJ TIFF, stacks slice by slice).",
+        ),
+        click.option(
+            "--measure",
+            is_flag=True,
+            help="Also write NAME_objects.csv: one row per object (area, centroid, bounding "
+            "box, perimeter, equivalent diameter, mean probability and intensity; in um when "
+            "the image has a pixel size, else px).",
+        ),
+        click.option(
+            "--rois",
+            is_flag=True,
+            help="Also write NAME_rois.zip: an ImageJ ROI set, one outline per object named "
+            "by its label (composite ROIs for objects with holes).",
+        ),
+        click.option(
+            "--geojson",
+            is_flag=True,
+            help="Also write NAME_objects.geojson: the outlines and measurements as a GeoJSON "
+            "FeatureCollection QuPath imports (pixel coordinates).",
+        ),
+        click.option(
+            "--min-size",
+            type=MinSizeType(),
+            default="0px",
+            show_default=True,
+            help="Remove objects smaller than this: pixels (20px) or square micrometres (2um2, "
+            "needs a calibrated image).",
+        ),
+        click.option(
+            "--split",
+            type=click.Choice(["watershed"], case_sensitive=False),
+            default=None,
+            help="Split touching convex objects by a seeded watershed on the distance "
+            "transform [default: objects are the connected regions].",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
 
 
 def path_opt(*decls: str, help: str, folder: bool = False) -> Callable[[F], F]:

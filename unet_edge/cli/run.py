@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from .. import io
 from ..errors import OutputError, UnetEdgeError
 from ..paths import files
 from . import options as o
-from .messages import error_line
+from .messages import error_line, printable
 
 if TYPE_CHECKING:
     from ..config import Normalization
@@ -72,9 +73,11 @@ Exit codes:
     help="TIFF outputs as ImageJ hyperstacks (tiff) or OME-TIFF (ome-tiff: NAME_mask.ome.tif "
     "for every input); both carry the input's pixel size.",
 )
+@o.object_options
 @o.memory_budget_opt
 @o.memory_limit_opt
 @o.max_pixels_opt
+@o.dask_opt
 @o.input_range_opt
 @o.bit_depth_opt
 @o.tta_opt
@@ -92,9 +95,11 @@ def run(
     overlay: bool,
     large: bool,
     output_format: str,
+    objects: dict[str, Any],
     memory_budget: int,
     memory_limit: int,
     max_pixels: int,
+    dask: str | None,
     input_range: tuple[float, float] | None,
     bit_depth: int | None,
     tta: bool,
@@ -125,8 +130,8 @@ def run(
     from ..runtime import Segmenter
 
     wanted: dict[str, Any] = {"probabilities": probabilities, "overlay": overlay}
-    wanted["output_format"] = output_format
-    wanted.update(overwrite=overwrite, large=True if large else None)  # None: by size
+    wanted.update(output_format=output_format, **objects)
+    wanted.update(overwrite=overwrite, large=True if large or dask else None)  # None: by size
     plans = files.plan_files(inputs, output, **wanted)
     _clean_stale(output, out)
     wanted.update(memory_limit=memory_limit, max_pixels=max_pixels)
@@ -136,6 +141,7 @@ def run(
     with (
         _temporaries_removed_on_signals(),
         Segmenter(segmenter.model, **segmenter.kwargs(), **settings) as seg,
+        _cluster(dask, segmenter.threads, wanted),
     ):
         written = batch.run(seg, wanted, out)
     if written or not batch.failed:
@@ -211,13 +217,50 @@ def _segment(
     """Segment one checked input; returns the number of files written."""
     t0 = time.perf_counter()
     kwargs = {k: wanted[k] for k in ("overwrite", "max_pixels")}
-    result = files.segment_checked(seg, check, **kwargs)
+    kwargs.update({k: wanted[k] for k in ("dask_client", "dask_threads") if k in wanted})
+    with _bands_bar(out if "dask_client" in wanted else None, check.plan.input.name) as bar:
+        result = files.segment_checked(seg, check, progress=bar, **kwargs)
+    if result.provenance.get("calibration_note"):  # the input's pixel size was not taken
+        out.info(printable(f"{result.input}: {result.provenance['calibration_note']}"))
     how = "window by window" if result.windowed else "in memory"
     out.detail(
         f"{result.input} -> {', '.join(map(str, result.outputs.values()))} "
         f"({how}, {time.perf_counter() - t0:.2f} s, {result.provenance['tile_plan']})"
     )
     return len(result.outputs)
+
+
+@contextlib.contextmanager
+def _cluster(spec: str | None, threads: int | None, wanted: dict[str, Any]) -> Iterator[None]:
+    """With ``--dask``: a client of that cluster in ``wanted`` (and the inference threads
+    per worker) while the block runs; nothing otherwise."""
+    if spec is None:
+        yield
+        return
+    from ..paths import cluster
+
+    with cluster.connect(spec) as client:
+        wanted.update(dask_client=client, dask_threads=threads or cluster.worker_threads(spec))
+        yield
+
+
+@contextlib.contextmanager
+def _bands_bar(out: o.Reporter | None, name: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback ``(done, total)`` that draws a bar of the bands of one input, on
+    an interactive stderr (None without ``out`` or a terminal)."""
+    if out is None or not out.bars:
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        bars: list[Any] = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:
+                bar = click.progressbar(length=total, label=name, file=sys.stderr, show_pos=True)
+                bars.append(stack.enter_context(bar))
+            bars[0].update(done - bars[0].pos)
+
+        yield update
 
 
 def _clean_stale(output: Path, out: o.Reporter) -> None:

@@ -64,6 +64,7 @@ class TiffWindows:
             self.header = image.header
             self.check_header(self.header)
             self.calibration: Calibration | None = image.calibration()
+            self.calibration_note: str | None = image.calibration_note()  # what was dropped
             tf = image.tiff
             self._offset = int(tf.pages.first.dataoffsets[0]) if self.header.contiguous else -1
             self._byteorder = tf.byteorder
@@ -227,6 +228,24 @@ def _import_zarr(path: Path) -> Any:
     return zarr
 
 
+def imagej_uint32(kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """:func:`unet_edge.imagemeta.tiff_kwargs`' ImageJ arguments for a uint32 image: tifffile
+    writes no ImageJ hyperstack of uint32, so the ImageJ description and the ``Info``
+    property are written by hand (ImageJ 1.x opens the file as a 32-bit float image)."""
+    ij = dict(kwargs)
+    meta = dict(ij.pop("metadata"))
+    del ij["imagej"]
+    info = {"Info": meta.pop("Info")} if "Info" in meta else {}
+    return {
+        **ij,
+        "description": tifffile.imagej_description(shape, **meta),
+        "extratags": tifffile.imagej_metadata_tag(info, "<") if info else (),
+        "metadata": None,
+        "photometric": "minisblack",
+        "byteorder": "<",
+    }
+
+
 #: Bytes of pixels above which a striped output is written as BigTIFF (classic TIFF
 #: offsets are 32-bit; the margin leaves room for the tags).
 BIGTIFF_ABOVE = 2**32 - 2**25
@@ -242,8 +261,10 @@ def write_tiff_strips(
     calibration: Calibration | None = None,
     ome: bool = False,
     compression: str | None = "zlib",
+    dtype: np.dtype | type = np.uint8,
 ) -> Path:
-    """Write a (H, W) uint8 image from ``bands`` of rows, top to bottom, as a striped TIFF.
+    """Write a (H, W) image (``dtype``: uint8, or uint16/uint32 labels) from ``bands`` of
+    rows, top to bottom, as a striped TIFF.
 
     Each band is ``rows_per_strip`` rows (the last may be shorter) and becomes
     one strip, encoded and written as it comes, so the image never has to fit
@@ -258,11 +279,13 @@ def write_tiff_strips(
             f"striped TIFFs are written with zlib or no compression, not {compression!r}"
         )
     kwargs = imagemeta.tiff_kwargs("YX", calibration, provenance or {}, ome)
-    big = shape[0] * shape[1] > BIGTIFF_ABOVE
+    dtype = np.dtype(dtype)
+    kwargs = imagej_uint32(kwargs, shape) if dtype == np.uint32 and not ome else kwargs
+    big = shape[0] * shape[1] * dtype.itemsize > BIGTIFF_ABOVE
 
     def strips() -> Iterator[bytes]:
         for band in bands:
-            raw = np.ascontiguousarray(band, dtype=np.uint8).tobytes()
+            raw = np.ascontiguousarray(band, dtype=dtype).tobytes()
             yield zlib.compress(raw, 6) if compression else raw
 
     def writer(tmp: Path) -> None:
@@ -272,7 +295,7 @@ def write_tiff_strips(
                 tmp,
                 strips(),
                 shape=shape,
-                dtype=np.uint8,
+                dtype=dtype,
                 rowsperstrip=rows_per_strip,
                 compression=compression,
                 bigtiff=big,

@@ -12,6 +12,9 @@ cells (less than ``alignment`` more pixels), which the overlap provides.
 Chunks are multiples of the plan's stride (hence of the alignment), so
 almost every network tile is computed by one chunk only.
 
+:func:`label_dask` labels a Dask object mask chunk by chunk and merges the
+objects across chunk borders: equal, id for id, to labelling it whole.
+
 Each worker process opens one Segmenter per model and settings
 (:func:`functools.lru_cache`) and reuses it for all its chunks; the model
 file must be readable at the same path on every worker. dask, distributed
@@ -32,6 +35,7 @@ from ..errors import InputError
 from .windowed import run_region
 
 if TYPE_CHECKING:
+    from ..config import Normalization
     from ..runtime import Segmenter
 
 DEFAULT_CHUNK = 2048
@@ -45,13 +49,17 @@ def worker_segmenter(
     threads: int | None = None,
     tta: bool = False,
     precision: str = "fp32",
+    normalization: Normalization | None = None,
 ) -> Segmenter:
-    """The Segmenter of this process for a model and settings (opened once, then reused)."""
+    """The Segmenter of this process for a model and settings (opened once, then reused);
+    ``normalization`` replaces the model's own, as the caller's Segmenter was given it."""
     from ..engines.options import ProviderOptions
     from ..runtime import Segmenter
 
     options = ProviderOptions(threads=threads, precision=precision)
-    return Segmenter(model, provider, batch_size=batch_size, options=options, tta=tta)
+    return Segmenter(
+        model, provider, None, batch_size, options=options, tta=tta, normalization=normalization
+    )
 
 
 def aligned_chunks(size: int, axis: tiling.AxisPlan, target: int, halo: int) -> tuple[int, ...]:
@@ -81,12 +89,13 @@ def _block(
     threads: int | None,
     tta: bool,
     precision: str,
+    normalization: Normalization | None,
     plan: tiling.TilePlan,
     halo: int,
     probabilities: bool,
     scaling: processing.Scaling,
 ) -> np.ndarray:
-    seg = worker_segmenter(model, provider, batch_size, threads, tta, precision)
+    seg = worker_segmenter(model, provider, batch_size, threads, tta, precision, normalization)
     (r0, r1), (c0, c1) = (
         block_info[None]["array-location"][-2:]
         if probabilities
@@ -176,6 +185,7 @@ def _worker_settings(
         "threads": threads,
         "tta": seg.tta,
         "precision": seg.compute_precision,
+        "normalization": seg.info.normalization,
     }
 
 
@@ -220,6 +230,90 @@ def _map_overlap(
         probabilities=probabilities,
         **block_kw,
     )
+
+
+def label_dask(objects: Any, *, min_size: int = 0, split: str | None = None) -> Any:
+    """A lazy Dask array (H, W) uint32 of the instance labels of a bool object mask.
+
+    Each chunk is labelled on its own (:func:`unet_edge.objects.labels.label`),
+    the ids on facing chunk edges are merged by union-find and the objects
+    numbered ``1..N`` in raster order of their first pixel after ``min_size``
+    (pixels, counted over the whole image): the result equals
+    ``label(objects.compute(), min_size=min_size)`` exactly
+    (:mod:`unet_edge.objects.merge`). The chunks' local labels are kept (in the
+    cluster's memory) until the merge is done, and ``objects`` is computed once
+    per compute of the result: persist it first if it is expensive and used again.
+    ``split`` (a watershed) is not local and is refused.
+
+    ``objects``: an (H, W) bool Dask or numpy array, e.g. from :func:`segment_dask`'s
+    mask: ``mask.map_blocks(object_mask, object_classes)``.
+    """
+    import dask
+    import dask.array as da
+
+    from ..objects.merge import check_local
+
+    check_local(split)
+    arr = objects if isinstance(objects, da.Array) else da.from_array(np.asarray(objects))
+    if arr.ndim != 2 or arr.dtype != np.bool_:
+        raise InputError(
+            f"labelling takes a bool (H, W) object mask, got {arr.dtype} with shape {arr.shape}"
+        )
+    tops, lefts = (np.cumsum((0, *c[:-1])) for c in arr.chunks)
+    blocks = arr.to_delayed()
+    local = [[dask.delayed(_label_chunk)(b) for b in row] for row in blocks]
+    grid = [
+        [
+            dask.delayed(_summary)(local[i][j], (int(t), int(lf), h, w), int(arr.shape[1]))
+            for j, (lf, w) in enumerate(zip(lefts, arr.chunks[1], strict=True))
+        ]
+        for i, (t, h) in enumerate(zip(tops, arr.chunks[0], strict=True))
+    ]
+    tables = dask.delayed(_chunk_tables, nout=blocks.size)(grid, min_size)
+    out = [
+        [
+            da.from_delayed(
+                dask.delayed(_lookup)(local[i][j], tables[i * blocks.shape[1] + j]),
+                shape=(h, w),
+                dtype=np.uint32,
+                meta=np.empty((0, 0), np.uint32),
+            )
+            for j, w in enumerate(arr.chunks[1])
+        ]
+        for i, h in enumerate(arr.chunks[0])
+    ]
+    return da.block(out)
+
+
+def _label_chunk(objects: np.ndarray) -> np.ndarray:
+    """Local ids 1..n of one chunk (uint32)."""
+    from ..objects.labels import label
+
+    return label(np.ascontiguousarray(objects))
+
+
+def _summary(local: np.ndarray, region: tuple[int, int, int, int], width: int) -> Any:
+    from ..objects.merge import summarize
+
+    return summarize(local, region, width)
+
+
+def _chunk_tables(grid: list[list[Any]], min_size: int) -> list[np.ndarray]:
+    """Per chunk (row by row), the table local id -> final id (uint32, entry 0 = 0)."""
+    from ..objects.merge import number_grid
+
+    offsets, numbering = number_grid(grid, min_size)
+    tables = []
+    for row, offs in zip(grid, offsets, strict=True):
+        for s, off in zip(row, offs, strict=True):
+            table = numbering.lut[off : off + s.n + 1].copy()
+            table[0] = 0
+            tables.append(table)
+    return tables
+
+
+def _lookup(local: np.ndarray, table: np.ndarray) -> np.ndarray:
+    return table[local]
 
 
 def _open_lazy(src: Path) -> Any:

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 from .. import io, processing
 from ..config import OutputFormat, look_up
 from ..errors import InputError, OutputError, UnetEdgeError
+from ..objects.merge import check_local
+from ..objects.outputs import OBJECT_OUTPUTS, Labelling, object_kinds, object_writers
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -62,18 +64,23 @@ __all__ = [
 
 #: Bytes one file may need in memory (estimated) before a TIFF is segmented window by window.
 IN_MEMORY_LIMIT = 2 << 30
+#: The object outputs the window-by-window path writes (labels TIFF, object table).
+WINDOWED_OBJECTS = {"labels", "objects"}
 
 PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
 class FilePlan:
-    """Where the results of one input go: ``outputs`` maps ``"mask"``, ``"probabilities"``
-    and ``"overlay"`` (those asked for) to paths; ``output_format`` is how TIFFs are written."""
+    """Where the results of one input go: ``outputs`` maps ``"mask"``, ``"probabilities"``,
+    ``"overlay"`` and the object outputs (``"labels"``, ``"objects"``, ``"rois"``,
+    ``"geojson"``; those asked for) to paths; ``output_format`` is how TIFFs are written;
+    ``labelling`` how objects are made (None: no object output)."""
 
     input: Path
     outputs: Mapping[str, Path]
     output_format: OutputFormat = OutputFormat.TIFF
+    labelling: Labelling | None = None
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,10 @@ def output_paths(
     probabilities: bool = False,
     overlay: bool = False,
     output_format: OutputFormat | str = OutputFormat.TIFF,
+    objects: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """The result files of input ``path`` in ``folder`` (mask always; the others if asked)."""
+    """The result files of input ``path`` in ``folder`` (mask always; the others if asked;
+    ``objects``: the object outputs, keys of :data:`unet_edge.objects.outputs.OBJECT_OUTPUTS`)."""
     path, folder = Path(path), Path(folder)
     ome = look_up(OutputFormat, output_format, "output format") is OutputFormat.OME_TIFF
     suffix = ".ome.tif" if ome else ".tif"
@@ -110,6 +119,7 @@ def output_paths(
         outs["probabilities"] = folder / f"{path.stem}_probabilities{suffix}"
     if overlay:
         outs["overlay"] = folder / f"{path.stem}_overlay.png"
+    outs.update({k: folder / f"{path.stem}{OBJECT_OUTPUTS[k]}" for k in objects})
     return outs
 
 
@@ -122,8 +132,12 @@ def plan_files(
     overwrite: bool = False,
     large: bool | None = None,
     output_format: OutputFormat | str = OutputFormat.TIFF,
+    **objects: Any,
 ) -> list[FilePlan]:
     """Expand ``inputs`` (files, folders, glob patterns) and check all their outputs at once.
+
+    ``objects``: the object outputs and how objects are made, as for :func:`segment_file`
+    (``labels``, ``measure``, ``rois``, ``geojson``, ``min_size``, ``split``).
 
     Nothing is read but file names and nothing is written. Raises
     :class:`~unet_edge.InputError` when two inputs would write the same file
@@ -134,8 +148,24 @@ def plan_files(
     """
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
     return _plans(
-        io.collect_inputs(inputs), io.as_path(output_dir, "output_dir"), overwrite, large, what
+        io.collect_inputs(inputs),
+        io.as_path(output_dir, "output_dir"),
+        overwrite,
+        large,
+        {**what, **_object_request(objects)},
     )
+
+
+def _object_request(choices: Mapping[str, Any]) -> dict[str, Any]:
+    """``what`` entries for the object outputs: ``objects`` (the kinds asked for) and
+    ``labelling`` (None when none is)."""
+    keys = ("labels", "measure", "rois", "geojson")
+    unknown = set(choices) - {*keys, "min_size", "split"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
+    kinds = object_kinds(**{k: bool(choices.get(k)) for k in keys})
+    size, split = choices.get("min_size", 0), choices.get("split")
+    return {"objects": kinds, "labelling": Labelling.make(size, split) if kinds else None}
 
 
 def _plans(
@@ -145,12 +175,17 @@ def _plans(
     large: bool | None,
     what: Mapping[str, Any],
 ) -> list[FilePlan]:
-    """Plans for ``paths``; ``what`` holds :func:`output_paths`' keyword arguments."""
+    """Plans for ``paths``; ``what`` holds :func:`output_paths`' keyword arguments and the
+    ``labelling``."""
     _check_folder(folder)
+    what = dict(what)
+    labelling = what.pop("labelling", None)
     if large:
-        _check_windowed_request(paths, what["probabilities"] or what["overlay"])
+        more = [k for k in ("probabilities", "overlay") if what[k]]
+        more += sorted(set(what.get("objects", ())) - WINDOWED_OBJECTS)
+        _check_windowed_request(paths, more, labelling)
     fmt = look_up(OutputFormat, what["output_format"], "output format")
-    plans = [FilePlan(p, output_paths(p, folder, **what), fmt) for p in paths]
+    plans = [FilePlan(p, output_paths(p, folder, **what), fmt, labelling) for p in paths]
     _check_outputs(plans, folder, overwrite)
     return plans
 
@@ -179,14 +214,19 @@ def _check_folder(folder: Path) -> None:
         raise OutputError(f"output folder {folder} is a file", option="output")
 
 
-def _check_windowed_request(paths: Sequence[Path], more_than_mask: bool) -> None:
-    """Refuse ``large=True`` for non-TIFF inputs or more outputs than the mask."""
+def _check_windowed_request(
+    paths: Sequence[Path], more: Sequence[str], labelling: Labelling | None = None
+) -> None:
+    """Refuse ``large=True`` for non-TIFF inputs, outputs other than the mask, labels and
+    object table (``more``), or a split (not local: :func:`unet_edge.objects.merge.check_local`)."""
+    if labelling is not None and labelling.split is not None:
+        check_local(labelling.split.value)
     others = [p for p in paths if p.suffix.lower() not in io.TIFF_SUFFIXES]
-    if others or more_than_mask:
-        why = f"{others[0]} is not a TIFF" if others else "probabilities and overlay were asked for"
+    if others or more:
+        why = f"{others[0]} is not a TIFF" if others else f"{', '.join(more)} were asked for"
         raise InputError(
-            "window-by-window (large-image) processing takes TIFF inputs and writes the mask "
-            f"only, but {why}",
+            "window-by-window (large-image) processing takes TIFF inputs and writes the mask, "
+            f"the labels and the object table only, but {why}",
             option="large",
         )
 
@@ -203,6 +243,13 @@ def segment_file(
     memory_limit: int = IN_MEMORY_LIMIT,
     output_format: OutputFormat | str = OutputFormat.TIFF,
     max_pixels: int | None = None,
+    labels: bool = False,
+    measure: bool = False,
+    rois: bool = False,
+    geojson: bool = False,
+    min_size: int | str = 0,
+    split: str | None = None,
+    dask_client: Any = None,
 ) -> FileResult:
     """Segment one image file into ``output_dir`` (created if missing) and say what was written.
 
@@ -222,6 +269,13 @@ def segment_file(
             ``"ome-tiff"``: OME-TIFF (``NAME_mask.ome.tif`` for every input).
         max_pixels: most pixels per image plane (None: :data:`unet_edge.io.MAX_PIXELS`,
             0: no limit), checked from the header before decoding.
+        labels, measure, rois, geojson: the object outputs (in memory only; see
+            :mod:`unet_edge.objects`): ``NAME_labels.tif``, ``NAME_objects.csv``,
+            ``NAME_rois.zip``, ``NAME_objects.geojson``.
+        min_size, split: how objects are made: the smallest kept (pixels, ``"20px"``,
+            ``"2um2"``) and ``"watershed"`` to split touching ones.
+        dask_client: a ``distributed.Client``: the windows are computed on its
+            cluster (implies ``large=True``; :mod:`unet_edge.paths.cluster`).
 
     Outputs and the header are checked before anything is computed; on
     failure nothing of this file is left behind (not even a new, empty folder).
@@ -230,34 +284,45 @@ def segment_file(
     """
     folder = io.as_path(output_dir, "output_dir")
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
+    asked = {"labels": labels, "measure": measure, "rois": rois, "geojson": geojson}
+    what.update(_object_request({**asked, "min_size": min_size, "split": split}))
+    large = True if dask_client is not None else large  # a cluster computes windows
     plan = _plans([io.as_path(path, "path")], folder, overwrite, large, what)[0]
     with errors_name(plan.input):
         check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
-    return _segment(seg, check, max_pixels)
+    return _segment(seg, check, max_pixels, dask_client=dask_client)
 
 
 def segment_checked(
-    seg: Segmenter, check: Preflight, *, overwrite: bool = False, max_pixels: int | None = None
+    seg: Segmenter,
+    check: Preflight,
+    *,
+    overwrite: bool = False,
+    max_pixels: int | None = None,
+    **windowed: Any,
 ) -> FileResult:
     """Segment an input that passed :func:`preflight` (as a batch does, after checking
     every input): its outputs are checked once more, then its pixels are read in one
     open, which must still find ``check.header`` (else :class:`~unet_edge.ImageReadError`).
 
-    ``overwrite`` and ``max_pixels`` as for :func:`segment_file`.
+    ``overwrite``, ``max_pixels`` as for :func:`segment_file`; ``windowed``: ``dask_client``,
+    ``progress`` of the windowed path (:func:`unet_edge.paths.windowed_file.segment_plan`).
     """
     plan = check.plan
     folder = plan.outputs["mask"].parent
     _check_folder(folder)
     _check_outputs([plan], folder, overwrite)
-    return _segment(seg, check, max_pixels)
+    return _segment(seg, check, max_pixels, **windowed)
 
 
-def _segment(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
+def _segment(
+    seg: Segmenter, check: Preflight, max_pixels: int | None, **windowed: Any
+) -> FileResult:
     """Read and segment a checked input, write its results; on failure none of them stays."""
     plan = check.plan
     with errors_name(plan.input), _folder_removed_on_failure(plan.outputs["mask"].parent):
         if check.windowed:
-            return _segment_windowed(seg, check, max_pixels)
+            return _segment_windowed(seg, check, max_pixels, **windowed)
         return _segment_in_memory(seg, check, max_pixels)
 
 
@@ -321,8 +386,8 @@ def preflight(
             why = "only TIFFs can be segmented window by window; save it as a TIFF"
         elif header.frames > 1:
             why = "a stack is not segmented window by window; split it into one TIFF per slice"
-        elif set(plan.outputs) != {"mask"}:
-            why = "the window-by-window path writes the mask only; ask for the mask alone"
+        elif set(plan.outputs) - {"mask", *WINDOWED_OBJECTS}:
+            why = "the window-by-window path writes the mask, labels and object table only"
         if why:
             raise InputError(
                 f"{plan.input} needs about {_gib(need)} to segment in memory, more than the limit "
@@ -365,15 +430,15 @@ def _gib(n: int) -> str:
     return f"{-(-n // 1024)} KiB"
 
 
-def _segment_windowed(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
-    """The mask of a checked TIFF, window by window, from one open of it."""
-    from .windowed import segment_windows
+def _segment_windowed(
+    seg: Segmenter, check: Preflight, max_pixels: int | None, **windowed: Any
+) -> FileResult:
+    """The mask (and labels, object table) of a checked TIFF, window by window, from one
+    open of it (:func:`unet_edge.paths.windowed_file.segment_plan`)."""
+    from .windowed_file import segment_plan
 
     plan = check.plan
-    ome = plan.output_format is OutputFormat.OME_TIFF
-    with io.TiffWindows(plan.input, max_pixels=max_pixels, expect=check.header) as source:
-        _make_folder(plan)
-        prov = segment_windows(seg, source, plan.outputs["mask"], ome=ome)
+    prov = segment_plan(seg, plan, check.header, max_pixels, make_folder=_make_folder, **windowed)
     return FileResult(plan.input, dict(plan.outputs), prov, True)
 
 
@@ -387,7 +452,8 @@ def _segment_in_memory(seg: Segmenter, check: Preflight, max_pixels: int | None)
     pred = seg.analyze(list(image) if stack else image)
     mask = pred.mask
     tile_plan = seg.plan_for((mask.shape[-2], mask.shape[-1]))
-    prov = seg.result_provenance(tile_plan, pred.stats, source=plan.input.name)
+    noted = {"calibration_note": source.calibration_note} if source.calibration_note else {}
+    prov = seg.result_provenance(tile_plan, pred.stats, source=plan.input.name, **noted)
     saved = processing.mask_to_image(mask, seg.info.classes)
     z = "Z" if stack else ""
     tiff: dict[str, Any] = {
@@ -409,6 +475,12 @@ def _segment_in_memory(seg: Segmenter, check: Preflight, max_pixels: int | None)
             prov,
         ),
     }
+    if plan.labelling is not None:
+        kinds = [k for k in plan.outputs if k in OBJECT_OUTPUTS]
+        made = object_writers(
+            kinds, pred, image, seg.info.class_names, plan.labelling, calibration, prov
+        )
+        writers.update(made)
     _make_folder(plan)
     _write_all([(path, writers[kind]) for kind, path in plan.outputs.items()])
     return FileResult(plan.input, dict(plan.outputs), prov, False)

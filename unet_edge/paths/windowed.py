@@ -22,13 +22,21 @@ and one batch of network tiles, independent of the image's height.
 :func:`run_region` computes any rectangle of the whole-image result from a
 window reader with the one kernel (:class:`unet_edge.tiling.TileRun`); the
 Dask backend uses it too.
+
+Instance labels and the object table (:class:`ObjectFiles`) come with the
+same guarantee: :class:`WindowObjects` labels and measures each window as it
+is computed, merges the objects that meet across window borders and numbers
+them as labelling the whole mask would (:mod:`unet_edge.objects.merge`), then
+writes the labels strip by strip from the object mask it kept as bits on disk.
+Memory stays one band, plus a few numbers per object.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +45,9 @@ import numpy as np
 from .. import io, processing, tiling
 
 if TYPE_CHECKING:
+    from ..imagemeta import Calibration
     from ..runtime import Segmenter
+    from .files import FilePlan
 
 #: Activation-memory estimate for the tile choice of large images (real use is ~1.6x).
 LARGE_MEMORY_BUDGET = 256 << 20
@@ -83,12 +93,13 @@ def mask_bands(
     scaling: processing.Scaling,
     windows: list[tiling.Region],
     progress: Callable[[int, int], None] | None = None,
+    objects: WindowObjects | None = None,
 ) -> Iterator[np.ndarray]:
     """The saved mask (uint8, as ``unet-edge run`` writes it) one band of rows at a time.
 
     ``windows`` are :func:`output_windows`, row by row; a band is yielded when
     its last window is done, so memory holds one band (its height times the
-    image width).
+    image width). ``objects`` is given every window's mask and probabilities.
     """
     width = plan.width
     band = np.empty((0, width), np.uint8)
@@ -96,12 +107,220 @@ def mask_bands(
         _, c0, rh, rw = region
         if c0 == 0:
             band = np.empty((rh, width), np.uint8)
-        mask = processing.to_mask(run_region(seg, plan, read, region, scaling))
+        probs = run_region(seg, plan, read, region, scaling)
+        mask = processing.to_mask(probs)
+        if objects is not None:
+            objects.add(region, mask, objects.probability(probs))
         band[:, c0 : c0 + rw] = processing.mask_to_image(mask, seg.info.classes)
         if progress is not None:
             progress(done, len(windows))
         if c0 + rw == width:
             yield band
+
+
+@dataclass(frozen=True)
+class ObjectFiles:
+    """The object outputs of a window-by-window run: ``labels`` (the instance labels TIFF)
+    and ``table`` (the measurements CSV), each None when not asked for; objects of fewer
+    than ``min_size`` pixels (in the whole image) are removed."""
+
+    labels: Path | None = None
+    table: Path | None = None
+    min_size: int = 0
+    split: str | None = None  # refused: a watershed is not local (objects.merge.check_local)
+    about: Mapping[str, Any] = field(default_factory=dict)  # added to the outputs' provenance
+
+    @classmethod
+    def for_plan(
+        cls, seg: Segmenter, plan: FilePlan, calibration: Calibration | None
+    ) -> ObjectFiles | None:
+        """The object outputs of a file plan (None: none asked for); ``min_size`` in pixels
+        of the image's ``calibration``."""
+        labelling = plan.labelling
+        if labelling is None or not {"labels", "objects"} & set(plan.outputs):
+            return None
+        names = [seg.info.class_names[c] for c in seg.info.object_classes]
+        return cls(
+            plan.outputs.get("labels"),
+            plan.outputs.get("objects"),
+            labelling.min_size.pixels(calibration),
+            None if labelling.split is None else labelling.split.value,
+            {"objects": {"classes": names, **labelling.to_dict()}},
+        )
+
+
+class WindowObjects:
+    """Instance labels and measurements of a mask that arrives window by window.
+
+    Pass 1, :meth:`add` (windows row by row, as :func:`mask_bands` computes
+    them): each window's objects are labelled and measured
+    (:class:`unet_edge.objects.merge.BlockMerge`) and its object mask kept as
+    bits in a temporary file (:class:`unet_edge.io.spill.BitSpill`). Pass 2,
+    :meth:`write`: the objects are merged across the window borders and
+    numbered, and the labels written band by band from the kept bits. The labels
+    equal :func:`unet_edge.objects.labels.label` on the whole mask, id for id,
+    and the measurements its :class:`~unet_edge.objects.measure.ObjectSums`.
+    Memory: one band of labels, and a few numbers per object.
+
+    ``read`` reads raw pixels for the mean intensity; ``channels`` is theirs.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        object_classes: Sequence[int],
+        files: ObjectFiles,
+        read: tiling.WindowReader | None = None,
+        channels: int = 1,
+    ) -> None:
+        from ..io.spill import BitSpill
+        from ..objects.merge import BlockMerge, check_local
+
+        check_local(files.split)
+        self.shape, self.files, self.read = shape, files, read
+        self.classes = sorted(set(object_classes))
+        measure = files.table is not None
+        self.merge = BlockMerge(shape, files.min_size, measure=measure, channels=channels)
+        self.spill = BitSpill(shape[1]) if files.labels is not None else None
+        self._band = np.empty((0, shape[1]), bool)
+
+    @classmethod
+    def for_source(
+        cls, seg: Segmenter, src: io.TiffWindows, files: ObjectFiles | None
+    ) -> WindowObjects | None:
+        """The objects of ``seg``'s model in the image ``src`` (None without ``files``)."""
+        if files is None:
+            return None
+        channels = src.shape[2] if len(src.shape) == 3 else 1
+        shape = (src.shape[0], src.shape[1])
+        return cls(shape, seg.info.object_classes, files, src.read_window, channels)
+
+    def probability(self, probs: np.ndarray) -> np.ndarray | None:
+        """Each pixel's probability of being an object (h, w) float32, from the class
+        probabilities (K, h, w): the object classes' summed (None if not measuring)."""
+        return probs[self.classes].sum(0) if self.files.table is not None else None
+
+    def add(self, region: tiling.Region, mask: np.ndarray, prob: np.ndarray | None) -> None:
+        """One window: ``mask`` (h, w) class indices, ``prob`` (h, w) (:meth:`probability`)."""
+        from ..objects.labels import object_mask
+
+        _, left, h, w = region
+        objects = object_mask(mask, self.classes)
+        measuring = self.files.table is not None
+        raw = self.read(*region) if measuring and self.read is not None else None
+        self.merge.add(region, objects, prob=prob, raw=raw)
+        if self.spill is None:
+            return
+        if left == 0:
+            self._band = np.empty((h, self.shape[1]), bool)
+        self._band[:, left : left + w] = objects
+        if left + w == self.shape[1]:
+            self.spill.append(self._band)
+
+    def label_bands(self) -> Iterator[np.ndarray]:
+        """The final labels, one band (a row of windows) at a time, top to bottom."""
+        assert self.spill is not None
+        rows: dict[int, list[tiling.Region]] = {}
+        for region in self.merge.blocks:
+            rows.setdefault(region[0], []).append(region)
+        dtype = self.merge.finish().dtype
+        for top, regions in rows.items():
+            objects = self.spill.read(top, top + regions[0][2])
+            band = np.empty(objects.shape, dtype)
+            for region in regions:
+                c0, w = region[1], region[3]
+                band[:, c0 : c0 + w] = self.merge.relabel(region, objects[:, c0 : c0 + w])
+            yield band
+
+    def write(
+        self,
+        provenance: Mapping[str, Any],
+        calibration: Calibration | None,
+        compression: str | None = "zlib",
+        rows_per_strip: int | None = None,
+    ) -> list[Path]:
+        """Merge, number, and write the files asked for (after the last window); returns them.
+
+        The labels TIFF is uint16, or uint32 above 65,535 objects (as
+        :func:`unet_edge.io.write_labels`), in strips of ``rows_per_strip`` rows
+        (None: the first window's height) like the mask.
+        """
+        from ..objects.table import write_csv
+
+        numbering = self.merge.finish()
+        written = []
+        try:
+            if self.files.labels is not None:
+                first = next(iter(self.merge.blocks), (0, 0, 1, 1))
+                rows = rows_per_strip or first[2]
+                prov = {**provenance, **self.files.about}
+                io.write_tiff_strips(
+                    self.files.labels,
+                    strips(self.label_bands(), rows),
+                    self.shape,
+                    rows,
+                    prov,
+                    calibration=calibration,
+                    compression=compression,
+                    dtype=numbering.dtype,
+                )
+                written.append(self.files.labels)
+            if self.files.table is not None:
+                write_csv(self.files.table, self.merge.sums().table(calibration))
+                written.append(self.files.table)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            self.close()
+        return written
+
+    def close(self) -> None:
+        """Delete the temporary file (idempotent)."""
+        if self.spill is not None:
+            self.spill.close()
+
+
+def write_outputs(
+    output: Path,
+    bands: Iterable[np.ndarray],
+    src: io.TiffWindows,
+    rows: int,
+    provenance: Mapping[str, Any],
+    objects: WindowObjects | None,
+    *,
+    ome: bool = False,
+    compression: str | None = "zlib",
+) -> None:
+    """Write the mask TIFF of ``src`` from ``bands`` (uint8, ``rows`` rows each, the last
+    may be taller or shorter), then the ``objects`` outputs; a failure leaves none of them."""
+    try:
+        io.write_tiff_strips(
+            output,
+            strips(bands, rows),
+            (src.shape[0], src.shape[1]),
+            rows,
+            provenance,
+            calibration=src.calibration,
+            ome=ome,
+            compression=compression,
+        )
+        if objects is not None:
+            objects.write(provenance, src.calibration, compression, rows_per_strip=rows)
+    except BaseException:
+        if objects is not None:
+            objects.close()
+            output.unlink(missing_ok=True)  # no mask without the objects asked for
+        raise
+
+
+def strips(bands: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """``bands`` cut into pieces of ``rows`` rows (the last may be shorter): a striped TIFF's
+    strips all have one height, but bands may be taller (Dask's last chunk)."""
+    for band in bands:
+        for r in range(0, band.shape[0], rows):
+            yield band[r : r + rows]
 
 
 def segment_large(
@@ -114,6 +333,7 @@ def segment_large(
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
     ome: bool = False,
     max_pixels: int | None = None,
+    objects: ObjectFiles | None = None,
 ) -> Path:
     """Segment a TIFF of any size into a striped mask TIFF with memory independent of its height.
 
@@ -136,6 +356,9 @@ def segment_large(
         ome: write OME-TIFF instead of an ImageJ hyperstack.
         max_pixels: most pixels the image may have (None: :data:`unet_edge.io.MAX_PIXELS`,
             0: no limit), checked from the header.
+        objects: also write the instance labels and/or the measurements of the
+            model's object classes (:class:`ObjectFiles`), equal to labelling and
+            measuring the whole mask at once (:class:`WindowObjects`).
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     Memory holds one band of the mask (a window's height times the width, uint8)
@@ -152,6 +375,7 @@ def segment_large(
             progress=progress,
             memory_budget=memory_budget,
             ome=ome,
+            objects=objects,
         )
     return output
 
@@ -165,6 +389,7 @@ def segment_windows(
     progress: Callable[[int, int], None] | None = None,
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
     ome: bool = False,
+    objects: ObjectFiles | None = None,
 ) -> dict[str, Any]:
     """:func:`segment_large` on a TIFF already open as ``src``; returns the provenance
     written into ``output`` (the arguments are :func:`segment_large`'s)."""
@@ -173,16 +398,9 @@ def segment_windows(
     plan = seg.plan_for((h, w), memory_budget)
     ty, tx = output_tile(plan.y), output_tile(plan.x)
     windows = output_windows((h, w), (ty, tx))
-    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress)
-    prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name)
-    io.write_tiff_strips(
-        output,
-        bands,
-        (h, w),
-        ty,
-        prov,
-        calibration=src.calibration,
-        ome=ome,
-        compression=compression,
-    )
+    found = WindowObjects.for_source(seg, src, objects)
+    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, found)
+    noted = {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
+    write_outputs(output, bands, src, ty, prov, found, ome=ome, compression=compression)
     return prov

@@ -1,0 +1,189 @@
+"""Image files segmented on a Dask cluster: the windowed path with the bands computed remotely.
+
+``unet-edge run --dask ADDRESS`` (a running scheduler) or ``--dask local[:N]``
+(a ``distributed.LocalCluster`` of N worker processes, made for the run) sends
+the network work to the cluster: the TIFF is read window by window by the
+workers themselves (:class:`unet_edge.io.TiffWindows` pickles; the file must be
+readable at the same path on every worker, as must the model), each chunk is
+segmented with the whole image's tile plan and scaling
+(:func:`unet_edge.paths.dask.segment_dask`, exact), and the mask comes back to
+this process one band of chunks at a time, a few bands ahead, to be written as
+the windowed path writes it (:func:`unet_edge.io.write_tiff_strips`). The
+instance labels and measurements are made here from those bands, by the same
+code as the windowed path (:class:`unet_edge.paths.windowed.WindowObjects`):
+labelling costs a few percent of segmenting, and the bands are here anyway.
+So the outputs equal the single-process ones, byte for byte in the images.
+
+distributed is in the ``[dask]`` extra and imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import io, processing
+from ..errors import InputError
+from .dask import DEFAULT_CHUNK, segment_dask
+from .windowed import ObjectFiles, WindowObjects, write_outputs
+
+if TYPE_CHECKING:
+    from ..runtime import Segmenter
+
+_LOCAL = re.compile(r"local(?::(\d+))?", re.IGNORECASE)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ModuleNotFoundError:
+        raise InputError(
+            "segmenting on a Dask cluster needs dask and distributed "
+            "(pip install 'unet-edge[dask]')",
+            option="dask",
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def connect(spec: str) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``spec``: ``local`` or ``local:N`` (a LocalCluster of N
+    worker processes, one per core by default, closed at the end) or a scheduler address
+    (``tcp://host:8786``, ``host:8786``)."""
+    distributed = _import_distributed()
+    found = _LOCAL.fullmatch(spec.strip())
+    if found is None:
+        if not spec.strip() or any(c.isspace() for c in spec.strip()):
+            raise InputError(
+                f"{spec!r} is not a Dask scheduler address; give one like tcp://host:8786, "
+                "or local or local:N for N workers on this machine",
+                option="dask",
+            )
+        try:
+            client = distributed.Client(spec.strip(), timeout="20s")
+        except OSError as e:
+            raise InputError(
+                f"no Dask scheduler answers at {spec!r} ({e}); start one (dask scheduler) "
+                "or use local:N",
+                option="dask",
+            ) from None
+        with client:
+            yield client
+        return
+    workers = int(found[1]) if found[1] else (os.cpu_count() or 1)
+    if workers < 1:
+        raise InputError(
+            f"local:{workers} asks for no worker; give local:N with N >= 1", option="dask"
+        )
+    cluster = distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+    )
+    with cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def segment_windows_dask(
+    seg: Segmenter,
+    src: io.TiffWindows,
+    output: Path,
+    *,
+    client: Any,
+    compression: str | None = "zlib",
+    progress: Callable[[int, int], None] | None = None,
+    ome: bool = False,
+    objects: ObjectFiles | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """:func:`unet_edge.paths.windowed.segment_windows` with the segmentation on the Dask
+    cluster of ``client``; returns the provenance written into the outputs.
+
+    ``chunk``: the chunk side (rounded to the tile plan's stride); ``threads``:
+    inference threads per worker (None: the engine's default, every core; see
+    :func:`worker_threads`). The outputs equal
+    :func:`~unet_edge.paths.windowed.segment_windows`'.
+    """
+    h, w = src.shape[0], src.shape[1]
+    scaling = seg.scaling_for(src)
+    plan = seg.plan_for((h, w))
+    lazy = segment_dask(
+        _lazy(src, chunk),
+        seg.model_path,
+        segmenter=seg,
+        chunk=chunk,
+        probabilities=True,
+        scaling=scaling,
+        threads=threads,
+    )
+    found = WindowObjects.for_source(seg, src, objects)
+    rows = lazy.chunks[1][0]
+    bands = _bands(client, lazy, seg.info.classes, found, progress)
+    noted = {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
+    prov["dask"] = {"workers": len(client.scheduler_info().get("workers", {})), "chunk": rows}
+    write_outputs(output, bands, src, rows, prov, found, ome=ome, compression=compression)
+    return prov
+
+
+def _lazy(src: io.TiffWindows, chunk: int) -> Any:
+    """``src`` as a Dask array the workers read themselves (it pickles without its file)."""
+    import dask.array as da
+
+    chunks = (chunk, chunk, *src.shape[2:])
+    return da.from_array(src, chunks=chunks, meta=np.empty((0,) * src.ndim, src.dtype))
+
+
+def _bands(
+    client: Any,
+    probs: Any,
+    classes: int,
+    objects: WindowObjects | None,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[np.ndarray]:
+    """The saved mask, one band of chunk rows at a time, computed on the cluster a few bands
+    ahead; each band's class mask (and its objects' probability) handed to ``objects``."""
+    mask = probs.map_blocks(processing.to_mask, drop_axis=0, dtype=np.uint8)
+    prob = None
+    if objects is not None and objects.files.table is not None:
+        prob = probs[objects.classes].sum(axis=0)  # as WindowObjects.probability sums
+    tops = np.cumsum((0, *probs.chunks[1])).tolist()
+    total = len(tops) - 1
+    ahead = max(2, len(client.scheduler_info().get("workers", {})))
+    pending: deque[list[Any]] = deque()
+
+    def submit(i: int) -> None:
+        r0, r1 = tops[i], tops[i + 1]
+        pending.append(client.compute([mask[r0:r1]] + ([prob[r0:r1]] if prob is not None else [])))
+
+    for i in range(min(ahead, total)):
+        submit(i)
+    for i in range(total):
+        got = client.gather(pending.popleft())
+        if i + ahead < total:
+            submit(i + ahead)
+        band = got[0]
+        if objects is not None:
+            objects.add((tops[i], 0, *band.shape), band, got[1] if prob is not None else None)
+        if progress is not None:
+            progress(i + 1, total)
+        yield processing.mask_to_image(band, classes)
+
+
+def worker_threads(spec: str) -> int | None:
+    """Inference threads per worker for ``spec``: the cores shared among ``local:N``'s
+    workers; None (each worker's default) for a remote cluster."""
+    found = _LOCAL.fullmatch(spec.strip())
+    if found is None:
+        return None
+    cores = os.cpu_count() or 1
+    return max(1, cores // int(found[1])) if found[1] else 1
