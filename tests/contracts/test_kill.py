@@ -158,14 +158,17 @@ def test_a_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_path: Pa
     from unet_edge.cli.run import _Stopped, _temporaries_removed_on_signals
     from unet_edge.errors import OutputError
 
-    with pytest.raises(click.exceptions.Exit) as e, _temporaries_removed_on_signals():
-        with io.atomic_path(tmp_path / "mask.png") as tmp:
-            tmp.write_bytes(b"partial")
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(1)  # the handler runs here and raises
-            except _Stopped:
-                pass  # as if it had run inside a __del__
-            raise OutputError("output folder disappeared while writing mask.png")
+    with (
+        pytest.raises(click.exceptions.Exit) as e,
+        _temporaries_removed_on_signals(),
+        io.atomic_path(tmp_path / "mask.png") as tmp,
+    ):
+        tmp.write_bytes(b"partial")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs here and raises
+        except _Stopped:
+            pass  # as if it had run inside a __del__
+        raise OutputError("output folder disappeared while writing mask.png")
     assert e.value.exit_code == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []

@@ -6,25 +6,20 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
+from bench_fixtures import make_tiny_data
 from click.testing import CliRunner
 
-from unet_edge import bench, cost, io, metadata, processing, tiling
-from unet_edge.bench import report
-from unet_edge.bench.data import choose_images
+from unet_edge import bench, cost, metadata
 from unet_edge.cli import main
 from unet_edge.config import UNetConfig
-from unet_edge.errors import ConfigError, DataError
 from unet_edge.geometry import Geometry
-from unet_edge.runtime import Segmenter
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 CONFIGS = [
@@ -46,15 +41,7 @@ def _tiny_kw(**kw: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three crops of the packaged sample in image/, thresholded as labels in label/."""
-    folder = tmp_path_factory.mktemp("bench_data")
-    (folder / "image").mkdir()
-    (folder / "label").mkdir()
-    sample = io.read_image(bench.sample_path())
-    for k, (y, x) in enumerate([(0, 0), (100, 200), (300, 50)]):
-        crop = sample[y : y + 160, x : x + 176]
-        io.write_png(folder / "image" / f"s{k}.png", crop)
-        io.write_png(folder / "label" / f"s{k}.png", np.where(crop > crop.mean(), 255, 0))
-    return folder
+    return make_tiny_data(tmp_path_factory.mktemp("bench_data"))
 
 
 @pytest.fixture(scope="module")
@@ -115,59 +102,6 @@ def test_no_project_data_or_targets_in_the_package() -> None:
         source = inspect.getsource(module)
         assert "shared" not in source and "_targets" not in source, module.__name__
     assert bench.find_data(None).images == {"sample_isbi2012": bench.sample_path()}
-
-
-def test_synth_image_mirrors_real_slices() -> None:
-    rng = np.random.default_rng(0)
-    slices = [rng.integers(0, 255, (64, 48), dtype=np.uint8) for _ in range(3)]
-    im = bench.synth_image(slices, 150)
-    assert im.shape == (150, 150) and im.dtype == np.uint8
-    assert np.array_equal(im[:64, :48], slices[0])
-    assert np.array_equal(im[:64, 48:96], slices[1][:, ::-1])
-    assert np.array_equal(im[64:128, :48], slices[(1 * 4 + 0) % 3][::-1])
-    rgb = bench.synth_image([rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)], 60)
-    assert rgb.shape == (60, 60, 3) and np.array_equal(rgb[:20, 30:60], rgb[:20, :30][:, ::-1])
-
-
-def test_timed_frame_is_the_runtime_pipeline(tiny_onnx: Path, tmp_path: Path) -> None:
-    path = bench.sample_path()
-    info = metadata.read(tiny_onnx)
-    with Segmenter(tiny_onnx, tile=380) as seg:
-        plan = seg.plan_for((512, 512))
-        probs, stages = bench.timed_frame(path, info, plan, seg.run_batch, 3, tmp_path / "m.png")
-        expected = seg.predict(io.read_image(path))
-        x = processing.normalize(io.read_image(path), info.normalization, 1)
-        tiled = tiling.run_tiled(x, plan, seg.run_batch, 2, 1)
-    assert np.array_equal(probs, expected) and np.array_equal(probs, tiled)
-    assert set(stages) == set(bench.STAGES) and all(v >= 0 for v in stages.values())
-    mask = io.read_image(tmp_path / "m.png")
-    assert np.array_equal(mask, processing.mask_to_image(processing.to_mask(expected), 2))
-
-
-def test_gemm_peak_reports_both_environments() -> None:
-    peak = bench.gemm_peak(256)
-    assert set(peak["runs"]) == {"env", "openblas_vars_unset"}
-    assert peak["peak_gflops"] == max(r["gflops"] for r in peak["runs"].values())
-    assert peak["peak_from"] in peak["runs"]
-
-
-def test_data_folder_choice_and_errors(tiny_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
-    data = bench.find_data(tiny_data)
-    assert data.names == ("s0", "s1", "s2") and set(data.labels) == set(data.names)
-    cfg = bench.BenchConfig.quick_config(tiny_onnx, tiny_data, tmp_path)
-    assert choose_images(data, cfg) == (("s0",), ("s2",), [])
-    sample = bench.find_data(None)
-    cal, fid, notes = choose_images(sample, cfg)
-    assert cal == fid == ("sample_isbi2012",) and "no other image" in notes[0]
-    (tmp_path / "empty" / "image").mkdir(parents=True)
-    with pytest.raises(DataError, match="no images in"):
-        bench.find_data(tmp_path / "empty")
-    with pytest.raises(DataError, match="not found"):
-        choose_images(
-            data, bench.BenchConfig.quick_config(tiny_onnx, None, tmp_path, fidelity=("x",))
-        )
-    with pytest.raises(ConfigError, match="unknown backend"):
-        bench.BenchConfig.quick_config(tiny_onnx, None, tmp_path, backends=("ort-fp33",))
 
 
 def test_quick_run_checks_every_timed_output(quick_run: Path, tiny_onnx: Path) -> None:
@@ -272,42 +206,6 @@ def test_run_script_adds_project_defaults() -> None:
     if (run.ISBI / "image").is_dir():
         assert args[args.index("--fidelity") + 1] == "20-24"
     assert "--calibration" not in run.bench_args(["--data=/x"])
-
-
-def test_outputs_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = {"left_out": {}, "rows": []}
-    for name in ("bench.json", "bench.md", "bench.png"):
-        (tmp_path / name).write_text("old")
-
-    def broken_plot(res: dict[str, Any], path: Path) -> None:
-        path.write_bytes(b"\x89PNG half")
-        raise RuntimeError("plot failed half-way")
-
-    monkeypatch.setattr(report, "markdown", lambda res: "# new\n")
-    monkeypatch.setattr(report, "plot", broken_plot)
-    with pytest.raises(RuntimeError):
-        bench.write_results(result, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.md", "bench.png"]
-    assert all((tmp_path / n).read_text() == "old" for n in ("bench.json", "bench.md", "bench.png"))
-    monkeypatch.setattr(report, "plot", lambda res, path: path.write_bytes(b"\x89PNG new"))
-    written = bench.write_results(result, tmp_path)
-    assert [p.name for p in written] == ["bench.png", "bench.md", "bench.json"]
-    assert json.loads((tmp_path / "bench.json").read_text()) == result
-    assert (tmp_path / "bench.md").read_text() == "# new\n"
-
-
-def test_fma_ceiling_is_measured_in_the_run() -> None:
-    import platform
-    import shutil
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the FMA ceiling is written for x86 (AVX2/AVX-512)")
-    cc = os.environ.get("CC", "cc")
-    if shutil.which(cc) is None:
-        pytest.skip(f"no C compiler ({cc}); the bench leaves the ceiling out, saying so")
-    c = bench.fma_ceiling(1, 1_000_000)
-    assert c["isa"] in ("avx512f", "avx2+fma") and c["threads"] == 1, c
-    assert 1.0 < c["gflops"] < 1000.0  # one thread: 16 lanes x 2 FMA units x 2 x ~5 GHz at most
 
 
 @pytest.mark.slow
