@@ -80,7 +80,8 @@ $(NP_STAMP): pyproject.toml constraints.txt
 # napari's canvas needs OpenGL, which Qt's offscreen platform lacks: the viewer tests run on
 # Xvfb (Debian: xvfb and Qt's xcb libraries; .ci/run installs them) and must not skip here.
 test-napari: $(NP_STAMP)
-	xvfb-run -a $(NP_BIN)/python -m pytest -p no:cacheprovider tests/contracts/test_napari.py \
+	xvfb-run -a $(NP_BIN)/python -m pytest -p no:cacheprovider tests/contracts/test_napari_viewer.py \
+		tests/contracts/test_napari_objects.py \
 		--junitxml=$(NP_VENV)/junit.xml
 	$(NP_BIN)/python -c "import sys, xml.etree.ElementTree as E; \
 		s = E.parse('$(NP_VENV)/junit.xml').getroot().find('testsuite'); \

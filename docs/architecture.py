@@ -96,6 +96,12 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"capture", "errors", "imagemeta"},
         {"numpy", "cv2", "tifffile"},
     ),
+    "objects": (
+        "instance labels of the object classes (OpenCV components, watershed split), additive "
+        "per-object sums and their table, outlines, ImageJ ROI sets, GeoJSON",
+        {"config", "errors", "imagemeta", "io"},
+        {"numpy", "cv2", "roifile"},
+    ),
     "datasets": ("image/label folder pairing and name ranges", {"errors"}, {"numpy"}),
     "engines": (
         "what runs a graph: one adapter per engine (onnxruntime, openvino) behind one session "
@@ -105,8 +111,10 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "models": (
         "what a model file is: open (open_model, the dispatch), source (the record, the hash), "
-        "probe (foreign graphs' geometry), bioimage (reading packages), check (the load-time "
-        "graph check, the int8 note)",
+        "probe (foreign graphs' geometry, measured then verified: probe_cost, probe_run, "
+        "probe_verify), bioimage (reading packages as untrusted input: "
+        "package_files, package_yaml, package_check), check (the load-time graph check, the "
+        "int8 note)",
         {
             "capture",
             "config",
@@ -117,8 +125,9 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "io",
             "metadata",
             "processing",
+            "tiling",  # the probe verifies its geometry with the kernel (probe_verify)
         },
-        {"numpy", "onnx", "onnxruntime", "bioimageio"},
+        {"numpy", "onnx", "onnxruntime", "bioimageio", "ruyaml"},
     ),
     "runtime": (
         "Segmenter: owns one engine session and builds each frame's kernel",
@@ -132,6 +141,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "kernel",
             "metadata",
             "models",
+            "objects",
             "processing",
             "tiling",
             # Segmenter.stream() hands itself to the stream driver (a lazy import; the
@@ -141,7 +151,9 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "paths": (
-        "the drivers around the kernel: files, windowed (larger than memory), dask, stream",
+        "the drivers around the kernel: files, windowed (larger than memory, labels "
+        "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
+        "stream",
         {
             "config",
             "engines",
@@ -149,6 +161,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "imagemeta",
             "io",
             "kernel",
+            "objects",
             "processing",
             "runtime",
             "tiling",
@@ -161,7 +174,8 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "precision": (
-        "fp16 conversion and int8 calibration/quantisation of exported graphs",
+        "reduced-precision graphs: fp16 (conversion), calibrate (the runtime's tiles), gate "
+        "(int8 vs fp32 masks), int8 (quantise, keep only a file with int8 operators that agrees)",
         {
             "config",
             "cpu",
@@ -199,7 +213,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "napari": (
         "the napari plugin (extra napari): widget with progress/cancel, reader, sample",
-        {"engines", "errors", "imagemeta", "io", "processing", "runtime"},
+        {"engines", "errors", "imagemeta", "io", "objects", "processing", "runtime"},
         {"numpy", "napari", "qtpy"},
     ),
     "training": (
