@@ -410,10 +410,10 @@ def _short(name: str) -> str:
 
 
 def render(found: dict[str, Module]) -> str:
-    """The wing table (with each wing's modules and their lengths) and the wing diagram."""
+    """The wing table (with each wing's modules) and the wing diagram."""
     found = {k: v for k, v in found.items() if k}
     rows = [
-        "| wing | owns | modules (lines) | imports (wings) | third-party |",
+        "| wing | owns | modules | imports (wings) | third-party |",
         "| --- | --- | --- | --- | --- |",
     ]
     edges: set[tuple[str, str]] = set()
@@ -425,7 +425,7 @@ def render(found: dict[str, Module]) -> str:
         for m in mods:
             for pkg, lazy in m.external.items():
                 ext[pkg] = ext.get(pkg, True) and lazy
-        names = ", ".join(f"`{_short(m.name)}` {m.lines}" for m in mods)
+        names = ", ".join(f"`{_short(m.name)}`" for m in mods)
         third = ", ".join(f"{p} (lazy)" if lazy else p for p, lazy in sorted(ext.items()))
         rows.append(f"| `{wing}` | {owns} | {names} | {', '.join(deps) or '-'} | {third or '-'} |")
     graph = ["```mermaid", "graph TD", *(f"    {a} --> {b}" for a, b in sorted(edges)), "```"]
