@@ -158,3 +158,14 @@ def test_keys_are_taken_once_with_spaces_around_them() -> None:
     assert got == Normalization(mode="percentile", low=1.0, high=99.8, mean=0.5, std=0.25)
     with pytest.raises(click.BadParameter, match="std is given twice"):
         parse_normalization("dtype:std=1,std=2")
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "0", "1.5", "-0.1"])
+def test_quantize_threshold_is_a_share_or_refused_by_name(tmp_path: Path, value: str) -> None:
+    """click's FloatRange lets NaN through; the threshold refuses it before any work."""
+    img = tmp_path / "a.png"
+    img.write_bytes(b"")
+    res = CliRunner().invoke(main, ["quantize", "-c", str(img), "--threshold", value])
+    assert res.exit_code == 2, res.output
+    assert "--threshold" in res.output
+    assert not list(tmp_path.glob("*.onnx"))

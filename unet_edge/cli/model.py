@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from ..config import Normalization
 
 
+def _finite(value: float | None, param: click.Parameter) -> float | None:
+    """click's FloatRange lets NaN through (every comparison with it is False)."""
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number between 0 and 1", param=param)
+    return value
+
+
 @click.command(short_help="Export a training checkpoint to one self-describing ONNX file.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @o.output_opt("ONNX file to write [default: CHECKPOINT with suffix .onnx]")
@@ -73,6 +80,7 @@ def export(
     "--threshold",
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
+    callback=lambda ctx, param, v: _finite(v, param),
     help="Share of pixels whose class must match fp32 [default: 0.995].",
 )
 @o.choice_opt(
