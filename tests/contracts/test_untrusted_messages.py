@@ -9,6 +9,7 @@ package description with a YAML python tag (which must never run).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -147,6 +148,8 @@ IDS = [m[0] for m in MODELS]
 @pytest.fixture()
 def bad(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str, bool]:
     make, said, info_refuses = request.param
+    if make is _python_tag and importlib.util.find_spec("ruyaml") is None:
+        pytest.skip("reading packages needs the [bioimageio] extra (ruyaml), not installed")
     folder = tmp_path / "models"
     folder.mkdir()
     return make(folder / "bad.onnx"), said, info_refuses

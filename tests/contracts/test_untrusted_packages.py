@@ -543,3 +543,17 @@ def test_cli_runs_a_package_offline(parts: Parts, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["run", str(SAMPLE), "-m", str(path), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["sample_isbi2012_mask.png"]
+
+
+def test_without_the_yaml_reader_a_package_is_refused_with_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime-only install has no ruyaml: that is not 'invalid YAML'."""
+    import sys
+
+    from unet_edge.models.package_yaml import load_rdf
+
+    monkeypatch.setitem(sys.modules, "ruyaml", None)  # import ruyaml -> ModuleNotFoundError
+    with pytest.raises(ModelError, match=r"needs the \[bioimageio\] extra") as e:
+        load_rdf("format_version: 0.5.4\n", "model.zip")
+    assert "\n" not in str(e.value)

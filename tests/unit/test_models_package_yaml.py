@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import pytest
@@ -9,6 +10,11 @@ import pytest
 from unet_edge import ModelError
 from unet_edge.models import package_yaml
 from unet_edge.models.package_yaml import load_rdf
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ruyaml") is None,
+    reason="ruyaml (the [bioimageio] extra's YAML reader) is not installed",
+)
 
 
 def test_plain_yaml_loads_with_a_few_aliases() -> None:

@@ -36,8 +36,13 @@ _PLAIN_TAGS = {
 
 def _yaml() -> Any:
     """ruyaml's safe, pure-Python YAML object (bioimageio.spec's own dependency)."""
-    import ruyaml
-
+    try:
+        import ruyaml
+    except ModuleNotFoundError:  # not "invalid YAML": the reader is not installed
+        raise ModelError(
+            "reading a bioimage.io package needs the [bioimageio] extra: "
+            "pip install 'unet-edge[bioimageio]'"
+        ) from None
     return ruyaml.YAML(typ="safe", pure=True)
 
 
