@@ -32,6 +32,7 @@ from .errors import (
     OutputExistsError,
     ProbeError,
     ProviderError,
+    RequestError,
     UnetEdgeError,
 )
 from .geometry import Geometry
@@ -96,6 +97,7 @@ __all__ = [
     "Precision",
     "ProbeError",
     "ProviderError",
+    "RequestError",
     "Segmenter",
     "UNetConfig",
     "UnetEdgeError",

@@ -103,3 +103,12 @@ class DataError(UnetEdgeError, ValueError):
 
 class DroppedFrameError(UnetEdgeError, RuntimeError):
     """A streamed frame was discarded (``drop="oldest"``) before it was processed."""
+
+
+class RequestError(UnetEdgeError, ValueError):
+    """An HTTP request to ``unet-edge serve`` is malformed (shape, dtype, body, size);
+    ``status`` is the HTTP status code to answer with (400, 411, 413, 415...)."""
+
+    def __init__(self, *args: object, status: int = 400, option: str | None = None) -> None:
+        super().__init__(*args, option=option)
+        self.status = status

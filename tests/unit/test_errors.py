@@ -28,6 +28,7 @@ BUILTIN = {
     "ConfigError": ValueError,
     "DataError": ValueError,
     "DroppedFrameError": RuntimeError,
+    "RequestError": ValueError,
 }
 
 

@@ -112,8 +112,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import bench, model, run, training
+    from . import bench, model, run, serve, training
 
+    main.add_command(serve.serve)
     for command in (
         run.run,
         run.info,

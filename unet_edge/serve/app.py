@@ -1,0 +1,225 @@
+"""The HTTP server of ``unet-edge serve``: one long-lived Segmenter, many clients.
+
+The standard library's :class:`~http.server.ThreadingHTTPServer` (one thread
+per connection, HTTP/1.0: one request per connection) is enough here: requests
+are few and large (a frame each), the work is in ONNX Runtime, which releases
+the GIL, and it adds no dependency and works offline. Admission is a bounded
+count: at most ``max_queue`` requests are admitted (waiting or running) and the
+rest get 503 with Retry-After at once; ``workers`` of them run the model at a
+time (one model in memory, shared: :meth:`Segmenter.segment` is thread-safe).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError, MemoryLimitError, RequestError, UnetEdgeError
+from . import protocol
+
+if TYPE_CHECKING:
+    from ..runtime import Segmenter
+
+#: Most pixels one request may carry by default (all planes together): a 64 Mpx stack.
+DEFAULT_MAX_PIXELS = 1 << 26
+#: Loopback addresses, the only ones served without a token.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server admits requests: ``max_queue`` admitted at once (waiting or running,
+    beyond that 503), ``workers`` running the model at once, ``max_pixels`` per request
+    (0: no limit), ``token`` the Bearer token every request must carry (None: none),
+    ``timeout`` seconds a client may take to send its request."""
+
+    max_queue: int = 8
+    workers: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    token: str | None = None
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_queue", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.token is not None and not self.token:
+            raise ConfigError("token is empty; give a non-empty token or None", option="token")
+
+
+def model_description(seg: Segmenter) -> dict[str, Any]:
+    """What ``GET /model`` answers: name, classes, legal input, normalisation (JSON-ready)."""
+    info, geo = seg.info, seg.geometry
+    norm = {k: getattr(v, "value", v) for k, v in dataclasses.asdict(info.normalization).items()}
+    return {
+        "name": info.name,
+        "classes": list(info.class_names),
+        "object_classes": [info.class_names[i] for i in info.object_classes],
+        "channels": info.channels,
+        "input": {
+            "dtypes": list(protocol.DTYPES),
+            "shapes": ["H,W", "Z,H,W"],
+            "content_types": [protocol.RAW, protocol.TIFF, protocol.PNG],
+            "tile_sizes": geo.legal_text,
+            "min_size": geo.min_input,
+        },
+        "normalization": norm,
+        "outputs": protocol.OUTPUTS,
+        "provider": seg.provider,
+    }
+
+
+class SegmentServer(ThreadingHTTPServer):
+    """A :class:`ThreadingHTTPServer` holding one Segmenter and the admission counts.
+
+    ``server_close()`` waits for every request in flight (non-daemon threads), so a
+    caller that stops ``serve_forever`` and closes finishes what it has accepted.
+    """
+
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], seg: Segmenter, config: ServeConfig) -> None:
+        super().__init__(address, Handler)
+        self.segmenter, self.config = seg, config
+        self.admitted = threading.BoundedSemaphore(config.max_queue)
+        self.running = threading.BoundedSemaphore(config.workers)
+        self.description = json.dumps(model_description(seg)).encode()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Drop the connection silently (a client gone or too slow): the library never
+        prints, and the server goes on serving the others."""
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` as bound (the real port when 0 was asked for)."""
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def compute(self, request: protocol.SegmentRequest, image: np.ndarray) -> np.ndarray:
+        """The output ``request`` asks for, for one decoded image."""
+        with self.running:
+            if request.output == "probabilities":
+                return self.segmenter.predict(image)
+            if request.output == "labels":
+                return self.segmenter.label(image)
+            return self.segmenter.segment(image)
+
+
+def make_server(
+    seg: Segmenter, host: str = "127.0.0.1", port: int = 0, config: ServeConfig | None = None
+) -> SegmentServer:
+    """A bound (not yet serving) server; call ``serve_forever()``. Any host but loopback
+    needs ``config.token`` (ConfigError otherwise, before anything listens)."""
+    config = config or ServeConfig()
+    if host not in LOCAL_HOSTS and config.token is None:
+        raise ConfigError(
+            f"listening on {host!r} lets other machines use this model; give a token "
+            "(clients send Authorization: Bearer TOKEN) or listen on 127.0.0.1",
+            option="token",
+        )
+    return SegmentServer((host, port), seg, config)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request: route, authorise, admit, parse, compute, reply."""
+
+    server: SegmentServer
+    server_version = "unet-edge"
+
+    def setup(self) -> None:
+        super().setup()
+        # a silent client cannot hold a thread (and a clean shutdown) forever
+        self.connection.settimeout(self.server.config.timeout)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the library never prints; the CLI reports what it needs."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """JSON like every other refusal (malformed request line or headers, unknown method)."""
+        self.close_connection = True
+        self._json(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(doc).encode()
+        self._reply(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+    def _authorised(self) -> bool:
+        token = self.server.config.token
+        if token is None:
+            return True
+        sent = self.headers.get("Authorization", "")
+        if hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return True
+        error = {"error": "missing or wrong Authorization: Bearer token"}
+        self._json(401, error, {"WWW-Authenticate": "Bearer"})
+        return False
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        path = self.path.partition("?")[0]
+        if path == "/health":
+            self._json(200, {"status": "ok"})
+        elif path == "/model":
+            self._reply(200, self.server.description, {"Content-Type": "application/json"})
+        else:
+            self._json(404, {"error": f"no such endpoint {path[:60]!r}; see GET /model"})
+
+    def do_POST(self) -> None:
+        if not self._authorised():
+            return
+        path = self.path.partition("?")[0]
+        if path != "/segment":
+            self._json(404, {"error": f"no such endpoint {path[:60]!r}; POST /segment"})
+            return
+        if not self.server.admitted.acquire(blocking=False):
+            self.close_connection = True
+            self._json(503, {"error": "server busy: queue full; retry"}, {"Retry-After": "1"})
+            return
+        try:
+            self._segment()
+        finally:
+            self.server.admitted.release()
+
+    def _segment(self) -> None:
+        limit = self.server.config.max_pixels
+        try:
+            request = protocol.parse_request(self.path, self.headers.get("Content-Type"), limit)
+            n = protocol.check_length(request, self.headers.get("Content-Length"), limit)
+            body = self.rfile.read(n)
+            if len(body) != n:
+                raise RequestError(f"body ended after {len(body)} of {n} bytes")
+            out = self.server.compute(request, protocol.decode(request, body, limit))
+        except RequestError as e:
+            self.close_connection = True  # an unread body would be taken for the next request
+            self._json(e.status, {"error": str(e)})
+            return
+        except MemoryLimitError as e:
+            self._json(413, {"error": str(e)})
+            return
+        except UnetEdgeError as e:  # the Segmenter refused the image (size, dtype, values)
+            self._json(422, {"error": str(e)})
+            return
+        except OSError:
+            raise  # the client went away or stopped sending: nobody to answer
+        except Exception as e:  # a bug of ours: say so, and keep serving
+            self._json(500, {"error": f"internal error: {type(e).__name__}: {str(e)[:200]}"})
+            return
+        body, headers = protocol.encode(out)
+        self._reply(200, body, headers)
