@@ -143,12 +143,36 @@ def quantize(
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @o.output_opt("Package to write [default: MODEL with suffix .zip]")
 @o.normalization_opt
+@click.option("--name", default=None, help="Package name [default: unet-edge MODEL-NAME].")
+@click.option(
+    "--description",
+    default=None,
+    help="One-paragraph description [default: classes and training data from the model].",
+)
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    help="NAME or NAME:AFFILIATION (repeatable) [default: unknown, or the shipped model's].",
+)
+@click.option(
+    "--training-data",
+    default=None,
+    help="What the model learnt from, in words [default: as recorded by unet-edge train; "
+    "ISBI 2012 only for the shipped model].",
+)
+@click.option("--tag", "tags", multiple=True, help="Extra bioimage.io tag (repeatable).")
 @o.overwrite_opt
 @o.verbosity_options
 def package(
     model: Path,
     output: Path | None,
     normalization: Normalization | None,
+    name: str | None,
+    description: str | None,
+    authors: Sequence[str],
+    training_data: str | None,
+    tags: Sequence[str],
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -159,15 +183,27 @@ def package(
     needs), or any ONNX U-Net with --normalization (probed). Needs the
     [bioimageio] extra; check the result with `bioimageio test NAME.zip`.
 
+    Name, description, authors, training data and tags default to what the
+    model's metadata records (class names, training data, recipe); nothing is
+    claimed about data it does not record.
+
     \b
     Example:
-      unet-edge package model.onnx -o model.zip
+      unet-edge package model.onnx -o model.zip --author "Ada Lovelace:UCL" \\
+        --training-data "40 confocal nuclei images (Hoechst), 0.2 um/px" --tag fluorescence
     """
-    from ..training.package import package_checkpoint, write_package
+    from ..training.package import About, package_checkpoint, parse_author, write_package
 
+    about = About(
+        name=name,
+        description=description,
+        authors=tuple(parse_author(a) for a in authors),
+        training_data=training_data,
+        tags=tuple(tags),
+    )
     output = output or model.with_suffix(".zip")
     if model.suffix.lower() in (".pt", ".pth"):
-        package_checkpoint(model, output, overwrite=overwrite)
+        package_checkpoint(model, output, overwrite=overwrite, about=about)
     else:
-        write_package(model, output, normalization=normalization, overwrite=overwrite)
+        write_package(model, output, normalization=normalization, overwrite=overwrite, about=about)
     out.info(f"wrote {output}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -117,8 +116,25 @@ def _config_options(f: F) -> F:
     "--train-names", default=None, help="Image names to train on [default: all not in --val]."
 )
 @click.option("--name", default=None, help="Model name [default: OUTPUT's stem].")
+@click.option(
+    "--classes",
+    default=None,
+    help="Class names, one per label value from 0, e.g. background,nucleus "
+    "[default: membrane,cell].",
+)
+@click.option(
+    "--training-data",
+    default="",
+    help="What the images are, in words, recorded in the model's metadata and packages "
+    "[default: the data folder's name and image count].",
+)
 @o.path_opt("--resume", help="Continue from OUTPUT.last.pt written by an earlier run.")
-@o.path_opt("--init", help="Start a new run from the weights of this checkpoint (fine-tuning).")
+@o.path_opt(
+    "--init",
+    help="Start a new run from the weights of this checkpoint (.pt; fine-tuning), or of "
+    "isbi2012-default (the shipped model; its checkpoint is in source checkouts only); its "
+    "width, depth and classes are kept unless given.",
+)
 @click.option(
     "--device",
     type=click.Choice(["cpu", "cuda", "auto"]),
@@ -127,17 +143,28 @@ def _config_options(f: F) -> F:
     help="Train on the CPU or a CUDA GPU (mixed precision: bf16, or fp16 with loss scaling); "
     "auto takes the GPU if PyTorch sees one and says which.",
 )
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="When stderr is not a terminal, print the progress line every N steps.",
+)
 @o.overwrite_opt
 @o.verbosity_options
+@click.pass_context
 def train(
+    ctx: click.Context,
     data_dir: Path,
     output: Path,
     val: str,
     train_names: str | None,
     name: str | None,
+    classes: str | None,
     resume: Path | None,
     init: Path | None,
     device: str,
+    log_every: int,
     overwrite: bool,
     out: o.Reporter,
     **settings: Any,
@@ -146,16 +173,20 @@ def train(
 
     Random mirrored tiles, elastic deformations, softmax cross-entropy weighted
     by the border weight map (w0 = 10, sigma = 5 px). The defaults are the
-    shipped model's recipe.
+    shipped model's recipe. Shows step, loss, steps per second and time left.
 
     \b
     Example (the shipped model's first 3000 steps):
       unet-edge train ../shared/data/isbi2012/train -o ckpt.pt --val 20-24
     """
     from ..datasets import parse_names
+    from ..training.config import class_names_for
     from ..training.device import resolve
     from ..training.loop import train as run_training
 
+    settings.update(class_names_for(classes))
+    if init is not None:
+        _keep_init_architecture(ctx, init, settings)
     config = TrainConfig(
         **settings,
         val_names=parse_names(val) if val else (),
@@ -164,44 +195,88 @@ def train(
     )
     dev = resolve(device)
     (out.detail if device == "cpu" else out.info)(dev.note)
-    with _progress(out, config.steps) as progress:
+    with _progress(out, log_every) as progress:
         result = run_training(
             config, data_dir, output, progress, resume, overwrite, init, device=dev
         )
+    measured = {k: v for k, v in result.best_metrics.items() if k != "step"}
+    kind = "best checkpoint" if measured else "checkpoint (last weights; no --val images)"
     out.info(
-        f"best checkpoint {result.output} (step {result.best_step}, "
+        f"{kind} {result.output} (step {result.best_step}, "
         f"{result.parameters:,} parameters, {result.elapsed_s / 60:.1f} min); "
         f"resume state {result.last}"
     )
-    if result.best_metrics:
-        out.info(f"validation {_rounded(result.best_metrics)}")
+    if measured:
+        out.info(f"validation at step {result.best_step}: {_rounded(measured)}")
+
+
+def _keep_init_architecture(ctx: click.Context, init: Path, settings: dict[str, Any]) -> None:
+    """Fine-tuning: take width, depth and classes from ``init`` where the command line did not."""
+    from ..training import checkpoint as ckpt
+    from ..training.loop import init_checkpoint
+
+    c = ckpt.load(init_checkpoint(init))
+    given = {
+        n
+        for n in ("width", "depth", "classes")
+        if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
+    }
+    if "width" not in given:
+        settings["width"] = c.config.base_width
+    if "depth" not in given:
+        settings["depth"] = c.config.depth
+    if "classes" not in given:
+        settings.update(classes=c.config.classes, class_names=tuple(c.class_names))
 
 
 def _rounded(metrics: dict[str, float]) -> str:
     return json.dumps({k: round(v, 4) for k, v in metrics.items()})
 
 
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` (or ``m:ss``) of a duration."""
+    m, sec = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def progress_line(e: TrainEvent) -> str:
+    """``step 12/3000  loss 0.4123  1.92 steps/s  25:58 left`` for one training event."""
+    return (
+        f"step {e.step}/{e.steps}  loss {e.loss:.4f}  {e.rate:.2f} steps/s  {_clock(e.eta_s)} left"
+    )
+
+
 @contextmanager
-def _progress(out: o.Reporter, steps: int) -> Iterator[Callable[[TrainEvent], None]]:
-    """A training progress callback: a bar on a terminal, validation scores as lines."""
-    bar = click.progressbar(length=steps, label="Training", file=sys.stderr) if out.bars else None
+def _progress(out: o.Reporter, every: int) -> Iterator[Callable[[TrainEvent], None]]:
+    """A training progress callback on stderr.
+
+    On a terminal one line rewritten after every step; otherwise that line after
+    the first step, every ``every`` steps and the last; validation scores as
+    lines whenever they are measured; nothing with -q.
+    """
+    live = out.bars
+    shown = [0]  # width of the live line, to blank it before another line
 
     def progress(e: TrainEvent) -> None:
-        if bar is not None:
-            bar.pos = e.step - 1
-            bar.update(1)
-            bar.label = f"Training (loss {e.loss:.3f})"
+        line = progress_line(e)
+        if live:
+            click.echo("\r" + line.ljust(shown[0]), nl=False, err=True)
+            shown[0] = len(line)
+        elif e.step == e.start + 1 or e.step % every == 0 or e.step == e.steps:
+            out.info(line)
         if e.val is not None:
-            shown = {k: v for k, v in e.val.items() if "_split" not in k and "_merge" not in k}
-            out.info(f"step {e.step}: {_rounded(shown)}{' (best)' if e.best else ''}")
-        elif bar is None and e.step % 50 == 0:
-            out.detail(f"step {e.step}/{e.steps} loss {e.loss:.4f} lr {e.lr:.2e}")
+            if live:  # end the live line; the next step starts a new one
+                click.echo("", err=True)
+                shown[0] = 0
+            kept = {k: v for k, v in e.val.items() if "_split" not in k and "_merge" not in k}
+            out.info(f"step {e.step}: validation {_rounded(kept)}{' (best)' if e.best else ''}")
 
     try:
         yield progress
     finally:
-        if bar is not None:
-            bar.render_finish()
+        if live and shown[0]:
+            click.echo("", err=True)
 
 
 _SCORES = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expanded", "iou", "dice")

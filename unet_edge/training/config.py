@@ -29,6 +29,7 @@ __all__ = [
     "Optimizer",
     "Schedule",
     "TrainConfig",
+    "class_names_for",
     "parse_names",
 ]
 
@@ -87,6 +88,9 @@ class TrainConfig:
     norm_clip: bool = True
     select: str = "rand_error_expanded"  # validation metric that picks the best checkpoint
     name: str = "unet"
+    # What the images are, in words, for the model's metadata and its bioimage.io package;
+    # "" lets :func:`unet_edge.training.loop.train` record the data folder it read.
+    training_data: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", look_up(Optimizer, self.optimizer, "optimizer"))
@@ -102,6 +106,13 @@ class TrainConfig:
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         self.scaling()  # validates norm_low < norm_high in 0..100
+        if self.classes < 2 or len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError(
+                f"class names {list(self.class_names)} for {self.classes} classes; a U-Net "
+                "needs at least 2 classes with distinct names (e.g. background,cell)"
+            )
+        if not all(n.strip() for n in self.class_names):
+            raise ConfigError(f"empty class name in {list(self.class_names)}; name every class")
         if len(self.class_names) != self.classes:
             raise ConfigError(
                 f"{len(self.class_names)} class names {list(self.class_names)} for "
@@ -139,3 +150,20 @@ class TrainConfig:
         d["class_names"] = list(self.class_names)
         d["train_names"] = None if self.train_names is None else list(self.train_names)
         return d
+
+
+def class_names_for(text: str | None) -> dict[str, Any]:
+    """``classes`` and ``class_names`` (TrainConfig fields) from ``"NAME,NAME,..."``.
+
+    ``None`` or ``""``: ``{}``, the defaults (membrane, cell). Raises
+    :class:`ConfigError` for fewer than two names or a repeated one.
+    """
+    if not text:
+        return {}
+    names = tuple(n.strip() for n in text.split(","))
+    if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+        raise ConfigError(
+            f"class names {text!r}: expected two or more distinct comma-separated names, one "
+            "per label value in order (0 first), e.g. background,cell"
+        )
+    return {"classes": len(names), "class_names": names}

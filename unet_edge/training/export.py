@@ -153,6 +153,8 @@ def _provenance(
         prov["checkpoint"] = Path(checkpoint).name
     if ck.training.get("step") is not None:
         prov["training_steps"] = ck.training["step"]
+    if ck.training.get("config", {}).get("training_data"):  # what it learnt from, for packages
+        prov["training_data"] = ck.training["config"]["training_data"]
     prov.update(provenance or {})
     return prov
 

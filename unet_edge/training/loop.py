@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "TrainEvent",
     "TrainResult",
+    "init_checkpoint",
     "last_path",
     "parse_names",
     "train",
@@ -54,17 +55,29 @@ __all__ = [
 class TrainEvent:
     """Reported to the progress callback after every step.
 
-    ``val`` holds the mean validation metrics on steps that validated, and
-    ``best`` says whether they were the best so far (and were saved).
+    ``val`` holds the mean validation metrics on steps that validated (None
+    otherwise, and on runs without validation images), and ``best`` says
+    whether they were the best so far (and were saved).
     """
 
     step: int  # steps done, 1..steps
     steps: int
     loss: float
     lr: float
-    elapsed_s: float
+    elapsed_s: float  # seconds since this run (or resume) started its first step
     val: dict[str, float] | None = None
     best: bool = False
+    start: int = 0  # steps done before this run: a resume's starting step
+
+    @property
+    def rate(self) -> float:
+        """Steps per second in this run so far (validation time included)."""
+        return (self.step - self.start) / max(self.elapsed_s, 1e-9)
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left at :attr:`rate`."""
+        return (self.steps - self.step) / max(self.rate, 1e-9)
 
 
 @dataclass
@@ -76,6 +89,35 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     parameters: int = 0
     elapsed_s: float = 0.0
+
+
+_SHIPPED = "isbi2012-default"  # the one shipped model whose checkpoint a source checkout holds
+_WHERE = f"the shipped {_SHIPPED} model's is export/{_SHIPPED}/checkpoint.pt in the source tree"
+
+
+def init_checkpoint(init: str | Path) -> Path:
+    """The checkpoint that ``train(init=...)`` starts from: a ``.pt`` file written by training.
+
+    ``"isbi2012-default"`` names the shipped model's checkpoint, found only in a
+    source checkout (``export/isbi2012-default/checkpoint.pt``; the wheel ships
+    the ONNX graph alone). Fine-tuning needs the trainable weights, which an
+    exported ONNX graph or a bioimage.io package does not give back faithfully:
+    those are refused, as is a missing file, saying where the checkpoint is.
+    """
+    path = Path(init)
+    if str(init) == _SHIPPED and not path.exists():
+        path = Path(__file__).resolve().parents[2] / "export" / _SHIPPED / "checkpoint.pt"
+    if path.suffix.lower() in (".onnx", ".zip"):
+        raise CheckpointError(
+            f"cannot fine-tune from {path}: it is an exported inference graph, and training "
+            f"starts from the checkpoint (.pt) it was exported from ({_WHERE})"
+        )
+    if not path.is_file():
+        raise CheckpointError(
+            f"cannot fine-tune from {init}: no file {path}; expected a checkpoint (.pt) "
+            f"written by training ({_WHERE}, not in the installed package)"
+        )
+    return path
 
 
 def last_path(output: str | Path) -> Path:
@@ -242,6 +284,14 @@ def train(
         )
     dev = resolve(device)
     train_pairs, val_pairs = _split(config, data_dir)
+    if not config.training_data:  # record what was read, for the metadata and packages
+        folder = Path(data_dir).resolve()
+        config = replace(
+            config,
+            training_data=f"{len(train_pairs)} image/label pairs from the folder "
+            f"{folder.parent.name}/{folder.name}",
+        )
+    init = None if init is None else init_checkpoint(init)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -404,7 +454,8 @@ def _checkpoint(run: _Run, event: TrainEvent, output: Path, last: Path) -> None:
         run.best_value, run.best_step, run.best_metrics = value, done, {"step": done, **metrics}
         ckpt.save(_snapshot(run, done, run.best_metrics, resumable=False), output)
     ckpt.save(_snapshot(run, done, run.best_metrics, resumable=True), last)
-    event.val, event.best = metrics, is_best
+    # without validation images nothing was measured: no metrics, and no "best" to report
+    event.val, event.best = (metrics, is_best) if metrics else (None, False)
 
 
 def _train(
@@ -423,6 +474,7 @@ def _train(
     last = last_path(output)
     for step in range(run.start, config.steps):
         event = _step(run, step)
+        event.start = run.start
         if event.step % config.val_every == 0 or event.step == config.steps:
             _checkpoint(run, event, output, last)
         if progress is not None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ import numpy as np
 
 from .. import io, metadata, processing
 from ..config import Normalization, NormMode
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..models.bioimage import CONFIG_KEY, PACKAGE_KEY, Layout, need_spec
 from ..models.open import is_package, open_model
 from ..models.source import ModelSource
@@ -64,6 +65,83 @@ ISBI = (
     "for connectomics (ISBI 2012 EM segmentation challenge). Front. Neuroanat. 2015.",
     "10.3389/fnana.2015.00142",
 )
+
+
+#: ``provenance["recipe"]`` of the shipped EM model: the one model whose data is ISBI 2012.
+ISBI_RECIPE = "export/isbi2012-default"
+ISBI_DATA = (
+    "the ISBI 2012 EM segmentation challenge (serial-section TEM of the Drosophila ventral "
+    f"nerve cord; Arganda-Carreras et al. 2015, doi:{ISBI[1]})"
+)
+UNRECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class About:
+    """What a package says about its model; ``None`` fields come from the model's metadata.
+
+    ``authors`` are (name, affiliation or None). ``tags`` are added to the
+    defaults. See :func:`describe` for the defaults.
+    """
+
+    name: str | None = None
+    description: str | None = None
+    authors: tuple[tuple[str, str | None], ...] = ()
+    training_data: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Described:
+    """:class:`About` with every default filled in (see :func:`describe`)."""
+
+    name: str
+    description: str
+    authors: tuple[tuple[str, str | None], ...]
+    training_data: str  # UNRECORDED when nobody said
+    tags: tuple[str, ...]
+    isbi: bool  # the shipped ISBI model: cite the data, EM tags
+
+
+def parse_author(text: str) -> tuple[str, str | None]:
+    """``"NAME[:AFFILIATION]"`` -> (name, affiliation or None); raises :class:`ConfigError`."""
+    name, _, affiliation = (t.strip() for t in text.partition(":"))
+    if not name or "/" in name:
+        raise ConfigError(
+            f"author {text!r}: expected NAME or NAME:AFFILIATION with a non-empty name "
+            "without '/', e.g. 'Ada Lovelace:University of London'"
+        )
+    return name, affiliation or None
+
+
+def describe(info: metadata.ModelInfo, about: About | None, foreign: bool) -> Described:
+    """The package's name, description, authors, training data and tags.
+
+    Defaults: the model's name; its training data from ``provenance["training_data"]``
+    (recorded by ``unet-edge train``), ISBI 2012 only for the shipped model
+    (``provenance["recipe"] == ISBI_RECIPE``) and nothing for a ``foreign``
+    (probed) graph; author "unet-edge developers" for the shipped model, else
+    "unknown (packaged with unet-edge)".
+    """
+    a = about or About()
+    isbi = not foreign and info.provenance.get("recipe") == ISBI_RECIPE
+    recorded = None if foreign else info.provenance.get("training_data")
+    data = a.training_data or (ISBI_DATA if isbi else str(recorded or UNRECORDED))
+    classes = ", ".join(info.class_names)
+    short = "ISBI 2012 serial-section EM slices" if data == ISBI_DATA else data
+    trained = "" if data == UNRECORDED else f", trained on {short}"
+    description = a.description or (
+        f"2-D U-Net predicting {classes} probabilities{trained} (unet-edge export, tiled "
+        "exactly by its declared halo)."
+    )
+    default_author = "unet-edge developers" if isbi else "unknown (packaged with unet-edge)"
+    authors = a.authors or ((default_author, None),)
+    tags = ["unet", "unet2d", "onnx", "segmentation", "2d"]
+    tags += ["electron-microscopy", "isbi2012"] if isbi and not a.training_data else []
+    tags += [t for t in a.tags if t not in tags]
+    return Described(
+        (a.name or f"unet-edge {info.name}")[:128], description, authors, data, tuple(tags), isbi
+    )
 
 
 def _sample_image() -> Path:
@@ -188,23 +266,30 @@ def _cover(raw: np.ndarray, probs: np.ndarray, halo: int) -> np.ndarray:
     return np.concatenate([np.repeat(view[..., None], 3, axis=2), over], axis=1)
 
 
-def _readme(info: metadata.ModelInfo, layout: Layout, tiles: str, foreign: bool) -> str:
+def _readme(
+    info: metadata.ModelInfo, layout: Layout, tiles: str, foreign: bool, about: Described
+) -> str:
     """The package's README.md (its model card); ``foreign``: a probed graph unet-edge did not
-    train, so nothing is claimed about its training data."""
+    train, so nothing is claimed about its training data unless ``about`` says it."""
     n = info.normalization
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in info.metrics.items() if isinstance(v, float))
     origin = (
-        "packaged with [unet-edge](https://github.com/unet-edge) from an ONNX U-Net it did not "
-        "train: the geometry below was measured by running the graph (`unet_edge.models.probe`)."
+        "packaged with unet-edge from an ONNX U-Net it did not train: the geometry below was "
+        "measured by running the graph (`unet_edge.models.probe`)."
         if foreign
-        else "trained and packaged with [unet-edge](https://github.com/unet-edge).\n"
-        "Training data: the ISBI 2012 EM segmentation challenge (serial-section TEM of the\n"
-        f"Drosophila ventral nerve cord; Arganda-Carreras et al. 2015, doi:{ISBI[1]})."
+        else "trained and packaged with unet-edge."
     )
-    return f"""# {info.name}
+    held_out = "held-out ISBI 2012 slices" if about.isbi else "held-out images of its training data"
+    return f"""# {about.name}
+
+{about.description}
 
 A 2-D U-Net (Ronneberger et al. 2015, doi:{PAPER[1]}) for {", ".join(info.class_names)}
 segmentation, {origin}
+
+Training data: {about.training_data}.{_recipe(info)}
+
+Authors: {"; ".join(nm + (f" ({af})" if af else "") for nm, af in about.authors)}.
 
 ## Input
 One {info.channels}-channel 2-D image, axes (batch, channel, y, x), float32 of raw values.
@@ -223,8 +308,15 @@ block stride is a multiple of the pooling period and the stitched result equals 
 network is kept in the rdf's `config.unet_edge`; `unet-edge run --model this.zip` uses it.
 
 ## Validation
-{metrics or "No metrics recorded."} (unet-edge's validation on held-out ISBI 2012 slices)
+{f"{metrics} (unet-edge's validation on {held_out})" if metrics else "No metrics recorded."}
 """
+
+
+def _recipe(info: metadata.ModelInfo) -> str:
+    """`` Training: N steps (recipe R).`` from the provenance, or ``""`` when not recorded."""
+    steps, recipe = info.provenance.get("training_steps"), info.provenance.get("recipe")
+    parts = [f"{steps} steps" if steps is not None else "", f"recipe {recipe}" if recipe else ""]
+    return f" Training: {', '.join(p for p in parts if p)}." if any(parts) else ""
 
 
 def _axes(v: Any, names: tuple[str, ...], layout: Layout, output: bool) -> list[Any]:
@@ -247,7 +339,7 @@ def _axes(v: Any, names: tuple[str, ...], layout: Layout, output: bool) -> list[
 
 
 def _description(
-    info: metadata.ModelInfo, layout: Layout, d: Path, torchscript: bool, foreign: bool
+    info: metadata.ModelInfo, layout: Layout, d: Path, torchscript: bool, about: Described
 ) -> Any:
     """The rdf as bioimageio.spec's ``ModelDescr``, from the files in folder ``d``."""
     from bioimageio.spec.model import v0_5 as v
@@ -276,18 +368,16 @@ def _description(
         )
     config: dict[str, Any] = {CONFIG_KEY: {"model": info.to_dict(), "layout": layout.to_dict()}}
     return v.ModelDescr(
-        name=f"unet-edge {info.name}"[:128],
-        description=f"2-D U-Net predicting {', '.join(info.class_names)} probabilities "
-        "(unet-edge export, tiled exactly by its declared halo).",
-        authors=[v.Author(name="unet-edge developers")],
+        name=about.name,
+        description=about.description,
+        authors=[v.Author(name=nm, affiliation=af) for nm, af in about.authors],
         cite=[
             v.CiteEntry(text=t, doi=v.Doi(doi))
-            for t, doi in ((PAPER,) if foreign else (PAPER, ISBI))
+            for t, doi in ((PAPER, ISBI) if about.isbi else (PAPER,))
         ],
         license=v.LicenseId("MIT"),
         documentation=v.FileDescr(source=d / "README.md"),
-        tags=["unet", "unet2d", "onnx", "segmentation", "2d"]
-        + ([] if foreign else ["electron-microscopy", "isbi2012"]),
+        tags=list(about.tags),
         covers=[v.FileDescr(source=d / "cover.png")],
         inputs=[inp],
         outputs=[out],
@@ -313,6 +403,7 @@ def write_package(
     image: np.ndarray | None = None,
     torchscript: Path | None = None,
     overwrite: bool = False,
+    about: About | None = None,
 ) -> Path:
     """Write a bioimage.io model package (``.zip``) for the ONNX ``model``.
 
@@ -323,6 +414,8 @@ def write_package(
     gives the test tensors and the cover; ``torchscript``,
     a TorchScript file of the same variant graph
     (:func:`unet_edge.training.export.variant_torchscript`), adds those weights.
+    ``about`` overrides the name, description, authors, training data and adds
+    tags (defaults: :func:`describe`).
     """
     import onnx
 
@@ -333,6 +426,7 @@ def write_package(
         raise ModelError(f"{model} is a bioimage.io package already; give its ONNX weights")
     src = open_model(model, normalization)
     info, foreign = src.info, src.probe is not None
+    described = describe(info, about, foreign)
     layout = Layout.of(src.geometry)
     variant = variant_graph(onnx.load(str(model)), layout, _activation_of(src))
     # the weights describe themselves too: a tool that rewrites the rdf drops config.unet_edge
@@ -348,10 +442,10 @@ def write_package(
         np.save(d / "test_input.npy", raw)
         np.save(d / "test_output.npy", probs)
         io.write_png(d / "cover.png", _cover(raw, probs, layout.halo))
-        (d / "README.md").write_text(_readme(info, layout, src.describe(), foreign))
+        (d / "README.md").write_text(_readme(info, layout, src.describe(), foreign, described))
         if torchscript is not None:
             (d / "weights.pt").write_bytes(Path(torchscript).read_bytes())
-        descr = _description(info, layout, d, torchscript is not None, foreign)
+        descr = _description(info, layout, d, torchscript is not None, described)
         with io.atomic_path(output) as tmp_zip:
             spec.save_bioimageio_package(descr, output_path=tmp_zip)
     return output
@@ -363,6 +457,7 @@ def package_checkpoint(
     *,
     image: np.ndarray | None = None,
     overwrite: bool = False,
+    about: About | None = None,
 ) -> Path:
     """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights."""
     from .export import export_checkpoint, variant_torchscript  # torch: only when called
@@ -381,4 +476,6 @@ def package_checkpoint(
             layout.min_block + layout.step,
             Path(tmp) / "weights.pt",
         )
-        return write_package(onnx_path, output, image=image, torchscript=ts, overwrite=overwrite)
+        return write_package(
+            onnx_path, output, image=image, torchscript=ts, overwrite=overwrite, about=about
+        )
