@@ -153,7 +153,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     "paths": (
         "the drivers around the kernel: files, windowed (larger than memory, labels "
         "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
-        "stream",
+        "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily)",
         {
             "config",
             "engines",
@@ -166,7 +166,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "runtime",
             "tiling",
         },
-        {"numpy", "tifffile"},
+        {"numpy", "tifffile", "useq"},
     ),
     "evaluate": (
         "segmentation metrics (pixel, Rand, VI) and scoring a model on a folder",
@@ -215,6 +215,12 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         "the napari plugin (extra napari): widget with progress/cancel, reader, sample",
         {"engines", "errors", "imagemeta", "io", "objects", "processing", "runtime"},
         {"numpy", "napari", "qtpy"},
+    ),
+    "serve": (
+        "the local HTTP face (unet-edge serve): wire protocol (shape, dtype, body, reply) and "
+        "the server around one Segmenter",
+        {"capture", "errors", "runtime"},
+        {"numpy", "cv2", "tifffile"},
     ),
     "training": (
         "the torch half: model, data, augmentation, weights, loss, loop, checkpoint, export, "
