@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import DropPolicy, look_up
-from ..errors import ConfigError, DroppedFrameError, InputError
+from ..errors import ConfigError, InputError
+from .stream import Outcome
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -48,7 +49,7 @@ _END = object()  # the event iterator is exhausted
 
 
 @dataclass(frozen=True)
-class AcquiredResult:
+class AcquiredResult(Outcome):
     """The outcome of one acquired frame.
 
     Attributes:
@@ -72,18 +73,6 @@ class AcquiredResult:
     metadata: dict[str, Any]
     dropped: bool = False
     error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.mask is not None
-
-    def unwrap(self) -> np.ndarray:
-        """The mask; raises the frame's error (or :class:`DroppedFrameError`)."""
-        if self.error is not None:
-            raise self.error
-        if self.mask is None:
-            raise DroppedFrameError(f"frame {self.index} was dropped (drop='oldest')")
-        return self.mask
 
 
 @dataclass

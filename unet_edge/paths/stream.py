@@ -51,8 +51,30 @@ _POLL = 0.05  # seconds between checks of the stop flag while blocked on a queue
 _JOIN_TIMEOUT = 5.0
 
 
+class Outcome:
+    """What every per-frame result offers (a stream's, an acquisition's): :attr:`ok` and
+    :meth:`unwrap`. Subclasses are dataclasses with ``index``, ``mask`` and ``error``."""
+
+    index: int
+    mask: np.ndarray | None
+    error: Exception | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the frame has a mask (it neither failed nor was dropped)."""
+        return self.mask is not None
+
+    def unwrap(self) -> np.ndarray:
+        """The mask; raises the frame's error (or :class:`DroppedFrameError`)."""
+        if self.error is not None:
+            raise self.error
+        if self.mask is None:
+            raise DroppedFrameError(f"frame {self.index} was dropped (drop='oldest')")
+        return self.mask
+
+
 @dataclass(frozen=True)
-class FrameResult:
+class FrameResult(Outcome):
     """The outcome of one input frame.
 
     Attributes:
@@ -73,18 +95,6 @@ class FrameResult:
     dropped: bool
     n_dropped: int
     error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.mask is not None
-
-    def unwrap(self) -> np.ndarray:
-        """The mask; raises the frame's error (or :class:`DroppedFrameError`)."""
-        if self.error is not None:
-            raise self.error
-        if self.mask is None:
-            raise DroppedFrameError(f"frame {self.index} was dropped (drop='oldest')")
-        return self.mask
 
 
 @dataclass
