@@ -26,6 +26,7 @@ from ..imagemeta import Calibration
 from .atomic import write_atomically
 from .headers import TIFF_SUFFIXES, ImageHeader
 from .read import OpenImage, open_image
+from .write import imagej_uint32
 
 
 class TiffWindows:
@@ -226,24 +227,6 @@ def _import_zarr(path: Path) -> Any:
             "(pip install 'unet-edge[dask]'), or save it as an uncompressed TIFF"
         ) from None
     return zarr
-
-
-def imagej_uint32(kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
-    """:func:`unet_edge.imagemeta.tiff_kwargs`' ImageJ arguments for a uint32 image: tifffile
-    writes no ImageJ hyperstack of uint32, so the ImageJ description and the ``Info``
-    property are written by hand (ImageJ 1.x opens the file as a 32-bit float image)."""
-    ij = dict(kwargs)
-    meta = dict(ij.pop("metadata"))
-    del ij["imagej"]
-    info = {"Info": meta.pop("Info")} if "Info" in meta else {}
-    return {
-        **ij,
-        "description": tifffile.imagej_description(shape, **meta),
-        "extratags": tifffile.imagej_metadata_tag(info, "<") if info else (),
-        "metadata": None,
-        "photometric": "minisblack",
-        "byteorder": "<",
-    }
 
 
 #: Bytes of pixels above which a striped output is written as BigTIFF (classic TIFF

@@ -116,26 +116,32 @@ def write_labels(
             calibration=calibration,
             compression="zlib",
         )
-    ij = imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome=False)
-    meta = dict(ij.pop("metadata"))
-    del ij["imagej"]
-    info = {"Info": meta.pop("Info")}
     data = labels.astype(np.uint32)
+    ij = imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome=False)
+    kwargs = imagej_uint32(ij, data.shape)
 
     def writer(tmp: Path) -> None:
-        tifffile.imwrite(
-            tmp,
-            data,
-            description=tifffile.imagej_description(data.shape, **meta),
-            extratags=tifffile.imagej_metadata_tag(info, "<"),
-            metadata=None,
-            photometric="minisblack",
-            byteorder="<",
-            compression="zlib",
-            **ij,
-        )
+        tifffile.imwrite(tmp, data, compression="zlib", **kwargs)
 
     return write_atomically(Path(path), writer)
+
+
+def imagej_uint32(kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """:func:`unet_edge.imagemeta.tiff_kwargs`' ImageJ arguments for a uint32 image: tifffile
+    writes no ImageJ hyperstack of uint32, so the ImageJ description and the ``Info``
+    property are written by hand (ImageJ 1.x opens the file as a 32-bit float image)."""
+    ij = dict(kwargs)
+    meta = dict(ij.pop("metadata"))
+    del ij["imagej"]
+    info = {"Info": meta.pop("Info")} if "Info" in meta else {}
+    return {
+        **ij,
+        "description": tifffile.imagej_description(shape, **meta),
+        "extratags": tifffile.imagej_metadata_tag(info, "<") if info else (),
+        "metadata": None,
+        "photometric": "minisblack",
+        "byteorder": "<",
+    }
 
 
 _HYPERSTACK_DTYPES = (np.uint8, np.uint16, np.float32)  # what ImageJ hyperstacks hold
