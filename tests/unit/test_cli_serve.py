@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from unet_edge.cli import main
@@ -33,3 +34,12 @@ def test_port_in_use_is_one_line(tiny_onnx: Path) -> None:
 def test_help_shows_an_example() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "/segment?shape=" in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [("inf", "pixel count"), ("0.5", "whole number"), ("-1", ">= 0")]
+)
+def test_max_pixels_is_parsed_like_run_s(value: str, said: str) -> None:
+    """The same pixel-count parser as ``run --max-pixels``: refused by name before serving."""
+    res = CliRunner().invoke(main, ["serve", "--max-pixels", value])
+    assert res.exit_code == 2 and "--max-pixels" in res.output and said in res.output

@@ -56,8 +56,8 @@ def _stop_on_signals(server: object) -> None:
 @click.option(
     "--max-pixels",
     default=None,
-    type=click.IntRange(0),
-    help="Most pixels per request, all planes (0: no limit) [default: 64Mi].",
+    type=o.PixelCount(),
+    help="Most pixels per request, all planes, e.g. 100000 or 50M (0: no limit) [default: 64Mi].",
 )
 @o.verbosity_options
 def serve(
