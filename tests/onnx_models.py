@@ -19,7 +19,10 @@ independent check of the torch model's constant crops.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -257,6 +260,20 @@ def save(path: str | Path, config: UNetConfig | None = None, **kwargs: object) -
     path = Path(path)
     onnx.save_model(make_model(config, **kwargs), str(path))  # type: ignore[arg-type]
     return path
+
+
+def save_edited(
+    path: str | Path, config: UNetConfig, edit: Callable[[dict[str, Any]], object]
+) -> Path:
+    """Write :func:`make_model` with its unet-edge metadata JSON edited in place by ``edit``
+    (no validation: for tests of lying metadata) and return the path."""
+    model = make_model(config)
+    prop = next(p for p in model.metadata_props if p.key == metadata.KEY)
+    d = json.loads(prop.value)
+    edit(d)
+    prop.value = json.dumps(d)
+    onnx.save(model, str(path))
+    return Path(path)
 
 
 def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

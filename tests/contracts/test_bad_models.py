@@ -9,7 +9,6 @@ this module runs without torch (but for the pickled checkpoint).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -64,13 +63,7 @@ def _crafted(edit: Callable[[dict[str, Any]], object]) -> Any:
     """The tiny model with its metadata JSON edited in place by ``edit`` (no validation)."""
 
     def make(path: Path) -> Path:
-        model = onnx_models.make_model(TINY)
-        prop = next(p for p in model.metadata_props if p.key == metadata.KEY)
-        d = json.loads(prop.value)
-        edit(d)
-        prop.value = json.dumps(d)
-        onnx.save(model, str(path))
-        return path
+        return onnx_models.save_edited(path, TINY, edit)
 
     return make
 

@@ -10,7 +10,6 @@ package description with a YAML python tag (which must never run).
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from unet_edge import ModelError, Normalization, Segmenter, metadata
+from unet_edge import ModelError, Normalization, Segmenter
 from unet_edge.cli import main
 from unet_edge.config import UNetConfig
 
@@ -103,13 +102,7 @@ def _truncated() -> bytes:
 
 def _metadata(edit: Callable[[dict], None]) -> Callable[[Path], Path]:
     def make(path: Path) -> Path:
-        model = onnx_models.make_model(UNetConfig(base_width=2))
-        prop = next(p for p in model.metadata_props if p.key == metadata.KEY)
-        d = json.loads(prop.value)
-        edit(d)
-        prop.value = json.dumps(d)
-        onnx.save(model, str(path))
-        return path
+        return onnx_models.save_edited(path, UNetConfig(base_width=2), edit)
 
     return make
 
