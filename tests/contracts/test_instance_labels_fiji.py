@@ -3,35 +3,22 @@ the ROI set, as Fiji opens them: object count, a ROI's bounds, each ROI's pixels
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import tifffile
+from imagej_runner import imagej_command
 
 from unet_edge import Segmenter, io
 from unet_edge.imagemeta import Calibration
 from unet_edge.objects.outlines import outlines
 from unet_edge.paths.files import segment_file
 
-PROBE = Path(__file__).parents[1] / "imagej" / "IjObjectsProbe.java"
-
 
 def _imagej() -> list[str]:
     """The command that runs tests/imagej/IjObjectsProbe.java, or a skip saying why not."""
-    java = shutil.which("java")
-    jar = Path(os.environ.get("UNET_EDGE_IJ_JAR", "/usr/share/java/ij.jar"))
-    if java is None or not jar.is_file():
-        pytest.skip(f"needs Java and ImageJ 1.x at {jar} (Debian: apt-get install imagej)")
-    modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True).stdout
-    if "jdk.compiler" not in modules:
-        pytest.skip(
-            "IjObjectsProbe.java needs a JDK (Debian: apt-get install default-jdk-headless)"
-        )
-    return [java, "-Djava.awt.headless=true", "-cp", str(jar), str(PROBE)]
+    return imagej_command("IjObjectsProbe.java")
 
 
 def _probe(paths: list[Path]) -> list[list[str]]:

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
+from imagej_runner import imagej_command
 
 from unet_edge import io, processing
 from unet_edge.cli import main
@@ -28,7 +28,6 @@ from unet_edge.runtime import Segmenter
 
 FORMATS = ["tiff", "ome-tiff"]
 OME_NS = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
-IJ_PROBE = Path(__file__).parents[1] / "imagej" / "IjProbe.java"
 
 
 def _image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -275,21 +274,9 @@ def test_cli_format_ome_tiff(tiny_onnx: Path, tmp_path: Path) -> None:
 # --- a real ImageJ 1.x -------------------------------------------------------------------
 
 
-def _imagej_command() -> list[str]:
-    """The command that runs tests/imagej/IjProbe.java with ImageJ, or a skip saying why not."""
-    java = shutil.which("java")
-    jar = Path(os.environ.get("UNET_EDGE_IJ_JAR", "/usr/share/java/ij.jar"))
-    if java is None or not jar.is_file():
-        pytest.skip(f"needs Java and ImageJ 1.x at {jar} (Debian: apt-get install imagej)")
-    modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True).stdout
-    if "jdk.compiler" not in modules:
-        pytest.skip("IjProbe.java needs a JDK (Debian: apt-get install default-jdk-headless)")
-    return [java, "-Djava.awt.headless=true", "-cp", str(jar), str(IJ_PROBE)]
-
-
 def _open_in_imagej(paths: list[Path]) -> dict[str, list[str]]:
     """ImageJ's view of each file: {name: [w, h, c, z, t, bits, unit, pw, ph, pd, info]}."""
-    cmd = [*_imagej_command(), *map(str, paths)]
+    cmd = [*imagej_command("IjProbe.java"), *map(str, paths)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
@@ -299,7 +286,7 @@ def _open_in_imagej(paths: list[Path]) -> dict[str, list[str]]:
 
 def test_real_imagej_opens_the_outputs(seg: Segmenter, tmp_path: Path) -> None:
     """ImageJ 1.x itself (no Bio-Formats) reads dimensions, pixel size and provenance."""
-    command = _imagej_command()  # skip before computing anything
+    command = imagej_command("IjProbe.java")  # skip before computing anything
     assert command
     stack, stack_cal, _ = write_calibrated("imagej", tmp_path)
     flat, flat_cal, _ = write_calibrated("tags", tmp_path)
