@@ -129,6 +129,11 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         },
         {"numpy", "onnx", "onnxruntime", "bioimageio", "ruyaml"},
     ),
+    "prediction": (
+        "what the Segmenter found: probabilities, and the mask and labels taken from them",
+        {"objects", "processing"},
+        {"numpy"},
+    ),
     "runtime": (
         "Segmenter: owns one engine session and builds each frame's kernel",
         {
@@ -142,6 +147,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "metadata",
             "models",
             "objects",
+            "prediction",
             "processing",
             "tiling",
             # Segmenter.stream() hands itself to the stream driver (a lazy import; the
@@ -151,7 +157,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "paths": (
-        "the drivers around the kernel: files, windowed (larger than memory, labels "
+        "the drivers around the kernel: files (in_memory: one image read whole), windowed (larger than memory, labels "
         "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
         "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily)",
         {

@@ -27,7 +27,7 @@ import os
 import threading
 import warnings
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -43,6 +43,7 @@ from .metadata import ModelInfo
 from .models.check import Int8Warning, check_graph, int8_note
 from .models.open import open_model
 from .models.source import model_hash
+from .prediction import Prediction
 from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
@@ -50,27 +51,6 @@ if TYPE_CHECKING:
 
 #: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
 DEFAULT_MEMORY_BUDGET = 1 << 30
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What :meth:`Segmenter.analyze` found for a frame or a stack."""
-
-    probabilities: np.ndarray  # (K, H, W) or (Z, K, H, W) float32
-    stats: tuple[dict[str, Any], ...]  # the normalisation used, per frame (for provenance)
-    object_classes: tuple[int, ...] = ()  # the model's object classes (ModelInfo.object_classes)
-
-    @property
-    def mask(self) -> np.ndarray:
-        """Class indices, uint8: (H, W) or (Z, H, W)."""
-        return processing.to_mask(self.probabilities)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """Instance labels, uint32 (H, W) or (Z, H, W): :meth:`Segmenter.label`'s, no min size."""
-        from .objects.labels import label_classes
-
-        return label_classes(self.mask, self.object_classes or (1,))
 
 
 def default_model_path() -> Path:

@@ -36,16 +36,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import io, processing
+from .. import io
 from ..config import OutputFormat, look_up
 from ..errors import InputError, OutputError, UnetEdgeError
 from ..objects.merge import check_local
-from ..objects.outputs import OBJECT_OUTPUTS, Labelling, object_kinds, object_writers
+from ..objects.outputs import OBJECT_OUTPUTS, Labelling, object_kinds
+from . import in_memory
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -323,7 +324,8 @@ def _segment(
     with errors_name(plan.input), _folder_removed_on_failure(plan.outputs["mask"].parent):
         if check.windowed:
             return _segment_windowed(seg, check, max_pixels, **windowed)
-        return _segment_in_memory(seg, check, max_pixels)
+        prov = in_memory.segment_in_memory(seg, check.plan, check.header, max_pixels)
+        return FileResult(check.plan.input, dict(check.plan.outputs), prov, False)
 
 
 @contextlib.contextmanager
@@ -413,15 +415,6 @@ def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
         raise
 
 
-def _make_folder(plan: FilePlan) -> None:
-    """Create the output folder of ``plan`` (and missing parents)."""
-    folder = plan.outputs["mask"].parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {folder}: {e.strerror}") from None
-
-
 def _gib(n: int) -> str:
     """A size for people: 1.5 GiB, 300 MiB, 12 KiB."""
     for unit, shift in (("GiB", 30), ("MiB", 20)):
@@ -438,63 +431,7 @@ def _segment_windowed(
     from .windowed_file import segment_plan
 
     plan = check.plan
-    prov = segment_plan(seg, plan, check.header, max_pixels, make_folder=_make_folder, **windowed)
+    prov = segment_plan(
+        seg, plan, check.header, max_pixels, make_folder=in_memory.make_folder, **windowed
+    )
     return FileResult(plan.input, dict(plan.outputs), prov, True)
-
-
-def _segment_in_memory(seg: Segmenter, check: Preflight, max_pixels: int | None) -> FileResult:
-    """Every output asked for of a checked image, read whole in one open."""
-    plan = check.plan
-    source = io.read_file(plan.input, max_pixels=max_pixels, expect=check.header)
-    image, calibration = source.pixels, source.calibration
-    # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
-    stack = source.is_stack
-    pred = seg.analyze(list(image) if stack else image)
-    mask = pred.mask
-    tile_plan = seg.plan_for((mask.shape[-2], mask.shape[-1]))
-    noted = {"calibration_note": source.calibration_note} if source.calibration_note else {}
-    prov = seg.result_provenance(tile_plan, pred.stats, source=plan.input.name, **noted)
-    saved = processing.mask_to_image(mask, seg.info.classes)
-    z = "Z" if stack else ""
-    tiff: dict[str, Any] = {
-        "calibration": calibration,
-        "ome": plan.output_format is OutputFormat.OME_TIFF,
-    }
-    writers: dict[str, Callable[[Path], object]] = {
-        "mask": lambda p: (
-            io.write_tiff(p, saved, prov, axes=f"{z}YX", compression="zlib", **tiff)
-            if p.suffix == ".tif"
-            else io.write_png(p, saved, prov)
-        ),
-        "probabilities": lambda p: io.write_tiff(
-            p, pred.probabilities, prov, axes=f"{z}CYX", **tiff
-        ),
-        "overlay": lambda p: io.write_png(
-            p,
-            processing.overlay(image[0] if stack else image, mask[0] if stack else mask),
-            prov,
-        ),
-    }
-    if plan.labelling is not None:
-        kinds = [k for k in plan.outputs if k in OBJECT_OUTPUTS]
-        made = object_writers(
-            kinds, pred, image, seg.info.class_names, plan.labelling, calibration, prov
-        )
-        writers.update(made)
-    _make_folder(plan)
-    _write_all([(path, writers[kind]) for kind, path in plan.outputs.items()])
-    return FileResult(plan.input, dict(plan.outputs), prov, False)
-
-
-def _write_all(jobs: Sequence[tuple[Path, Callable[[Path], object]]]) -> None:
-    """Write every output (each atomically); if one fails, remove those already written."""
-    done: list[Path] = []
-    try:
-        for path, write in jobs:
-            write(path)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise

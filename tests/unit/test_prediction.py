@@ -1,0 +1,29 @@
+"""Prediction: mask and labels taken from the probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unet_edge.prediction import Prediction
+
+
+def test_mask_is_the_argmax_and_labels_follow_the_object_classes() -> None:
+    probs = np.zeros((3, 4, 6), np.float32)
+    probs[0] = 1.0
+    probs[:, :, 0:2] = [[[0.0]], [[1.0]], [[0.0]]]  # class 1 in columns 0-1
+    probs[:, :, 4:6] = [[[0.0]], [[0.0]], [[1.0]]]  # class 2 in columns 4-5
+    p = Prediction(probs, ({"mode": "x"},), object_classes=(2,))
+    assert p.mask.dtype == np.uint8
+    assert p.mask[0].tolist() == [1, 1, 0, 0, 2, 2]
+    labels = p.labels
+    assert labels.dtype == np.uint32
+    assert labels[0].tolist() == [0, 0, 0, 0, 1, 1]  # class 1 is not an object class here
+
+
+def test_labels_default_to_class_one_for_a_stack() -> None:
+    probs = np.zeros((2, 2, 3, 3), np.float32)
+    probs[:, 0] = 1.0
+    probs[1, :, 1, 1] = [0.0, 1.0]
+    p = Prediction(probs, ({}, {}))
+    assert p.mask.shape == (2, 3, 3)
+    assert p.labels[0].max() == 0 and p.labels[1][1, 1] == 1
