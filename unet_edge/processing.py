@@ -20,7 +20,10 @@ import numpy as np
 from .config import Normalization, NormMode
 from .errors import InputError, NonFiniteError
 
-SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+#: Signed integers (int16 from some cameras, CT and older software) are scaled like the
+#: others: percentiles as measured, or, for fixed-range models, 0..the type's maximum
+#: (:func:`_fixed_scaling`).
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.int8, np.int16, np.int32, np.float32, np.float64)
 
 
 def as_image(image: Any) -> Any:
@@ -94,7 +97,8 @@ _RANGE_TOLERANCE = 1e-3
 def check_dtype(frame: np.ndarray) -> None:
     if frame.dtype not in SUPPORTED_DTYPES:
         raise InputError(
-            f"unsupported pixel type {frame.dtype}; expected uint8, uint16 or float32 "
+            f"unsupported pixel type {frame.dtype}; expected uint8, uint16, int8, int16, int32 "
+            "or float32 "
             "(convert with array.astype(np.float32) if the values are already scaled)"
         )
 
@@ -205,7 +209,9 @@ def _fixed_scaling(
         lo, hi, source = float(input_range[0]), float(input_range[1]), "input_range"
     elif norm.mode is NormMode.FIXED_RANGE:
         lo, hi, source = norm.low, norm.high, "model"
-    elif dtype.kind == "u":
+    elif dtype.kind in "ui":
+        # signed: 0..max, a camera's counts in a signed container (int16 holding 0..32767);
+        # negative values are refused by check_range, with the fix (input_range)
         lo, hi, source = 0.0, float(np.iinfo(dtype).max), "dtype"
     else:
         lo, hi, source = 0.0, 1.0, "dtype"
@@ -230,7 +236,7 @@ def check_range(sample: np.ndarray, scaling: Scaling) -> None:
             f"{what} exceed the range {lo:g}..{hi:g} this model's normalisation expects "
             f"({scaling.source}); {fix}"
         )
-    wide = sample.dtype.kind == "u" and sample.dtype.itemsize > 1  # a camera's container
+    wide = sample.dtype.kind in "ui" and sample.dtype.itemsize > 1  # a camera's container
     if wide and scaling.source == "dtype" and vmax < lo + MIN_RANGE_USED * span:
         bits = max(1, int(vmax).bit_length())
         raise InputError(

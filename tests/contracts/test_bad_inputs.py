@@ -361,7 +361,7 @@ CASES: dict[str, Case] = {
         kwargs={"memory_limit": 1024, "overlay": True},
     ),
     # -- readable, but not pixels a model takes -----------------------------------------
-    "tiff-int32": Case(_tif("i32.tif", IMAGE.astype(np.int32)), InputError, "pixel type int32"),
+    "tiff-uint32": Case(_tif("u32.tif", IMAGE.astype(np.uint32)), InputError, "pixel type uint32"),
     "tiff-complex": Case(
         _tif("c.tif", IMAGE.astype(np.complex64)), InputError, "pixel type complex64"
     ),
@@ -369,7 +369,9 @@ CASES: dict[str, Case] = {
         _tif("nan.tif", np.full((30, 30), np.nan, np.float32)), InputError, "NaN"
     ),
     "png-colour-for-gray-model": Case(
-        lambda f: _png(f, "rgb.png", np.zeros((30, 30, 3), np.uint8)), InputError, "1 channel"
+        lambda f: _png(f, "rgb.png", np.full((30, 30, 3), (200, 0, 0), np.uint8)),
+        InputError,
+        "1 channel",
     ),
     "large-on-png": Case(
         lambda f: _png(f), InputError, "is not a TIFF", args=("--large",), kwargs={"large": True}

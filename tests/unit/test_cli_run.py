@@ -47,7 +47,7 @@ def test_run_folder_glob_and_tiff_stack(
         (None, ["missing.png"], "does not exist"),
         ("empty", ["empty.png"], "empty"),
         ("text", ["text.png"], "not a PNG"),
-        ("rgb", ["rgb.png"], "colour image, but the model takes 1 channel"),
+        ("rgb", ["rgb.png"], "but the model takes 1 channel; convert it to grey"),
         (None, ["x.png", "--tile", "570"], "use 556 or 572"),
         (None, ["x.png", "--large"], "is not a TIFF; run non-TIFF inputs, --probabilities"),
     ],
@@ -65,7 +65,7 @@ def test_run_errors(
     elif setup == "text":
         (tmp_path / "text.png").write_text("not an image")
     elif setup == "rgb":
-        io.write_png(tmp_path / "rgb.png", np.zeros((8, 8, 3), np.uint8))
+        io.write_png(tmp_path / "rgb.png", np.full((8, 8, 3), (200, 0, 0), np.uint8))
     io.write_png(tmp_path / "x.png", np.zeros((8, 8), np.uint8))
     args = [str(tmp_path / a) if a.endswith(".png") else a for a in args]
     out = tmp_path / "out"

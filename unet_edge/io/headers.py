@@ -23,6 +23,7 @@ import numpy as np
 import tifffile
 
 from ..errors import ImageReadError
+from .axes import channel_names
 
 OPENCV_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -52,9 +53,12 @@ class ImageHeader:
 
     ``shape`` as :func:`unet_edge.io.read_image` would return it ((H, W),
     (H, W, C), (Z, H, W[, C])), ``axes`` one letter per axis (``Y``, ``X``,
-    ``S`` for colour samples, anything else a stack axis), ``dtype`` the pixel
-    type. ``contiguous``: a single-page TIFF whose pixels lie uncompressed in
-    one run of bytes, so that its windows can be memory-mapped.
+    ``S`` for colour samples, ``C`` channels, ``T`` time, ``Z`` depth, anything
+    else a stack axis: as the file's OME or ImageJ metadata says, see
+    :mod:`unet_edge.io.axes`), ``dtype`` the pixel type. ``contiguous``: a
+    single-page TIFF whose pixels lie uncompressed in one run of bytes, so that
+    its windows can be memory-mapped. ``channel_names``: the names of the ``C``
+    axis' channels (OME ``Channel Name``, ImageJ slice labels), () if unnamed.
     """
 
     path: Path
@@ -62,6 +66,7 @@ class ImageHeader:
     dtype: np.dtype[Any]
     axes: str
     contiguous: bool = False
+    channel_names: tuple[str, ...] = ()
 
     @property
     def plane_pixels(self) -> int:
@@ -279,4 +284,5 @@ def tiff_header(path: Path, tf: tifffile.TiffFile) -> ImageHeader:
     except Exception as e:
         raise not_tiff(path, e) from None
     shape = tuple(int(n) for n in series.shape)
-    return ImageHeader(path, shape, np.dtype(series.dtype), series.axes, contiguous)
+    names = channel_names(tf, series.axes, shape)
+    return ImageHeader(path, shape, np.dtype(series.dtype), series.axes, contiguous, names)

@@ -9,8 +9,9 @@ keeps them (:mod:`unet_edge.imagemeta`).
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def write_tiff(
     axes: str | None = None,
     calibration: Calibration | None = None,
     ome: bool = False,
+    channel_names: Sequence[str] = (),
     **kwargs: Any,
 ) -> Path:
     """Write an array as TIFF atomically.
@@ -63,12 +65,15 @@ def write_tiff(
     With ``axes`` (``"ZCYX"``, ``"CYX"``, ``"ZYX"``, ``"YX"``; uint8, uint16 or
     float32 data) an ImageJ hyperstack, or OME-TIFF if ``ome``, with the pixel
     size of ``calibration`` and ``provenance`` where each format keeps it
-    (:func:`unet_edge.imagemeta.tiff_kwargs`). Without ``axes`` a plain TIFF
-    (pages) with ``provenance`` as JSON in the ImageDescription.
+    (:func:`unet_edge.imagemeta.tiff_kwargs`), and ``channel_names`` (one per
+    ``C`` of ``axes``, e.g. class names) as ImageJ slice labels or OME channel names.
+    Without ``axes`` a plain TIFF (pages) with ``provenance`` as JSON in the
+    ImageDescription.
     """
     if axes is not None:
         _check_hyperstack(path, data, axes)
         kwargs.update(imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome))
+        _name_channels(kwargs["metadata"], data.shape, axes, channel_names, ome)
     else:
         kwargs.update(description=json.dumps(dict(provenance or {})), metadata=None)
     kwargs.setdefault("photometric", "minisblack")  # a (Z, H, W) stack is pages, not RGB
@@ -77,6 +82,22 @@ def write_tiff(
         tifffile.imwrite(tmp, data, **kwargs)
 
     return write_atomically(Path(path), writer)
+
+
+def _name_channels(
+    meta: dict[str, Any], shape: tuple[int, ...], axes: str, names: Sequence[str], ome: bool
+) -> None:
+    """Add ``names`` of the ``C`` axis to tifffile's ``meta``: OME ``Channel Name``, or
+    ImageJ's slice labels (one per plane, channel fastest, as ImageJ orders planes).
+    Nothing unless there is one name per channel."""
+    count = dict(zip(axes, shape, strict=True)).get("C", 0)
+    if not names or len(names) != count:
+        return
+    if ome:
+        meta["Channel"] = {"Name": [str(n) for n in names]}
+    else:
+        planes = math.prod(shape[: axes.index("Y")])
+        meta["Labels"] = [str(n) for n in names] * (planes // count)
 
 
 #: Most objects a labels TIFF holds as uint16; above, uint32 (ImageJ opens it as 32-bit float,
