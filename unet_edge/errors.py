@@ -60,6 +60,11 @@ class MemoryLimitError(UnetEdgeError, MemoryError):
         self.needed, self.available = needed, available
 
 
+class ScaleError(InputError):
+    """An image's pixel size is too far from the model's (more than 8x either way) to be
+    taken from its file without being stated (see :mod:`unet_edge.scale`)."""
+
+
 class ImageReadError(UnetEdgeError, OSError):
     """A file could not be read as an image (missing, empty, truncated, not an image)."""
 

@@ -78,6 +78,9 @@ _UNIT_NAMES = {"pm": "picometer", "Å": "angstrom", "nm": "nanometer", "µm": "m
 _UNIT_NAMES |= {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"}
 _RESUNIT_MICROMETRES = {2: 25400.0, 3: 1e4}  # TIFF ResolutionUnit: inch, centimetre
 _DROPPED = "the outputs are written without a pixel size"
+#: Resolution tags in inches at these dots per inch (with no ImageJ or OME calibration) are
+#: what desktop software writes by default, not a pixel size: the image is uncalibrated.
+PLACEHOLDER_DPI = (72.0, 96.0, 150.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -210,12 +213,22 @@ def calibration_and_note(tf: Any) -> tuple[Calibration | None, str | None]:
         if tf.is_imagej:
             ij = tf.imagej_metadata or {}
             return Calibration.checked(x, y, ij.get("unit"), ij.get("spacing"))
-        factor = _RESUNIT_MICROMETRES.get(int(page.tags.valueof("ResolutionUnit", 1)))
+        unit = int(page.tags.valueof("ResolutionUnit", 1))
+        if unit == 2 and 1 / x == 1 / y and round(1 / x, 6) in PLACEHOLDER_DPI:
+            return None, _placeholder(1 / x)
+        factor = _RESUNIT_MICROMETRES.get(unit)
         return (None, None) if factor is None else Calibration.checked(x * factor, y * factor, "µm")
     except (ET.ParseError, ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         # unreadable calibration metadata: the pixels still are the pixels
         why = f"the input's pixel size metadata cannot be read ({type(e).__name__})"
         return None, f"{why}; {_DROPPED}"
+
+
+def _placeholder(dpi: float) -> str:
+    return (
+        f"the input's resolution tags say {dpi:g} dpi, a default of desktop software, not a "
+        f"pixel size; the image is taken as uncalibrated and {_DROPPED}"
+    )
 
 
 def _per_pixel(resolution: Any) -> float:

@@ -19,6 +19,8 @@ Schema version 1::
      "output": {"name": str, "kind": "probabilities", "classes": [str, ...],
                 "objects": [str, ...]},   # optional: the object classes (see object_classes)
      "border": "symmetric", "precision": "fp32" | "fp16" | "int8",
+     "pixel_size": {"y": float, "x": float, "unit": "µm"},   # optional: training pixel size
+     "domain": {...},   # optional: statistics of the training images (unet_edge.domain)
      "provenance": {...}, "metrics": {...}}
 """
 
@@ -44,9 +46,54 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 
 
+#: Micrometres per unit of the pixel sizes a model may state.
+PIXEL_UNITS = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3}
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """The pixel size a model was trained at: ``y`` and ``x`` in micrometres."""
+
+    y: float
+    x: float
+
+    def __post_init__(self) -> None:
+        for v in (self.y, self.x):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not ok or not 1e-6 <= v <= 1e6:  # NaN and infinities fail too
+                raise ModelError(
+                    f"a model's pixel size must be a number of 1e-6..1e6 µm per axis, got {v!r}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"y": self.y, "x": self.x, "unit": "µm"}
+
+    @classmethod
+    def from_dict(cls, d: object) -> PixelSize | None:
+        """``{"y", "x", "unit"}`` (unit µm or nm) as micrometres; None for None."""
+        if d is None:
+            return None
+        unit = d.get("unit", "µm") if isinstance(d, dict) else None
+        if not isinstance(d, dict) or unit not in PIXEL_UNITS:
+            raise ModelError(
+                f"invalid model metadata: pixel_size must be {{'y': .., 'x': .., 'unit': "
+                f"'µm' or 'nm'}}, got {str(d)[:60]!r}"
+            )
+        f = PIXEL_UNITS[unit]
+        y, x = d.get("y"), d.get("x")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (y, x)):
+            raise ModelError(f"invalid model metadata: pixel_size y and x are numbers, got {d!r}")
+        return cls(float(y) * f, float(x) * f)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """Validated description of an exported model."""
+    """Validated description of an exported model (:func:`read` builds it from a file).
+
+    ``class_names``: one per output channel, in order (index = mask value);
+    ``geometry``: its size rules in pixels. Raises :class:`~unet_edge.ModelError` when
+    the names do not match ``architecture.classes`` or an object class is not a class.
+    """
 
     architecture: UNetConfig
     normalization: Normalization
@@ -59,6 +106,9 @@ class ModelInfo:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[str, ...] = ()  # the object classes by name; () = the default rule
+    pixel_size: PixelSize | None = None  # the pixel size it was trained at; None: unknown
+    # Statistics of the training images (unet_edge.domain.DomainStats.to_dict); {}: no guard.
+    domain: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.architecture.classes:
@@ -133,6 +183,8 @@ class ModelInfo:
             },
             "border": self.border.value,
             "precision": self.precision.value,
+            **({"pixel_size": self.pixel_size.to_dict()} if self.pixel_size else {}),
+            **({"domain": dict(self.domain)} if self.domain else {}),
             "provenance": dict(self.provenance),
             "metrics": dict(self.metrics),
         }
@@ -179,6 +231,8 @@ def from_dict(d: Mapping[str, Any]) -> ModelInfo:
             provenance=_section(d, "provenance", required=False),
             metrics=_section(d, "metrics", required=False),
             objects=_class_names(out.get("objects", []), "output.objects"),
+            pixel_size=PixelSize.from_dict(d.get("pixel_size")),
+            domain=_section(d, "domain", required=False),
         )
     except (ConfigError, TypeError) as e:
         raise ModelError(f"invalid model metadata: {e}") from None

@@ -33,6 +33,9 @@ ROOT = HERE.parents[1]
 # slice (0.01-0.17) than the pixel error, so the threshold keeps a margin for unseen slices.
 MAX_RAND = 0.075
 THRESHOLDS = np.round(np.arange(0.20, 0.601, 0.05), 2)
+# The slices' pixel size (the data's README: about 4 x 4 nm), exported into the metadata so the
+# runtime resamples images of other pixel sizes to it (unet_edge.scale).
+PIXEL_SIZE_UM = 0.004
 
 
 def main() -> None:
@@ -62,6 +65,8 @@ def main() -> None:
         "threshold": t,
         "val_names": list(val_names),
     }
+    shipped.training = {**shipped.training}
+    shipped.training["config"] = {**shipped.training.get("config", {}), "pixel_size": PIXEL_SIZE_UM}
     ckpt.save(shipped, HERE / "checkpoint.pt")
     report = export_checkpoint(
         HERE / "checkpoint.pt",

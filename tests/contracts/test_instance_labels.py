@@ -63,6 +63,8 @@ def test_stack_labels_slice_by_slice(shipped: Segmenter, isbi_image: np.ndarray)
 
 
 def _calibrated(folder: Path, image: np.ndarray, um: float = 0.5) -> Path:
+    """An EM crop saved with a pixel size far from the model's: the tests below run it at
+    its native grid (pixel_size="native"), which keeps the calibration for the objects."""
     path = folder / "em.tif"
     res = 1 / um
     tifffile.imwrite(path, image, imagej=True, resolution=(res, res), metadata={"unit": "um"})
@@ -75,7 +77,7 @@ def test_segment_file_writes_the_four_object_outputs(
     image = isbi_image[:200, :240]
     path = _calibrated(tmp_path, image, um=0.5)
     kinds = {"labels": True, "measure": True, "rois": True, "geojson": True}
-    r = segment_file(shipped, path, tmp_path / "out", **kinds)
+    r = segment_file(shipped, path, tmp_path / "out", pixel_size="native", **kinds)
     assert set(r.outputs) == {"mask", "labels", "objects", "rois", "geojson"}
     labels = tifffile.imread(r.outputs["labels"])
     assert labels.dtype == np.uint16 and np.array_equal(labels, shipped.label(image))
@@ -101,7 +103,9 @@ def test_min_size_in_pixels_and_square_micrometres(
     base = shipped.label(image)
     counts = np.bincount(base.ravel())[1:]
     for size in ("20px", "5um2"):
-        r = segment_file(shipped, path, tmp_path / size, labels=True, min_size=size)
+        r = segment_file(
+            shipped, path, tmp_path / size, labels=True, min_size=size, pixel_size="native"
+        )
         kept = tifffile.imread(r.outputs["labels"])
         assert int(kept.max()) == int((counts >= 20).sum()) < len(counts)
     png = tmp_path / "em.png"
@@ -115,7 +119,18 @@ def test_cli_run_writes_labels_table_rois_and_geojson(
 ) -> None:
     path = _calibrated(tmp_path, isbi_image[:128, :128])
     out = tmp_path / "o"
-    args = ["run", str(path), "-o", str(out), "-q", "--labels", "--measure", "--rois"]
+    args = [
+        "run",
+        str(path),
+        "-o",
+        str(out),
+        "-q",
+        "--pixel-size",
+        "native",
+        "--labels",
+        "--measure",
+    ]
+    args.append("--rois")
     r = CliRunner().invoke(main, [*args, "--geojson", "--min-size", "20px", "--split", "watershed"])
     assert r.exit_code == 0, r.output
     names = {"em_mask.tif", "em_labels.tif", "em_objects.csv", "em_rois.zip", "em_objects.geojson"}

@@ -29,6 +29,7 @@ BUILTIN = {
     "DataError": ValueError,
     "DroppedFrameError": RuntimeError,
     "RequestError": ValueError,
+    "ScaleError": ValueError,
 }
 
 

@@ -38,6 +38,7 @@ from ..config import Normalization
 from ..engines.select import open_session
 from ..errors import ModelError
 from ..geometry import TileGeometry
+from ..metadata import PixelSize
 from . import package_check as pc
 from .package_check import CONFIG_KEY, PACKAGE_KEY, Layout
 from .package_files import MAX_TENSOR_BYTES, MAX_WEIGHTS_BYTES, PackageFiles
@@ -217,6 +218,8 @@ def _ours(
         pc.check_tests(s, tests, info, info.normalization, name)
     if normalization is not None:
         info = replace(info, normalization=normalization)
+    if info.pixel_size is None:
+        info = replace(info, pixel_size=axes_pixel_size(descr))
     return ModelSource(graph, info, layout.geometry, origin="bioimage.io")
 
 
@@ -248,6 +251,7 @@ def _foreign(
     names = [str(c) for c in next((n for n in axes_names if n), [])]
     if len(names) == src.info.classes:
         src = replace(src, info=replace(src.info, class_names=tuple(names)))
+    src = replace(src, info=replace(src.info, pixel_size=axes_pixel_size(descr)))
     halo = max([getattr(a, "halo", 0) for a in descr.outputs[0].axes] + [0])
     assert src.probe is not None
     pg = src.probe.geometry
@@ -255,3 +259,24 @@ def _foreign(
         g = TileGeometry(pg.min_size, pg.step, pg.alignment, pg.shrink, halo - pg.shrink)
         return replace(src, geometry=g)
     return src
+
+
+#: Micrometres per unit of the length units a package's space axes may state.
+_AXIS_UNITS = {"picometer": 1e-6, "angstrom": 1e-4, "nanometer": 1e-3, "micrometer": 1.0}
+_AXIS_UNITS |= {"millimeter": 1e3, "centimeter": 1e4}
+
+
+def axes_pixel_size(descr: Any) -> PixelSize | None:
+    """The pixel size a package's input states: its y and x axes' ``scale`` in their
+    ``unit`` (a length), as micrometres; None when they state none (or no length)."""
+    axes = {str(getattr(a, "id", "")): a for a in descr.inputs[0].axes}
+    sizes = []
+    for a in (axes.get("y"), axes.get("x")):
+        unit = _AXIS_UNITS.get(str(getattr(a, "unit", None)))
+        if unit is None:
+            return None
+        sizes.append(float(getattr(a, "scale", 1.0)) * unit)
+    try:
+        return PixelSize(sizes[0], sizes[1])
+    except ModelError:  # a scale that is no size (spec allows any positive float)
+        return None

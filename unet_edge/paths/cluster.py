@@ -35,7 +35,9 @@ from .dask import DEFAULT_CHUNK, segment_dask
 from .windowed import ObjectFiles, WindowObjects, write_outputs
 
 if TYPE_CHECKING:
+    from ..imagemeta import Calibration
     from ..runtime import Segmenter
+    from ..scale import Rescale
 
 _LOCAL = re.compile(r"local(?::(\d+))?", re.IGNORECASE)
 
@@ -104,18 +106,21 @@ def segment_windows_dask(
     objects: ObjectFiles | None = None,
     chunk: int = DEFAULT_CHUNK,
     threads: int | None = None,
+    rescale: Rescale | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """:func:`unet_edge.paths.windowed.segment_windows` with the segmentation on the Dask
     cluster of ``client``; returns the provenance written into the outputs.
 
     ``chunk``: the chunk side (rounded to the tile plan's stride); ``threads``:
     inference threads per worker (None: the engine's default, every core; see
-    :func:`worker_threads`). The outputs equal
+    :func:`worker_threads`); ``rescale``: the image's resampling to the model's pixel
+    size; ``calibration``: the outputs' (None: ``src``'s). The outputs equal
     :func:`~unet_edge.paths.windowed.segment_windows`'.
     """
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)
-    plan = seg.plan_for((h, w))
+    plan = seg.plan_for(rescale.grid((h, w)).model_shape if rescale else (h, w))
     lazy = segment_dask(
         _lazy(src, chunk),
         seg.model_path,
@@ -124,14 +129,17 @@ def segment_windows_dask(
         probabilities=True,
         scaling=scaling,
         threads=threads,
+        pixel_size=rescale,
     )
     found = WindowObjects.for_source(seg, src, objects)
     rows = lazy.chunks[1][0]
     bands = _bands(client, lazy, seg.info.classes, found, progress)
-    noted = {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
+    noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
     prov["dask"] = {"workers": len(client.scheduler_info().get("workers", {})), "chunk": rows}
-    write_outputs(output, bands, src, rows, prov, found, ome=ome, compression=compression)
+    kw: dict[str, Any] = {"ome": ome, "compression": compression, "calibration": calibration}
+    write_outputs(output, bands, src, rows, prov, found, **kw)
     return prov
 
 

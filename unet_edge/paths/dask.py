@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import processing, tiling
+from .. import processing, scale, tiling
 from ..errors import InputError
 from .windowed import run_region
 
 if TYPE_CHECKING:
     from ..config import Normalization
     from ..runtime import Segmenter
+    from ..scale import Grid
 
 DEFAULT_CHUNK = 2048
 
@@ -94,6 +95,7 @@ def _block(
     halo: int,
     probabilities: bool,
     scaling: processing.Scaling,
+    grid: Grid | None = None,
 ) -> np.ndarray:
     seg = worker_segmenter(model, provider, batch_size, threads, tta, precision, normalization)
     (r0, r1), (c0, c1) = (
@@ -114,7 +116,7 @@ def _block(
             out[a - t : b - t, c - lft : d - lft] = block[a - top : b - top, c - left : d - left]
         return out
 
-    probs = run_region(seg, plan, read, (r0, c0, r1 - r0, c1 - c0), scaling)
+    probs = run_region(seg, plan, read, (r0, c0, r1 - r0, c1 - c0), scaling, grid)
     return probs if probabilities else processing.to_mask(probs)
 
 
@@ -129,6 +131,7 @@ def segment_dask(
     chunk: int = DEFAULT_CHUNK,
     probabilities: bool = False,
     scaling: processing.Scaling | None = None,
+    pixel_size: Any = None,
 ) -> Any:
     """A lazy Dask array of the mask (H, W) uint8, or probabilities (K, H, W) float32.
 
@@ -143,6 +146,8 @@ def segment_dask(
         probabilities: return probabilities instead of the mask.
         scaling: the whole image's scaling, if already measured
             (``segmenter.scaling_for(image)``); None: measured here.
+        pixel_size: the image's (µm, a Calibration or a Rescale): segmented at the model's
+            pixel size, the result on its grid (:mod:`unet_edge.scale`); None: as it is.
 
     The values equal ``segmenter.predict``/``segment`` on the whole image.
     Compute with any Dask scheduler, e.g. a ``dask.distributed`` cluster.
@@ -160,16 +165,20 @@ def segment_dask(
     h, w = int(arr.shape[0]), int(arr.shape[1])
     if scaling is None:  # the whole image's statistics, from one strided pass
         scaling = seg.scaling_for(arr)
-    plan = seg.plan_for((h, w))
+    grid = scale.frame_grid(seg.info.pixel_size, pixel_size, (h, w))
+    plan = seg.plan_for(grid.model_shape if grid else (h, w))
     # A valid U-Net's output pixel depends on inputs up to the halo away *plus* the rest of
     # its pooling cells (up to alignment - 1 px more), so the overlap is halo + alignment.
     halo = plan.halo + plan.alignment
+    halo = grid.depth(halo) if grid else halo  # that many model pixels, on the input's grid
     if min(h, w) <= halo:
         raise InputError(
             f"image {h}x{w} is not larger than the overlap {halo}; use Segmenter.predict"
         )
     chunks = (aligned_chunks(h, plan.y, chunk, halo), aligned_chunks(w, plan.x, chunk, halo))
+    chunks = grid.chunks(chunk, halo) if grid else chunks
     kw = _worker_settings(seg, model_path, batch_size, threads) | {"plan": plan, "scaling": scaling}
+    kw["grid"] = grid
     return _map_overlap(arr, chunks, halo, probabilities, seg.info.classes, kw)
 
 

@@ -42,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import io, processing, tiling
+from .. import io, processing, scale, tiling
 
 if TYPE_CHECKING:
     from ..imagemeta import Calibration
     from ..runtime import Segmenter
+    from ..scale import Grid, Rescale
     from .files import FilePlan
 
 #: Activation-memory estimate for the tile choice of large images (real use is ~1.6x).
@@ -59,14 +60,22 @@ def run_region(
     read: tiling.WindowReader,
     region: tiling.Region,
     scaling: processing.Scaling,
+    grid: Grid | None = None,
 ) -> np.ndarray:
     """Probabilities (K, h, w) float32 of ``region`` (top, left, h, w) of the whole-image result.
 
     ``plan`` must be the whole image's plan, ``read`` reads raw image pixels
     and ``scaling`` is the whole image's (:meth:`Segmenter.scaling_for` on the
-    image), so the values equal whole-image (and in-memory) inference.
+    image), so the values equal whole-image (and in-memory) inference. With a
+    ``grid`` (:class:`unet_edge.scale.Grid`), ``plan`` is the plan of its model-grid
+    image and ``region`` is on the input's grid: the image is resampled to the model's
+    pixel size window by window and the probabilities back, as in memory.
     """
-    return seg.tile_run(plan, read, scaling, region).run(seg.predict_batch)
+
+    def run(reader: tiling.WindowReader, where: tiling.Region) -> np.ndarray:
+        return seg.tile_run(plan, reader, scaling, where).run(seg.predict_batch)
+
+    return run(read, region) if grid is None else grid.run_region(run, read, region)
 
 
 def output_tile(axis: tiling.AxisPlan, cap: int = 2048) -> int:
@@ -94,20 +103,22 @@ def mask_bands(
     windows: list[tiling.Region],
     progress: Callable[[int, int], None] | None = None,
     objects: WindowObjects | None = None,
+    grid: Grid | None = None,
 ) -> Iterator[np.ndarray]:
     """The saved mask (uint8, as ``unet-edge run`` writes it) one band of rows at a time.
 
     ``windows`` are :func:`output_windows`, row by row; a band is yielded when
     its last window is done, so memory holds one band (its height times the
-    image width). ``objects`` is given every window's mask and probabilities.
+    image width). ``objects`` is given every window's mask and probabilities;
+    ``grid``: :func:`run_region`'s (windows on the input's grid).
     """
-    width = plan.width
+    width = plan.width if grid is None else grid.shape[1]
     band = np.empty((0, width), np.uint8)
     for done, region in enumerate(windows, 1):
         _, c0, rh, rw = region
         if c0 == 0:
             band = np.empty((rh, width), np.uint8)
-        probs = run_region(seg, plan, read, region, scaling)
+        probs = run_region(seg, plan, read, region, scaling, grid)
         mask = processing.to_mask(probs)
         if objects is not None:
             objects.add(region, mask, objects.probability(probs))
@@ -292,9 +303,12 @@ def write_outputs(
     *,
     ome: bool = False,
     compression: str | None = "zlib",
+    calibration: Calibration | None = None,
 ) -> None:
     """Write the mask TIFF of ``src`` from ``bands`` (uint8, ``rows`` rows each, the last
-    may be taller or shorter), then the ``objects`` outputs; a failure leaves none of them."""
+    may be taller or shorter), then the ``objects`` outputs; a failure leaves none of them.
+    They carry ``calibration`` (None: ``src``'s)."""
+    calibration = src.calibration if calibration is None else calibration
     try:
         io.write_tiff_strips(
             output,
@@ -302,12 +316,12 @@ def write_outputs(
             (src.shape[0], src.shape[1]),
             rows,
             provenance,
-            calibration=src.calibration,
+            calibration=calibration,
             ome=ome,
             compression=compression,
         )
         if objects is not None:
-            objects.write(provenance, src.calibration, compression, rows_per_strip=rows)
+            objects.write(provenance, calibration, compression, rows_per_strip=rows)
     except BaseException:
         if objects is not None:
             objects.close()
@@ -334,6 +348,7 @@ def segment_large(
     ome: bool = False,
     max_pixels: int | None = None,
     objects: ObjectFiles | None = None,
+    pixel_size: Any = None,
 ) -> Path:
     """Segment a TIFF of any size into a striped mask TIFF with memory independent of its height.
 
@@ -359,6 +374,7 @@ def segment_large(
         objects: also write the instance labels and/or the measurements of the
             model's object classes (:class:`ObjectFiles`), equal to labelling and
             measuring the whole mask at once (:class:`WindowObjects`).
+        pixel_size: the image's, as for :func:`unet_edge.paths.files.segment_file`.
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     Memory holds one band of the mask (a window's height times the width, uint8)
@@ -367,16 +383,10 @@ def segment_large(
     source = io.as_path(source, "source")
     with io.TiffWindows(source, max_pixels=max_pixels) as src:
         output = io.as_path(output, "output")
-        segment_windows(
-            seg,
-            src,
-            output,
-            compression=compression,
-            progress=progress,
-            memory_budget=memory_budget,
-            ome=ome,
-            objects=objects,
-        )
+        kw: dict[str, Any] = {"ome": ome, "objects": objects, "memory_budget": memory_budget}
+        kw["rescale"] = scale.resolve(seg.info.pixel_size, pixel_size, src.calibration)
+        kw["calibration"] = scale.output_calibration(pixel_size, src.calibration)
+        segment_windows(seg, src, output, compression=compression, progress=progress, **kw)
     return output
 
 
@@ -390,17 +400,26 @@ def segment_windows(
     memory_budget: int | None = LARGE_MEMORY_BUDGET,
     ome: bool = False,
     objects: ObjectFiles | None = None,
+    rescale: Rescale | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """:func:`segment_large` on a TIFF already open as ``src``; returns the provenance
-    written into ``output`` (the arguments are :func:`segment_large`'s)."""
+    written into ``output`` (the arguments are :func:`segment_large`'s; ``rescale``: the
+    image's resampling to the model's pixel size, :func:`unet_edge.scale.resolve`;
+    ``calibration``: the outputs', None: ``src``'s)."""
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)  # one strided pass: the whole image's statistics
-    plan = seg.plan_for((h, w), memory_budget)
+    grid = None if rescale is None else rescale.grid((h, w))
+    plan = seg.plan_for(grid.model_shape if grid else (h, w), memory_budget)
     ty, tx = output_tile(plan.y), output_tile(plan.x)
+    if rescale is not None:  # the same windows' area on the input's grid
+        ty, tx = rescale.window((ty, tx))
     windows = output_windows((h, w), (ty, tx))
     found = WindowObjects.for_source(seg, src, objects)
-    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, found)
-    noted = {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, found, grid)
+    noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
+    noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
-    write_outputs(output, bands, src, ty, prov, found, ome=ome, compression=compression)
+    kw: dict[str, Any] = {"ome": ome, "compression": compression, "calibration": calibration}
+    write_outputs(output, bands, src, ty, prov, found, **kw)
     return prov

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import io
+from .. import io, scale
 from ..config import OutputFormat
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ def segment_plan(
     kw: dict[str, Any] = {"ome": plan.output_format is OutputFormat.OME_TIFF}
     kw["progress"] = progress
     with io.TiffWindows(plan.input, max_pixels=max_pixels, expect=header) as source:
-        kw["objects"] = ObjectFiles.for_plan(seg, plan, source.calibration)
+        kw["calibration"] = scale.output_calibration(plan.pixel_size, source.calibration)
+        kw["objects"] = ObjectFiles.for_plan(seg, plan, kw["calibration"])
+        kw["rescale"] = scale.resolve(seg.info.pixel_size, plan.pixel_size, source.calibration)
         if make_folder is not None:
             make_folder(plan)
         if dask_client is None:

@@ -319,22 +319,28 @@ def _recipe(info: metadata.ModelInfo) -> str:
     return f" Training: {', '.join(p for p in parts if p)}." if any(parts) else ""
 
 
-def _axes(v: Any, names: tuple[str, ...], layout: Layout, output: bool) -> list[Any]:
+def _axes(
+    v: Any, names: tuple[str, ...], layout: Layout, output: bool, px: Any = None
+) -> list[Any]:
     """The (batch, channel, y, x) axes of the input (sizes ``min_block + step * k``) or of the
-    output (the input's sizes, ``halo`` per side), as spec ``v0_5`` classes ``v``."""
+    output (the input's sizes, ``halo`` per side), as spec ``v0_5`` classes ``v``; the space
+    axes' scale and unit are the model's pixel size ``px`` (micrometres) when it has one."""
     channel = v.ChannelAxis(channel_names=[v.Identifier(c) for c in names])
+    sizes = {"y": px.y, "x": px.x} if px is not None else {}
+    um = {a: {"scale": sizes[a], "unit": "micrometer"} if sizes else {} for a in ("y", "x")}
     if output:
         space = [
             v.SpaceOutputAxisWithHalo(
                 id=v.AxisId(a),
                 halo=layout.halo,
                 size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)),
+                **um[a],
             )
             for a in ("y", "x")
         ]
     else:
         size = v.ParameterizedSize(min=layout.min_block, step=layout.step)
-        space = [v.SpaceInputAxis(id=v.AxisId(a), size=size) for a in ("y", "x")]
+        space = [v.SpaceInputAxis(id=v.AxisId(a), size=size, **um[a]) for a in ("y", "x")]
     return [v.BatchAxis(), channel, *space]
 
 
@@ -347,14 +353,14 @@ def _description(
     channels = tuple(f"channel{i}" for i in range(info.channels)) if info.channels > 1 else ("raw",)
     inp = v.InputTensorDescr(
         id=v.TensorId(INPUT_ID),
-        axes=_axes(v, channels, layout, output=False),
+        axes=_axes(v, channels, layout, output=False, px=info.pixel_size),
         test_tensor=v.FileDescr(source=d / "test_input.npy"),
         preprocessing=_preprocessing(info.normalization, v),
         data=v.IntervalOrRatioDataDescr(type="float32"),
     )
     out = v.OutputTensorDescr(
         id=v.TensorId(OUTPUT_ID),
-        axes=_axes(v, info.class_names, layout, output=True),
+        axes=_axes(v, info.class_names, layout, output=True, px=info.pixel_size),
         test_tensor=v.FileDescr(source=d / "test_output.npy"),
         data=v.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )
