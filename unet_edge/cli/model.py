@@ -31,6 +31,12 @@ def _finite(value: float | None, param: click.Parameter) -> float | None:
     help="Write a half-precision graph for CUDA/TensorRT "
     "(float32 in and out; slow on the CPU provider).",
 )
+@click.option(
+    "--domain-data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The training images (a folder, or its image/ sub-folder is used): their statistics "
+    "go into the model, which then warns on images unlike them.",
+)
 @o.overwrite_opt
 @o.verbosity_options
 def export(
@@ -38,6 +44,7 @@ def export(
     output: Path | None,
     opset: int,
     fp16: bool,
+    domain_data: Path | None,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -54,9 +61,15 @@ def export(
 
     output = output or checkpoint.with_suffix(".onnx")
     io.check_output(output, overwrite)  # before torch is imported
-    from ..training.export import export_checkpoint
+    from ..training.export import export_checkpoint, stamp_domain
 
+    images = []  # read first: a bad folder fails before anything is written
+    if domain_data is not None:
+        folder = domain_data / "image" if (domain_data / "image").is_dir() else domain_data
+        images = [io.read_image(p) for p in io.collect_inputs([folder])]
     report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite, fp16=fp16)
+    if images:  # the training images' statistics, for the domain guard
+        stamp_domain(output, images)
     out.info(report.summary())
     for p in report.parity:
         out.detail(
