@@ -157,6 +157,104 @@ def mean_metrics(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in per_image])) for k in keys}
 
 
+def _overlaps(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Contingency table int64 (P + 1, T + 1) of two instance images renumbered 0..P / 0..T."""
+    p = np.unique(prediction, return_inverse=True)[1].reshape(prediction.shape)
+    t = np.unique(truth, return_inverse=True)[1].reshape(truth.shape)
+    # renumbering keeps 0 at 0 only if the image has background: shift when it has none
+    p = p + (1 if prediction.min() > 0 else 0)
+    t = t + (1 if truth.min() > 0 else 0)
+    nt = int(t.max()) + 1
+    counts = np.bincount((p * nt + t).ravel(), minlength=(int(p.max()) + 1) * nt)
+    return counts.reshape(-1, nt)
+
+
+def instance_metrics(
+    prediction: np.ndarray, truth: np.ndarray, iou: float = 0.5
+) -> dict[str, float]:
+    """Object-level scores of predicted instance labels against true ones, both int (H, W).
+
+    0 is background; any other value is an object id (ids need not be consecutive).
+    A predicted and a true object *match* when their IoU exceeds ``iou`` (>= 0.5,
+    so each object matches at most one other). Returns ``tp``, ``fp`` (unmatched
+    predictions), ``fn`` (unmatched truths), ``precision``, ``recall``, ``f1``
+    (``2 tp / (2 tp + fp + fn)``; 1 when both are empty), ``merges`` (predicted
+    objects holding more than half of each of two or more true objects: touching
+    objects not separated) and ``splits`` (true objects holding more than half of
+    each of two or more predicted objects), and ``objects``/``predicted`` counts.
+    """
+    prediction, truth = np.asarray(prediction), np.asarray(truth)
+    if prediction.shape != truth.shape or prediction.ndim != 2:
+        raise InputError(
+            f"prediction {prediction.shape} and truth {truth.shape} must be 2-D and the same shape"
+        )
+    if not 0.5 <= iou < 1.0:
+        raise InputError(f"the IoU threshold must be in [0.5, 1), got {iou}")
+    table = _overlaps(prediction, truth)
+    inter = table[1:, 1:].astype(np.float64)
+    area_p, area_t = table.sum(1)[1:], table.sum(0)[1:]
+    union = area_p[:, None] + area_t[None, :] - inter
+    tp = int(np.count_nonzero(inter > iou * np.maximum(union, 1)))
+    n_p, n_t = inter.shape
+    fp, fn = n_p - tp, n_t - tp
+    merges = int(np.count_nonzero((inter > 0.5 * area_t[None, :]).sum(1) >= 2))
+    splits = int(np.count_nonzero((inter > 0.5 * area_p[:, None]).sum(0) >= 2))
+    return {
+        "tp": float(tp),
+        "fp": float(fp),
+        "fn": float(fn),
+        "precision": tp / n_p if n_p else 1.0,
+        "recall": tp / n_t if n_t else 1.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0,
+        "merges": float(merges),
+        "splits": float(splits),
+        "objects": float(n_t),
+        "predicted": float(n_p),
+    }
+
+
+def pooled_instance_metrics(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """:func:`instance_metrics` over a set of images: counts summed, then F1 etc. of the sums."""
+    if not per_image:
+        raise InputError("no per-image metrics to pool")
+    keys = ("tp", "fp", "fn", "merges", "splits", "objects", "predicted")
+    s = {k: float(sum(m[k] for m in per_image)) for k in keys}
+    tp, fp, fn = s["tp"], s["fp"], s["fn"]
+    s["precision"] = tp / (tp + fp) if tp + fp else 1.0
+    s["recall"] = tp / (tp + fn) if tp + fn else 1.0
+    s["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    return s
+
+
+def score_instances(
+    model_path: str | Path | None,
+    folder: str | Path,
+    iou: float = 0.5,
+    **segmenter_options: Any,
+) -> dict[str, Any]:
+    """Instance scores of a model on ``folder`` (``image/`` + ``label/`` of instance ids).
+
+    Labels each image as ``Segmenter.label`` (``run --labels``) does and
+    compares with :func:`instance_metrics`. Returns ``{"mean": pooled scores,
+    "images": {name: scores}, "iou": iou, "model": ...}``.
+    """
+    from .datasets import split_folder
+    from .runtime import Segmenter
+
+    segmenter = Segmenter(model_path, **segmenter_options)
+    per: dict[str, dict[str, float]] = {}
+    for name, image_path, label_path in find_pairs(*split_folder(folder)):
+        image, truth = read_array(image_path), read_array(label_path)
+        check_same_size(image, truth, image_path, label_path)
+        per[name] = instance_metrics(segmenter.label(image), truth, iou)
+    return {
+        "mean": pooled_instance_metrics(list(per.values())),
+        "images": per,
+        "iou": iou,
+        "model": str(model_path) if model_path is not None else "default",
+    }
+
+
 def evaluate_predictions(
     pairs: Sequence[tuple[str, Path, Path]],
     segment: Callable[[np.ndarray], np.ndarray],

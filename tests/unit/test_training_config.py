@@ -79,6 +79,14 @@ def test_shipped_checkpoint_was_trained_with_the_recipe():
     recipe.pop("steps"), recipe.pop("lr")
     # training_data (words for packages) came after these weights; "" means "record the folder"
     assert recorded.pop("training_data", "") == recipe.pop("training_data") == ""
+    # the pixel size (4 nm) is set by finalize.py after training, for the export
+    assert recorded.pop("pixel_size", 0.004) == 0.004 and recipe.pop("pixel_size") is None
+    # these fields came after the weights, which read class maps with the exposure
+    # augmentation at probability 0.5 (the defaults)
+    new = {"labels": "classes", "target": "two-class", "border": 2.0, "objects": []}
+    new["exposure"] = 0.5
+    assert {k: recorded.pop(k, v) for k, v in new.items()} == new
+    assert {k: recipe.pop(k) for k in new} == new
     assert recorded == recipe
 
 

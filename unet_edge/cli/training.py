@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..training.config import HIGHER_IS_BETTER, LOWER_IS_BETTER, Optimizer, Schedule, TrainConfig
+from ..training.config import (
+    HIGHER_IS_BETTER,
+    LABEL_KINDS,
+    LOWER_IS_BETTER,
+    TARGETS,
+    Optimizer,
+    Schedule,
+    TrainConfig,
+)
 from . import options as o
 
 if TYPE_CHECKING:
@@ -91,6 +99,29 @@ _CONFIG_OPTIONS = (
         "--norm-clip/--no-norm-clip",
         help="Clip the scaled values to 0..1 (saturated pixels then cannot change the input).",
     ),
+    _config_opt(
+        "exposure",
+        type=click.FloatRange(0, 1),
+        help="Probability of the camera gain/offset augmentation (suits EM); 0 for dim "
+        "fluorescence, whose range is a small part of its dtype's.",
+    ),
+    _config_opt(
+        "target",
+        type=click.Choice(list(TARGETS)),
+        help="What instance labels train: two-class (background, cell; touching lines as "
+        "background) or three-class (adds a border class where cells touch).",
+    ),
+    _config_opt(
+        "border",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Width (px) of the three-class border bands, on each side of a contact.",
+    ),
+    _config_opt(
+        "pixel_size",
+        type=click.FloatRange(min=0, min_open=True),
+        help="The images' pixel size in um (0.004: 4 nm), recorded in the model: images of "
+        "another pixel size are then resampled to it [default: unknown, not resampled].",
+    ),
 )
 
 
@@ -120,7 +151,18 @@ def _config_options(f: F) -> F:
     "--classes",
     default=None,
     help="Class names, one per label value from 0, e.g. background,nucleus "
-    "[default: membrane,cell].",
+    "[default: DATA_DIR/classes.txt (one name a line), else membrane,cell; instance labels: "
+    "background,cell(,border)].",
+)
+@click.option(
+    "--labels",
+    "label_kind",
+    type=click.Choice(["auto", *LABEL_KINDS]),
+    default="auto",
+    show_default=True,
+    help="What the label files hold: class indices (or 0/255 masks) or instance ids (one "
+    "value per object); auto reads them as instances when a file holds a value that is no "
+    "class index, and says so.",
 )
 @click.option(
     "--training-data",
@@ -161,6 +203,7 @@ def train(
     train_names: str | None,
     name: str | None,
     classes: str | None,
+    label_kind: str,
     resume: Path | None,
     init: Path | None,
     device: str,
@@ -180,11 +223,10 @@ def train(
       unet-edge train ../shared/data/isbi2012/train -o ckpt.pt --val 20-24
     """
     from ..datasets import parse_names
-    from ..training.config import class_names_for
     from ..training.device import resolve
     from ..training.loop import train as run_training
 
-    settings.update(class_names_for(classes))
+    _label_settings(data_dir, classes, label_kind, settings, out)
     if init is not None:
         _keep_init_architecture(ctx, init, settings)
     config = TrainConfig(
@@ -208,6 +250,34 @@ def train(
     )
     if measured:
         out.info(f"validation at step {result.best_step}: {_rounded(measured)}")
+
+
+def _label_settings(
+    data_dir: Path, classes: str | None, kind: str, settings: dict[str, Any], out: o.Reporter
+) -> None:
+    """Class names (--classes, else DATA_DIR/classes.txt) and the label kind (--labels; auto
+    looks at the files and says what it found) into ``settings``."""
+    from ..datasets import find_pairs, split_folder
+    from ..training.config import class_names_for
+    from ..training.instances import detect_label_kind, read_class_names, target_class_names
+
+    named = class_names_for(classes)
+    if not named:
+        from_file = read_class_names(data_dir)
+        if from_file is not None:
+            named = {"classes": len(from_file), "class_names": from_file}
+            out.info(f"class names from {data_dir / 'classes.txt'}: {', '.join(from_file)}")
+    if kind == "auto":
+        labels = [p[2] for p in find_pairs(*split_folder(data_dir))]
+        kind, why = detect_label_kind(labels, int(named.get("classes", 2)))
+        # class maps are what train always read; instance ids are said (they change the target)
+        (out.info if kind == "instances" else out.detail)(
+            f"labels: {why} (state it with --labels {kind})"
+        )
+    if kind == "instances" and not named:
+        names = target_class_names(settings.get("target", "two-class"))
+        named = {"classes": len(names), "class_names": names}
+    settings.update(named, labels=kind)
 
 
 def _keep_init_architecture(ctx: click.Context, init: Path, settings: dict[str, Any]) -> None:

@@ -25,7 +25,9 @@ from ..geometry import Geometry
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "LABEL_KINDS",
     "LOWER_IS_BETTER",
+    "TARGETS",
     "Optimizer",
     "Schedule",
     "TrainConfig",
@@ -43,6 +45,10 @@ class Schedule(str, enum.Enum):
     CONSTANT = "constant"
     COSINE = "cosine"  # lr * (1 + cos(pi * step / steps)) / 2
 
+
+#: What label files hold, and the class maps instance labels train (unet_edge.training.instances).
+LABEL_KINDS = ("classes", "instances")
+TARGETS = ("two-class", "three-class")
 
 # Validation metrics (unet_edge.evaluate.segmentation_metrics) that may select the best checkpoint.
 LOWER_IS_BETTER = ("pixel_error", "rand_error", "rand_error_expanded", "vi", "vi_expanded")
@@ -78,6 +84,11 @@ class TrainConfig:
     sigma: float = 5.0
     augment: bool = True
     elastic_sigma: float = 10.0
+    # Probability of the camera gain/offset augmentation (AugmentConfig.exposure). Its offset is
+    # a fraction of the dtype's full scale, right for EM slices that fill their range; for dim
+    # fluorescence (12-bit in uint16, or a few hundred counts) a negative offset clips the whole
+    # image to 0 while its labels still show objects: use 0.
+    exposure: float = 0.5
     # Per-image percentile normalisation: the norm_low-th and norm_high-th percentiles of each
     # image map to 0 and 1, clipped to 0..1 with norm_clip. EM slices are mostly bright
     # cytoplasm: with the 5th and 70th percentiles, clipped, a camera gain or offset that
@@ -91,6 +102,18 @@ class TrainConfig:
     # What the images are, in words, for the model's metadata and its bioimage.io package;
     # "" lets :func:`unet_edge.training.loop.train` record the data folder it read.
     training_data: str = ""
+    # What the label files hold: "classes" (class maps, 0/255 masks) or "instances" (an id per
+    # object), which train ``target``'s classes (unet_edge.training.instances): "two-class"
+    # (touching lines as background) or "three-class" (a border class, ``border`` px bands).
+    labels: str = "classes"
+    target: str = "two-class"
+    border: float = 2.0
+    # The object classes recorded in the exported metadata (what `label()` numbers); () = the
+    # runtime's rule, except that instance labels name their object class (class 1) themselves.
+    objects: tuple[str, ...] = ()
+    # The images' pixel size in µm (None: unknown), exported into the model's metadata: the
+    # runtime then resamples images of other pixel sizes to it (unet_edge.scale).
+    pixel_size: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", look_up(Optimizer, self.optimizer, "optimizer"))
@@ -103,6 +126,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not 0.0 <= self.exposure <= 1.0:
+            raise ConfigError(f"exposure is a probability in [0, 1], got {self.exposure}")
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         self.scaling()  # validates norm_low < norm_high in 0..100
@@ -127,6 +152,37 @@ class TrainConfig:
                 f"{', '.join((*LOWER_IS_BETTER, *HIGHER_IS_BETTER))}"
             )
         self.geometry.check_tile(self.tile)
+        self._check_labels()
+        self._check_pixel_size()
+
+    def _check_pixel_size(self) -> None:
+        v = self.pixel_size
+        if v is not None and not (isinstance(v, (int, float)) and 1e-6 <= v <= 1e6):
+            raise ConfigError(f"pixel size must be 1e-6..1e6 µm (e.g. 0.004), got {v!r}")
+
+    def _check_labels(self) -> None:
+        """The label kind, target and object classes agree with the classes."""
+        object.__setattr__(self, "objects", tuple(self.objects))
+        if self.labels not in LABEL_KINDS:
+            raise ConfigError(
+                f"unknown label kind {self.labels!r}; expected one of {', '.join(LABEL_KINDS)}"
+            )
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}; expected {', '.join(TARGETS)}")
+        if self.labels == "instances":
+            wanted = 2 if self.target == "two-class" else 3
+            if self.classes != wanted:
+                raise ConfigError(
+                    f"instance labels with the {self.target} target train {wanted} classes, "
+                    f"got {self.classes} class names {list(self.class_names)}; name {wanted}"
+                )
+            if not self.border > 0:
+                raise ConfigError(f"border width must be > 0 px, got {self.border}")
+            if not self.objects:
+                object.__setattr__(self, "objects", (self.class_names[1],))
+        unknown = [c for c in self.objects if c not in self.class_names]
+        if unknown:
+            raise ConfigError(f"object class {unknown[0]!r} is not one of {list(self.class_names)}")
 
     def scaling(self) -> Normalization:
         """How each training image is scaled (mean and std are measured on the data)."""
@@ -149,6 +205,7 @@ class TrainConfig:
         d["val_names"] = list(self.val_names)
         d["class_names"] = list(self.class_names)
         d["train_names"] = None if self.train_names is None else list(self.train_names)
+        d["objects"] = list(self.objects)
         return d
 
 

@@ -37,6 +37,7 @@ from .augment import (
     remap,
     sampling_maps,
 )
+from .instances import BORDER_PX, instance_target, instance_weight_map, read_instances
 from .weights import SIGMA, W0, weight_map
 
 #: How training images are scaled unless told otherwise: each image by its own percentiles
@@ -81,7 +82,10 @@ class SegmentationData:
 
     Images are kept scaled to about [0, 1] by ``scaling`` (default: per-image
     percentiles, :data:`DEFAULT_SCALING`) as float32 (H, W, C); labels uint8
-    (H, W); weight maps float32 (H, W), computed once here.
+    (H, W); weight maps float32 (H, W), computed once here. ``labels``:
+    ``"classes"`` (class maps, :func:`~unet_edge.evaluate.read_label`) or
+    ``"instances"`` (instance ids turned into ``target``'s class map with
+    ``border`` px bands: :mod:`unet_edge.training.instances`).
     """
 
     def __init__(
@@ -92,6 +96,9 @@ class SegmentationData:
         w0: float = W0,
         sigma: float = SIGMA,
         scaling: Normalization = DEFAULT_SCALING,
+        labels: str = "classes",
+        target: str = "two-class",
+        border: float = BORDER_PX,
     ) -> None:
         if not pairs:
             raise DataError("no image/label pairs given")
@@ -111,14 +118,21 @@ class SegmentationData:
                     f"image {image_path} has {image.shape[2]} channel(s); the model expects "
                     f"{in_channels}"
                 )
-            labels = read_label(label_path, classes)
-            check_same_size(image, labels, image_path, label_path)
+            if labels == "instances":
+                inst = read_instances(label_path)
+                check_same_size(image, inst, image_path, label_path)
+                target_map = instance_target(inst, target, border)
+                weights = instance_weight_map(inst, target_map, classes, w0, sigma)
+            else:
+                target_map = read_label(label_path, classes)
+                check_same_size(image, target_map, image_path, label_path)
+                weights = weight_map(target_map, classes, w0, sigma)
             self.names.append(name)
             scaled, raw_range = scale_image(image, scaling)
             self.images.append(scaled)
             self.raw_ranges.append(raw_range)
-            self.labels.append(labels)
-            self.weights.append(weight_map(labels, classes, w0, sigma))
+            self.labels.append(target_map)
+            self.weights.append(weights)
 
     @classmethod
     def from_folder(

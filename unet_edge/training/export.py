@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,7 @@ def export_checkpoint(
         precision=Precision.FP32,
         provenance=_provenance(checkpoint, ck, provenance),
         metrics=ck.metrics,
+        **_from_training(ck.training.get("config", {})),
     )
     proto = _checked_graph(model, info, opset, fp16)
     if rtol is None:
@@ -272,3 +274,35 @@ def variant_torchscript(
     with atomic_path(output) as tmp:
         torch.jit.save(traced, str(tmp))
     return output
+
+
+def _from_training(config: dict[str, Any]) -> dict[str, Any]:
+    """What the training config says about the model: its object classes and the pixel
+    size it was trained at (µm; None: unknown), as ModelInfo fields."""
+    um = config.get("pixel_size")
+    return {
+        "objects": tuple(config.get("objects", ())),
+        "pixel_size": None if um is None else metadata.PixelSize(float(um), float(um)),
+    }
+
+
+def stamp_domain(path: str | Path, images: Sequence[Any]) -> None:
+    """Record the statistics of ``images`` (raw training images: frames or stacks), as the
+    exported model at ``path`` sees them, in its metadata (key ``domain``; the file is
+    replaced atomically, nothing else changes), so that the runtime warns on images unlike
+    them (:mod:`unet_edge.domain`)."""
+    import json
+
+    from .. import domain
+    from ..runtime import Segmenter
+
+    path = Path(path)
+    with Segmenter(path) as seg:  # the written graph: what the runtime will run
+        what = seg.info.provenance.get("training_data") or f"{len(images)} training images"
+        stats = domain.measure(seg, images, source=f"{what}, through this model")
+    proto = onnx.load(str(path))
+    entry = next(p for p in proto.metadata_props if p.key == metadata.KEY)
+    entry.value = json.dumps({**json.loads(entry.value), "domain": stats.to_dict()})
+    metadata.from_props({metadata.KEY: entry.value}, str(path))  # still valid
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp), save_as_external_data=False)

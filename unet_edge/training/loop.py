@@ -98,15 +98,16 @@ _WHERE = f"the shipped {_SHIPPED} model's is export/{_SHIPPED}/checkpoint.pt in 
 def init_checkpoint(init: str | Path) -> Path:
     """The checkpoint that ``train(init=...)`` starts from: a ``.pt`` file written by training.
 
-    ``"isbi2012-default"`` names the shipped model's checkpoint, found only in a
-    source checkout (``export/isbi2012-default/checkpoint.pt``; the wheel ships
+    ``"isbi2012-default"`` and ``"nuclei"`` name the shipped models' checkpoints, found
+    only in a source checkout (``export/NAME/checkpoint.pt``; the wheel ships
     the ONNX graph alone). Fine-tuning needs the trainable weights, which an
     exported ONNX graph or a bioimage.io package does not give back faithfully:
     those are refused, as is a missing file, saying where the checkpoint is.
     """
     path = Path(init)
-    if str(init) == _SHIPPED and not path.exists():
-        path = Path(__file__).resolve().parents[2] / "export" / _SHIPPED / "checkpoint.pt"
+    # the shipped models' checkpoints, by name, in a source checkout: export/NAME/checkpoint.pt
+    if str(init) in (_SHIPPED, "nuclei") and not path.exists():
+        path = Path(__file__).resolve().parents[2] / "export" / str(init) / "checkpoint.pt"
     if path.suffix.lower() in (".onnx", ".zip"):
         raise CheckpointError(
             f"cannot fine-tune from {path}: it is an exported inference graph, and training "
@@ -342,16 +343,18 @@ def _build(
     config: TrainConfig, train_pairs: Sequence[Any], val_pairs: Sequence[Any], device: TrainDevice
 ) -> _Run:
     """A fresh run: data, seeded model and optimiser (seeded in this order, as always)."""
-    kw: dict[str, Any] = {"classes": config.classes, "w0": config.w0, "sigma": config.sigma}
-    data = SegmentationData(train_pairs, **kw, scaling=config.scaling())
-    val = (
-        SegmentationData(val_pairs, classes=config.classes, w0=0.0, scaling=config.scaling())
-        if val_pairs
-        else None
-    )
+    kw: dict[str, Any] = {
+        "classes": config.classes,
+        "scaling": config.scaling(),
+        "labels": config.labels,
+        "target": config.target,
+        "border": config.border,
+    }
+    data = SegmentationData(train_pairs, **kw, w0=config.w0, sigma=config.sigma)
+    val = SegmentationData(val_pairs, **kw, w0=0.0) if val_pairs else None
     geo = config.geometry
     augment = (
-        AugmentConfig(elastic_sigma=config.elastic_sigma)
+        AugmentConfig(elastic_sigma=config.elastic_sigma, exposure=config.exposure)
         if config.augment
         else AugmentConfig.none()
     )

@@ -51,16 +51,46 @@ def border_distances(
     """
     if labels.ndim != 2:
         raise InputError(f"labels must be 2-D (H, W), got shape {labels.shape}")
-    reach = int(np.ceil(4 * sigma)) if reach is None else int(reach)
-    h, w = labels.shape
     fg = (labels > 0).astype(np.uint8)
-    n, inst, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=4)
+    _, inst = cv2.connectedComponents(fg, connectivity=4)
+    return instance_distances(inst, reach, sigma)
+
+
+def instance_boxes(instances: np.ndarray, grow: int = 0) -> dict[int, tuple[int, int, int, int]]:
+    """Bounding box ``(y0, y1, x0, x1)`` (end exclusive) of each id > 0 of ``instances``
+    (H, W), grown by ``grow`` px and clipped to the image."""
+    ys, xs = np.nonzero(instances)
+    if ys.size == 0:
+        return {}
+    ids = instances[ys, xs]
+    order = np.argsort(ids, kind="stable")
+    ids, ys, xs = ids[order], ys[order], xs[order]
+    found, starts = np.unique(ids, return_index=True)
+    h, w = instances.shape
+    y0 = np.maximum(np.minimum.reduceat(ys, starts) - grow, 0)
+    y1 = np.minimum(np.maximum.reduceat(ys, starts) + 1 + grow, h)
+    x0 = np.maximum(np.minimum.reduceat(xs, starts) - grow, 0)
+    x1 = np.minimum(np.maximum.reduceat(xs, starts) + 1 + grow, w)
+    return {
+        int(k): (int(a), int(b), int(c), int(d))
+        for k, a, b, c, d in zip(found, y0, y1, x0, x1, strict=True)
+    }
+
+
+def instance_distances(
+    instances: np.ndarray, reach: int | None = None, sigma: float = SIGMA
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`border_distances` of given instances: ``instances`` int (H, W) holds an id
+    per object (0 background), so touching objects count as two. Ids need not be
+    consecutive."""
+    if instances.ndim != 2:
+        raise InputError(f"instances must be 2-D (H, W), got shape {instances.shape}")
+    reach = int(np.ceil(4 * sigma)) if reach is None else int(reach)
+    h, w = instances.shape
+    inst = instances.astype(np.int32, copy=False)
     d1 = np.full((h, w), np.inf, np.float32)
     d2 = np.full((h, w), np.inf, np.float32)
-    for k in range(1, n):
-        x, y, bw, bh = stats[k, :4]
-        y0, y1 = max(0, y - reach), min(h, y + bh + reach)
-        x0, x1 = max(0, x - reach), min(w, x + bw + reach)
+    for k, (y0, y1, x0, x1) in instance_boxes(inst, reach).items():
         # distanceTransform measures the distance to the nearest zero pixel: the instance.
         outside = (inst[y0:y1, x0:x1] != k).astype(np.uint8)
         d = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
