@@ -1,5 +1,6 @@
 """``unet-edge serve`` as a process: concurrent clients, bad requests, the host/token rule,
-SIGTERM, and the Java client of examples/ (compiled when a JDK is installed)."""
+SIGTERM, and the Java and C# clients of examples/ (compiled when a JDK / Mono is installed;
+the C# one also run against the server)."""
 
 from __future__ import annotations
 
@@ -255,11 +256,39 @@ def test_java_client_compiles(tmp_path: Path) -> None:
     assert (tmp_path / "SegmentClient.class").is_file()
 
 
+def test_csharp_client_compiles_and_segments(
+    server: str, frames: list[np.ndarray], expected: list[np.ndarray], tmp_path: Path
+) -> None:
+    """examples/SegmentClient.cs built with Mono's compiler, then run against the server."""
+    mcs, mono = shutil.which("mcs"), shutil.which("mono")
+    if mcs is None or mono is None:
+        pytest.skip(
+            "mcs/mono not installed (Debian: apt-get install mono-mcs "
+            "libmono-system-net-http4.0-cil)"
+        )
+    source = ROOT / "examples" / "SegmentClient.cs"
+    assert len(source.read_text().splitlines()) <= 30
+    exe = tmp_path / "SegmentClient.exe"
+    cmd = [mcs, "-r:System.Net.Http", f"-out:{exe}", str(source)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    raw = tmp_path / "frame.raw"
+    raw.write_bytes(frames[0].astype("<u2").tobytes())
+    args = [mono, str(exe), str(raw), *(str(n) for n in SHAPE), server]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = int((expected[0] == 1).sum())
+    assert done.stdout.strip() == f"mask {SHAPE[0]},{SHAPE[1]}, {cells} pixels of class 1"
+
+
 def test_openapi_page_matches_the_protocol() -> None:
     from unet_edge.serve import DTYPES, OUTPUTS
 
     doc = json.loads((ROOT / "docs" / "serve-openapi.json").read_text())
     assert set(doc["paths"]) == {"/health", "/model", "/segment"}
     params = {p["name"]: p for p in doc["paths"]["/segment"]["post"]["parameters"]}
+    reply = doc["paths"]["/segment"]["post"]["responses"]["200"]["headers"]
+    assert {"X-Shape", "X-Dtype", "X-Quality"} <= set(reply)
     assert params["dtype"]["schema"]["enum"] == list(DTYPES)
     assert params["output"]["schema"]["enum"] == list(OUTPUTS)
+    assert set(params) == {"shape", "dtype", "output", "pixel_size"}

@@ -46,7 +46,24 @@ def test_model_description(seg: Segmenter) -> None:
     assert doc["name"] == "tiny" and doc["classes"] == list(seg.info.class_names)
     assert doc["input"]["min_size"] == seg.geometry.min_input
     assert doc["normalization"]["mode"] == seg.info.normalization.mode.value
+    assert doc["pixel_size"] is None  # the tiny model records none
     json.dumps(doc)  # all of it is JSON
+    page = json.loads((Path(__file__).parents[2] / "docs" / "serve-openapi.json").read_text())
+    schema = page["paths"]["/model"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert sorted(schema["schema"]["properties"]) == sorted(doc)  # the page names every key
+
+
+def test_model_description_gives_the_pixel_size_the_model_records(tmp_path: Path) -> None:
+    from onnx_models import save_edited
+
+    from unet_edge.config import UNetConfig
+
+    def edit(meta: dict) -> None:
+        meta["pixel_size"] = {"y": 4, "x": 4, "unit": "nm"}
+
+    model = save_edited(tmp_path / "scaled.onnx", UNetConfig(base_width=2), edit)
+    with Segmenter(model) as scaled:
+        assert model_description(scaled)["pixel_size"] == {"y": 0.004, "x": 0.004, "unit": "µm"}
 
 
 def test_token_is_required_and_checked(seg: Segmenter) -> None:
@@ -121,3 +138,66 @@ def test_silent_client_times_out_quietly(seg: Segmenter, capfd: pytest.CaptureFi
         server.shutdown()
         server.server_close()
     assert capfd.readouterr().err == ""
+
+
+def test_reply_says_how_the_image_compares_with_the_training_images(isbi_image) -> None:
+    """X-Quality: the shipped model's domain guard, one record per frame, a list per stack;
+    no header for a model without domain statistics."""
+    crop = isbi_image[:256, :256]
+    with Segmenter() as shipped:
+        want = shipped.analyze(crop).quality
+        server = _serving(shipped, ServeConfig())
+        try:
+            status, headers, _ = _request(server, "POST", "/segment?shape=256,256", crop.tobytes())
+            assert status == 200 and want is not None
+            assert json.loads(headers["X-Quality"]) == {
+                "score": round(want[0].score, 3),
+                "in_domain": want[0].in_domain,
+                "threshold": want[0].threshold,
+                "reason": want[0].reason,
+            }
+            stack = np.stack([crop, np.full_like(crop, 255)])  # the second: one flat colour
+            query = "/segment?shape=2,256,256&output=labels"
+            status, headers, _ = _request(server, "POST", query, stack.tobytes())
+            records = json.loads(headers["X-Quality"])
+            assert status == 200 and [r["in_domain"] for r in records] == [True, False]
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_no_quality_header_without_domain_statistics(seg: Segmenter) -> None:
+    server = _serving(seg, ServeConfig())
+    try:
+        frame = np.zeros((40, 40), np.uint8)
+        status, headers, _ = _request(server, "POST", "/segment?shape=40,40", frame.tobytes())
+        assert status == 200 and "X-Quality" not in headers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pixel_size_segments_at_the_models_scale(isbi_image, seg: Segmenter) -> None:
+    """?pixel_size= as Segmenter.segment(image, pixel_size=...): the shipped model was
+    trained at 4 nm; a model that records no pixel size refuses it with a 422."""
+    crop = isbi_image[:128, :128]
+    with Segmenter() as shipped:
+        server = _serving(shipped, ServeConfig())
+        try:
+            query = "/segment?shape=128,128&pixel_size=0.008"
+            status, headers, body = _request(server, "POST", query, crop.tobytes())
+            assert status == 200 and headers["X-Shape"] == "128,128"
+            got = np.frombuffer(body, np.uint8).reshape(128, 128)
+            assert np.array_equal(got, shipped.segment(crop, pixel_size=0.008))
+        finally:
+            server.shutdown()
+            server.server_close()
+    server = _serving(seg, ServeConfig())
+    try:
+        query = "/segment?shape=128,128&pixel_size=0.008"
+        status, _, body = _request(server, "POST", query, crop.tobytes())
+        assert status == 422 and "does not record the pixel size" in json.loads(body)["error"]
+        assert _request(server, "GET", "/health")[0] == 200  # still serving
+    finally:
+        server.shutdown()
+        server.server_close()

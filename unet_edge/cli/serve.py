@@ -82,6 +82,7 @@ def serve(
     Example (a 512x512 16-bit frame, from another terminal):
       unet-edge serve --port 8765
       curl -s --data-binary @frame.raw -o mask.raw \\
+        -H 'Content-Type: application/octet-stream' \\
         'localhost:8765/segment?shape=512,512&dtype=uint16'
     """
     from ..runtime import Segmenter

@@ -15,17 +15,25 @@ frames would pass ``memory_budget`` bytes or ``max_queue`` frames; then the
 acquisition thread waits for room (back-pressure), or with ``drop="oldest"``
 the oldest waiting frame is discarded and its result is marked dropped.
 
-Feedback: ``on_result`` may return an ``MDAEvent`` or a list of them (or call
-:meth:`Acquisition.queue`); they join the running acquisition when it was
-started on :meth:`Acquisition.events`, the queue iterator pymmcore-plus's
-runner supports (``core.mda.run(iterator)``: a plain iterator is run as given,
-event by event). Queued events go before the rest of the planned ones.
+Feedback: ``on_result`` may return an ``MDAEvent``, a :class:`Skip` or a list
+of them (or pass them to :meth:`Acquisition.queue`); they change the running
+acquisition when it was started on :meth:`Acquisition.events`, the queue
+iterator pymmcore-plus's runner supports (``core.mda.run(iterator)``: a plain
+iterator is run as given, event by event). Queued events go before the rest of
+the planned ones; a ``Skip(p=3)`` drops the planned events whose index has
+``p == 3`` that the runner has not taken yet (:attr:`Acquisition.skipped`).
+
+Outputs: with ``output=FOLDER`` each frame's mask (and labels) is written there
+on the worker thread, named by its event's index and calibrated with the core's
+pixel size (:mod:`unet_edge.paths.acquisition_output`).
 
 pymmcore-plus and useq are imported lazily; the runtime imports without them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 import time
 from collections import deque
@@ -37,7 +45,8 @@ import numpy as np
 
 from ..config import DropPolicy, look_up
 from ..errors import ConfigError, InputError
-from .stream import Outcome
+from .acquisition_output import FrameWriter
+from .acquisition_results import AcquiredResult, Skip
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -48,33 +57,6 @@ _POLL = 0.05  # seconds between checks of the stop flag while waiting
 _END = object()  # the event iterator is exhausted
 
 
-@dataclass(frozen=True)
-class AcquiredResult(Outcome):
-    """The outcome of one acquired frame.
-
-    Attributes:
-        index: arrival position of the frame in this acquisition (0-based).
-        event: the ``useq.MDAEvent`` the frame belongs to.
-        mask: (H, W) uint8 class indices (as :meth:`Segmenter.segment`), or None
-            if the frame failed or was dropped.
-        labels: (H, W) uint32 instance labels when ``watch(labels=True)``, else None.
-        latency: seconds from the frame's arrival (``frameReady``) to its result
-            (None for dropped frames).
-        metadata: the frame metadata pymmcore-plus sent with it.
-        dropped: True if ``drop="oldest"`` discarded the frame unprocessed.
-        error: the exception that made this frame fail (None on success).
-    """
-
-    index: int
-    event: Any
-    mask: np.ndarray | None
-    labels: np.ndarray | None
-    latency: float | None
-    metadata: dict[str, Any]
-    dropped: bool = False
-    error: Exception | None = None
-
-
 @dataclass
 class _Frame:
     index: int
@@ -82,6 +64,7 @@ class _Frame:
     image: np.ndarray | None  # None once dropped: the worker reports it in its place
     event: Any
     metadata: dict[str, Any]
+    pixel_size_um: float | None = None
 
 
 OnResult = Callable[[AcquiredResult], Any]
@@ -98,16 +81,23 @@ class Acquisition:
         on_result: OnResult | None,
         limits: tuple[int | None, int, DropPolicy],
         event_type: type,
+        writer: FrameWriter | None = None,
+        rescale: bool = False,
     ) -> None:
         self._core, self._seg, self._labels, self._on_result = core, seg, labels, on_result
         self._max_queue, self._budget, self._drop = limits
-        self._event_type = event_type
+        self._event_type, self._writer, self._rescale = event_type, writer, rescale
         self._cond = threading.Condition()
         self._waiting: deque[_Frame] = deque()
         self._waiting_bytes = 0
         self._n_waiting = 0  # frames in _waiting that still hold their image
         self._results: dict[int, AcquiredResult] = {}
         self._feedback: deque[Any] = deque()
+        self._skips: list[Skip] = []
+        self._t0: float | None = None  # when the sequence started
+        self._lockstep = False  # events(wait_for_results=True)
+        #: planned events dropped by a :class:`Skip`, in planned order
+        self.skipped: list[Any] = []
         self._arrived = self._done = 0
         self._finished = self._closed = False
         self.callback_errors: list[Exception] = []
@@ -124,6 +114,7 @@ class Acquisition:
 
     def _on_started(self, *_: Any) -> None:
         with self._cond:
+            self._t0 = time.perf_counter()  # what min_start_time counts from
             self._finished = False
 
     def _on_finished(self, *_: Any) -> None:
@@ -135,18 +126,32 @@ class Acquisition:
         arrival = time.perf_counter()
         # the camera may reuse its buffer for the next frame: keep a copy
         frame = np.array(image, copy=True)
+        meta = dict(metadata or {})
+        wanted = self._writer is not None or self._rescale
+        pixel = self._pixel_size(meta) if wanted else None
         with self._cond:
             if self._closed:
                 return
             self._make_room(frame.nbytes)
             if self._closed:  # closed while this frame waited for room
                 return
-            item = _Frame(self._arrived, arrival, frame, event, dict(metadata or {}))
+            item = _Frame(self._arrived, arrival, frame, event, meta, pixel)
             self._arrived += 1
             self._waiting.append(item)
             self._n_waiting += 1
             self._waiting_bytes += frame.nbytes
             self._cond.notify_all()
+
+    def _pixel_size(self, metadata: dict[str, Any]) -> float | None:
+        """The frame's pixel size in µm: pymmcore-plus puts ``core.getPixelSizeUm()`` in
+        the metadata at capture; asked of the core here when it did not."""
+        size = metadata.get("pixel_size_um")
+        if size is None:
+            try:
+                size = self._core.getPixelSizeUm()
+            except Exception:  # a core without pixel-size support: write uncalibrated
+                return None
+        return float(size) if isinstance(size, (int, float)) else None
 
     def _full(self, nbytes: int) -> bool:
         if not self._n_waiting:
@@ -194,18 +199,38 @@ class Acquisition:
                 self._store(_dropped(item), callback=True)
                 continue
             try:
-                pred = self._seg.analyze(image)
+                # at the model's pixel size when asked and the core knows the frame's
+                rescale = item.pixel_size_um if self._rescale and item.pixel_size_um else None
+                pred = self._seg.analyze(image, rescale)
                 mask = pred.mask
                 labels = pred.labels if self._labels else None
+                quality = pred.quality[0] if pred.quality else None
                 latency = time.perf_counter() - item.arrival
                 result = AcquiredResult(
-                    item.index, item.event, mask, labels, latency, item.metadata
+                    item.index, item.event, mask, labels, latency, item.metadata, quality=quality
                 )
             except Exception as exc:  # a bad frame fails alone; the acquisition goes on
                 result = AcquiredResult(
                     item.index, item.event, None, None, None, item.metadata, error=exc
                 )
+            if self._writer is not None and result.mask is not None:
+                result = self._write(item, result)
             self._store(result, callback=True)
+
+    def _write(self, item: _Frame, result: AcquiredResult) -> AcquiredResult:
+        """``result`` with the files written for it, or with the error that stopped them."""
+        assert self._writer is not None and result.mask is not None
+        event = item.event
+        dump = getattr(event, "model_dump", None)
+        prov = {"event": dump(mode="json", exclude_unset=True) if dump else repr(event)}
+        if result.quality is not None:  # unet_edge.domain: like the training images?
+            prov["quality"] = result.quality.to_dict()
+        try:
+            stem = self._writer.stem(event, item.index)
+            files = self._writer.write(stem, result.mask, result.labels, item.pixel_size_um, prov)
+        except Exception as exc:  # a full disk fails this frame's files, not the acquisition
+            return dataclasses.replace(result, error=exc)
+        return dataclasses.replace(result, files=files)
 
     def _store(self, result: AcquiredResult, callback: bool) -> None:
         """Record a result, after ``on_result`` (whose events join the acquisition)."""
@@ -222,41 +247,82 @@ class Acquisition:
     # -- caller ------------------------------------------------------------------------
 
     def queue(self, events: Any) -> None:
-        """Add ``useq.MDAEvent``s (one, an iterable of them, or None) to the running
-        acquisition; they are acquired next when it runs on :meth:`events`."""
+        """Add ``useq.MDAEvent``s and :class:`Skip` decisions (one, an iterable of them, or
+        None) to the running acquisition: events are acquired next and skips drop planned
+        events, when it runs on :meth:`events`."""
         if events is None:
             return
-        if isinstance(events, self._event_type):
+        if isinstance(events, (self._event_type, Skip)):
             batch = [events]
         elif isinstance(events, Iterable) and not isinstance(events, (str, bytes)):
             batch = list(events)
         else:
             batch = [events]  # refused just below, with its type
         for ev in batch:
-            if not isinstance(ev, self._event_type):
+            if not isinstance(ev, (self._event_type, Skip)):
                 raise InputError(
-                    f"an acquisition can only queue useq.MDAEvent objects, received "
-                    f"{type(ev).__name__}; return MDAEvent(...) or a list of them from on_result"
+                    f"an acquisition can only queue useq.MDAEvent or Skip objects, received "
+                    f"{type(ev).__name__}; return MDAEvent(...), Skip(p=...) or a list of "
+                    "them from on_result"
                 )
         with self._cond:
-            self._feedback.extend(batch)
+            self._skips.extend(ev for ev in batch if isinstance(ev, Skip))
+            self._feedback.extend(ev for ev in batch if not isinstance(ev, Skip))
             self._cond.notify_all()
 
-    def events(self, planned: Iterable[Any] = ()) -> Iterator[Any]:
+    def events(
+        self, planned: Iterable[Any] = (), *, wait_for_results: bool = False
+    ) -> Iterator[Any]:
         """The events to run, for ``core.mda.run(acq.events(sequence))``: queued events
         first, then the ``planned`` ones (an ``MDASequence`` or events); it ends when
-        both are exhausted and every acquired frame's ``on_result`` has run."""
+        both are exhausted and every acquired frame's ``on_result`` has run.
+
+        A planned event with a ``min_start_time`` is handed to the runner only at that
+        time (the runner would wait for it anyway), so that the results that come in
+        meanwhile can still queue events before it or skip it. ``wait_for_results``:
+        each planned event also waits until every frame so far has its result, so every
+        decision applies to the next event (the camera then waits for the model)."""
+        self._lockstep = wait_for_results
         planned_it: Iterator[Any] | None = iter(planned)
+        pending: Any = None  # a planned event waiting for its start time
         while True:
-            event = self._take_queued(wait=planned_it is None)
+            event = self._take_queued(wait=planned_it is None and pending is None)
             if event is _END:
                 return
-            if event is None and planned_it is not None:
-                event = next(planned_it, None)
-                if event is None:
-                    planned_it = None
+            if event is None:
+                if pending is None:
+                    pending = next(planned_it, None) if planned_it is not None else None
+                    if pending is None:
+                        planned_it = None
+                        continue
+                if not self._held(pending):  # feedback came first: it goes first
+                    continue
+                event, pending = pending, None
+                if self._skipping(event):
                     continue
             yield event
+
+    def _held(self, event: Any) -> bool:
+        """Wait until planned ``event``'s start time (from the sequence's start); False
+        if feedback was queued meanwhile (the event is due later)."""
+        due = getattr(event, "min_start_time", None) or 0.0
+        with self._cond:
+            while not self._closed:
+                left = self._t0 + due - time.perf_counter() if self._t0 is not None else 0.0
+                if self._feedback:  # queued events go before planned ones
+                    return False
+                if left <= 0 and not (self._lockstep and self._done < self._arrived):
+                    break
+                self._cond.wait(min(left, _POLL) if left > 0 else _POLL)
+            return True
+
+    def _skipping(self, event: Any) -> bool:
+        """Whether a queued :class:`Skip` drops planned ``event`` (recorded in ``skipped``)."""
+        with self._cond:
+            if not any(s.matches(event) for s in self._skips):
+                return False
+            self.skipped.append(event)
+            return True
 
     def _take_queued(self, wait: bool) -> Any:
         """The next queued event; None if there is none and ``wait`` is False; ``_END``
@@ -338,6 +404,10 @@ def watch(
     max_queue: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     drop: DropPolicy | str = DropPolicy.NONE,
+    output: str | os.PathLike[str] | None = None,
+    format: str = "tiff",
+    overwrite: bool = False,
+    rescale: bool = False,
 ) -> Acquisition:
     """Segment every frame of ``core``'s MDA as it arrives (see the module docstring).
 
@@ -346,10 +416,17 @@ def watch(
         seg: the Segmenter; used only by the worker thread from now on.
         labels: also compute instance labels (uint32) for each frame.
         on_result: called on the worker thread with each :class:`AcquiredResult`, in
-            order; may return ``MDAEvent``s to add to the acquisition.
+            order; may return ``MDAEvent``s to add to the acquisition and :class:`Skip`s.
         max_queue: at most this many frames wait (None: only the memory budget bounds them).
         memory_budget: bytes of frames that may wait for the model.
         drop: ``"none"`` (wait for room: every frame is kept) or ``"oldest"``.
+        output: a folder (made if missing) for each frame's mask and labels files.
+        format: ``"tiff"`` (ImageJ TIFF) or ``"ome-zarr"`` (NGFF 0.5, needs zarr 3).
+        overwrite: replace the files of an earlier acquisition in ``output``
+            (else :class:`~unet_edge.errors.OutputExistsError` if it holds any).
+        rescale: segment each frame at the pixel size the model was trained at, from the
+            core's pixel size for that frame (``Segmenter.analyze(frame, pixel_size)``;
+            masks come back on the frame's grid); frames without one run as they are.
     """
     event_type = _import_useq().MDAEvent
     signals = getattr(getattr(core, "mda", None), "events", None)
@@ -358,6 +435,21 @@ def watch(
             f"watch() needs a pymmcore-plus core (CMMCorePlus or UniMMCore), "
             f"received {type(core).__name__}, which has no mda.events.frameReady"
         )
+    limits = _limits(max_queue, memory_budget, drop)
+    if rescale and seg.info.pixel_size is None:
+        raise ConfigError(
+            f"rescale=True, but the model {seg.info.name!r} does not record the pixel size "
+            "it was trained at, so there is nothing to rescale to; leave rescale off",
+            option="rescale",
+        )
+    writer = None if output is None else FrameWriter(output, format, seg, overwrite)
+    return Acquisition(core, seg, labels, on_result, limits, event_type, writer, rescale)
+
+
+def _limits(
+    max_queue: int | None, memory_budget: int, drop: DropPolicy | str
+) -> tuple[int | None, int, DropPolicy]:
+    """The queue limits of :func:`watch`, checked."""
     policy = look_up(DropPolicy, drop, "drop policy")
     if max_queue is not None and not _positive_int(max_queue):
         raise ConfigError(
@@ -369,7 +461,7 @@ def watch(
             f"memory_budget must be a positive number of bytes, received {memory_budget!r}",
             option="memory_budget",
         )
-    return Acquisition(core, seg, labels, on_result, (max_queue, memory_budget, policy), event_type)
+    return max_queue, memory_budget, policy
 
 
 def _import_useq() -> Any:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: Most pixels one request may carry by default (all planes together): a 64 Mpx stack.
 DEFAULT_MAX_PIXELS = 1 << 26
+#: What the X-Quality reply header gives of each frame's :class:`unet_edge.domain.Quality`
+#: (its per-feature detail would make a stack's header too long).
+QUALITY_KEYS = ("score", "in_domain", "threshold", "reason")
 #: Loopback addresses, the only ones served without a token.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -56,13 +59,16 @@ class ServeConfig:
 
 
 def model_description(seg: Segmenter) -> dict[str, Any]:
-    """What ``GET /model`` answers: name, classes, legal input, normalisation (JSON-ready)."""
+    """What ``GET /model`` answers: name, class names, the pixel size it was trained at
+    (``{"y", "x", "unit": "µm"}``, null when the model does not say), legal input,
+    normalisation (JSON-ready)."""
     info, geo = seg.info, seg.geometry
     norm = {k: getattr(v, "value", v) for k, v in dataclasses.asdict(info.normalization).items()}
     return {
         "name": info.name,
         "classes": list(info.class_names),
         "object_classes": [info.class_names[i] for i in info.object_classes],
+        "pixel_size": info.pixel_size.to_dict() if info.pixel_size is not None else None,
         "channels": info.channels,
         "input": {
             "dtypes": list(protocol.DTYPES),
@@ -104,14 +110,22 @@ class SegmentServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def compute(self, request: protocol.SegmentRequest, image: np.ndarray) -> np.ndarray:
-        """The output ``request`` asks for, for one decoded image."""
+    def compute(
+        self, request: protocol.SegmentRequest, image: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        """The output ``request`` asks for, for one decoded image, and its quality: how the
+        image compares with the model's training images (JSON-ready: one record for a
+        frame, a list for a stack; None when the model has no domain statistics)."""
         with self.running:
-            if request.output == "probabilities":
-                return self.segmenter.predict(image)
-            if request.output == "labels":
-                return self.segmenter.label(image)
-            return self.segmenter.segment(image)
+            pred = self.segmenter.analyze(image, request.pixel_size)
+        if request.output == "probabilities":
+            out = pred.probabilities
+        else:
+            out = pred.labels if request.output == "labels" else pred.mask
+        if pred.quality is None:
+            return out, None
+        brief = [{k: q.to_dict()[k] for k in QUALITY_KEYS} for q in pred.quality]
+        return out, brief if pred.probabilities.ndim == 4 else brief[0]  # (Z, K, H, W): a stack
 
 
 def make_server(
@@ -205,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(n)
             if len(body) != n:
                 raise RequestError(f"body ended after {len(body)} of {n} bytes")
-            out = self.server.compute(request, protocol.decode(request, body, limit))
+            out, quality = self.server.compute(request, protocol.decode(request, body, limit))
         except RequestError as e:
             self.close_connection = True  # an unread body would be taken for the next request
             self._json(e.status, {"error": str(e)})
@@ -222,4 +236,6 @@ class Handler(BaseHTTPRequestHandler):
             self._json(500, {"error": f"internal error: {type(e).__name__}: {str(e)[:200]}"})
             return
         body, headers = protocol.encode(out)
+        if quality is not None:  # one line of ASCII JSON (json.dumps escapes the rest)
+            headers["X-Quality"] = json.dumps(quality)
         self._reply(200, body, headers)

@@ -40,13 +40,15 @@ class SegmentRequest:
 
     ``shape`` is (H, W) or (Z, H, W) (None for an encoded body, which carries its own);
     ``dtype`` the raw pixels' little-endian dtype; ``output`` a key of :data:`OUTPUTS`;
-    ``content_type`` one of :data:`RAW`, :data:`TIFF`, :data:`PNG`.
+    ``content_type`` one of :data:`RAW`, :data:`TIFF`, :data:`PNG`; ``pixel_size`` the
+    image's pixel size in µm, to segment it at the model's (None: as it is).
     """
 
     content_type: str
     output: str = "mask"
     shape: tuple[int, ...] | None = None
     dtype: np.dtype | None = None
+    pixel_size: float | None = None
 
     @property
     def expected_bytes(self) -> int | None:
@@ -88,15 +90,18 @@ def parse_request(target: str, content_type: str | None, max_pixels: int) -> Seg
     ``max_pixels`` pixels (413).
     """
     query = parse_qs(target.partition("?")[2], keep_blank_values=True)
-    unknown = sorted(set(query) - {"shape", "dtype", "output"})
+    unknown = sorted(set(query) - {"shape", "dtype", "output", "pixel_size"})
     if unknown:
-        raise RequestError(f"unknown query parameter {unknown[0]!r}; known: shape, dtype, output")
+        raise RequestError(
+            f"unknown query parameter {unknown[0]!r}; known: shape, dtype, output, pixel_size"
+        )
     output = _one(query, "output") or "mask"
     if output not in OUTPUTS:
         raise RequestError(f"unknown output {output[:40]!r}; expected one of {', '.join(OUTPUTS)}")
+    pixel_size = parse_pixel_size(_one(query, "pixel_size"))
     media = (content_type or RAW).split(";")[0].strip().lower()
     if media in (TIFF, PNG):
-        return SegmentRequest(media, output)
+        return SegmentRequest(media, output, pixel_size=pixel_size)
     if media != RAW:
         raise RequestError(
             f"unsupported Content-Type {media[:60]!r}; send {RAW}, {TIFF} or {PNG}", status=415
@@ -106,7 +111,23 @@ def parse_request(target: str, content_type: str | None, max_pixels: int) -> Seg
         raise RequestError(f"unknown dtype {name[:40]!r}; expected one of {', '.join(DTYPES)}")
     shape = parse_shape(_one(query, "shape"))
     check_pixels(shape, max_pixels)
-    return SegmentRequest(RAW, output, shape, DTYPES[name])
+    return SegmentRequest(RAW, output, shape, DTYPES[name], pixel_size)
+
+
+def parse_pixel_size(text: str | None) -> float | None:
+    """``pixel_size=0.65`` (µm per pixel) as a positive finite float; None when absent."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise RequestError(
+            f"pixel_size {text[:40]!r} is not a positive number of micrometres per pixel, "
+            "e.g. pixel_size=0.65"
+        )
+    return value
 
 
 def check_pixels(shape: tuple[int, ...], max_pixels: int) -> None:
