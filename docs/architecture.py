@@ -92,7 +92,8 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         set(),
     ),
     "io": (
-        "the only file I/O, by verb: headers, read, write, windows, atomic, inputs",
+        "the only file I/O, by verb: headers, axes (a file's axes -> frames and output axes), "
+        "read, write, windows, atomic, inputs",
         {"capture", "errors", "imagemeta"},
         {"numpy", "cv2", "tifffile"},
     ),
@@ -103,6 +104,12 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy", "cv2", "roifile"},
     ),
     "datasets": ("image/label folder pairing and name ranges", {"errors"}, {"numpy"}),
+    "scale": (
+        "segment at the model's pixel size: the factor from both calibrations (resolve), "
+        "resampling images and probabilities, windows of the resampled image",
+        {"errors", "imagemeta", "metadata", "tiling"},
+        {"numpy"},
+    ),
     "engines": (
         "what runs a graph: one adapter per engine (onnxruntime, openvino) behind one session "
         "interface; options, the auto order and availability (select), library diagnosis",
@@ -110,7 +117,8 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy", "onnx", "onnxruntime", "openvino"},
     ),
     "models": (
-        "what a model file is: open (open_model, the dispatch), source (the record, the hash), "
+        "what a model file is: shipped (the models in the wheel by name: isbi2012, nuclei), "
+        "open (open_model, the dispatch), source (the record, the hash), "
         "probe (foreign graphs' geometry, measured then verified: probe_cost, probe_run, "
         "probe_verify), bioimage (reading packages as untrusted input: "
         "package_files, package_yaml, package_check), check (the load-time graph check, the "
@@ -129,6 +137,12 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         },
         {"numpy", "onnx", "onnxruntime", "bioimageio", "ruyaml"},
     ),
+    "domain": (
+        "does an image look like the training data: cheap features of what the model sees and "
+        "how sure it is, the training statistics (metadata key domain), the score and verdict",
+        {"config", "errors", "processing"},
+        {"numpy"},
+    ),
     "prediction": (
         "what the Segmenter found: probabilities, and the mask and labels taken from them",
         {"objects", "processing"},
@@ -141,6 +155,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "config",
             "cost",
             "cpu",
+            "domain",
             "engines",
             "errors",
             "kernel",
@@ -149,6 +164,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "objects",
             "prediction",
             "processing",
+            "scale",
             "tiling",
             # Segmenter.stream() hands itself to the stream driver (a lazy import; the
             # driver imports runtime only for type checking, so no cycle).
@@ -157,9 +173,11 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy"},
     ),
     "paths": (
-        "the drivers around the kernel: files (in_memory: one image read whole), windowed (larger than memory, labels "
+        "the drivers around the kernel: files (in_memory: one image read whole; image_outputs: "
+        "its mask, probabilities and overlay with its axes), windowed (larger than memory, labels "
         "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
-        "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily)",
+        "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily) with "
+        "acquisition_results (per-frame result, Skip) and acquisition_output (files per frame)",
         {
             "config",
             "engines",
@@ -170,12 +188,19 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
             "objects",
             "processing",
             "runtime",
+            "scale",
             "tiling",
         },
         {"numpy", "tifffile", "useq"},
     ),
+    "acquisition": (
+        "the public import path of the pymmcore-plus driver (watch, Skip, AcquiredResult)",
+        {"paths"},
+        set(),
+    ),
     "evaluate": (
-        "segmentation metrics (pixel, Rand, VI) and scoring a model on a folder",
+        "segmentation metrics (pixel, Rand, VI), instance matching (F1 at IoU, merges, "
+        "splits) and scoring a model on a folder",
         {"datasets", "errors", "io", "processing", "runtime"},
         {"numpy"},
     ),
@@ -229,8 +254,9 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"numpy", "cv2", "tifffile"},
     ),
     "training": (
-        "the torch half: model, data, augmentation, weights, loss, loop, checkpoint, export, "
-        "writing bioimage.io packages",
+        "the torch half: model, data, augmentation, weights, instances (instance labels -> "
+        "targets and weight maps), synthetic (seeded touching-nuclei images), loss, loop, "
+        "checkpoint, export, writing bioimage.io packages",
         {"*"},
         {"numpy", "cv2", "onnx", "onnxruntime", "torch", "bioimageio"},
     ),

@@ -33,6 +33,7 @@ from .errors import (
     ProbeError,
     ProviderError,
     RequestError,
+    ScaleError,
     UnetEdgeError,
 )
 from .geometry import Geometry
@@ -62,7 +63,12 @@ def __getattr__(name: str) -> object:
 
 
 def load(model: str | None = None, **kwargs: object) -> Segmenter:
-    """Open a model (default: the shipped ISBI 2012 model); same arguments as :class:`Segmenter`."""
+    """Open a model (default: the shipped ISBI 2012 model); same arguments as :class:`Segmenter`.
+
+    Returns an open :class:`Segmenter` (close it, or use it in a ``with`` block). Raises
+    :class:`ModelError` for a file that is not a usable model and :class:`ProviderError`
+    for a provider that cannot run here.
+    """
     from .runtime import Segmenter
 
     return Segmenter(model, **kwargs)  # type: ignore[arg-type]
@@ -98,6 +104,7 @@ __all__ = [
     "ProbeError",
     "ProviderError",
     "RequestError",
+    "ScaleError",
     "Segmenter",
     "UNetConfig",
     "UnetEdgeError",

@@ -4,11 +4,14 @@ instance labels taken from them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import processing
+
+if TYPE_CHECKING:
+    from .domain import Quality
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,19 @@ class Prediction:
     probabilities: np.ndarray  # (K, H, W) or (Z, K, H, W) float32
     stats: tuple[dict[str, Any], ...]  # the normalisation used, per frame (for provenance)
     object_classes: tuple[int, ...] = ()  # the model's object classes (ModelInfo.object_classes)
+    rescale: dict[str, Any] | None = None  # how it was resampled (scale.Rescale.to_dict)
+    # Per frame: how it compares with the training images (domain.Quality); None: the model
+    # has no domain statistics.
+    quality: tuple[Quality, ...] | None = None
+
+    @property
+    def in_domain(self) -> bool | None:
+        """Whether every frame looks like the model's training data (None: not scored)."""
+        return None if self.quality is None else all(q.in_domain for q in self.quality)
+
+    def quality_record(self) -> list[dict[str, Any]] | None:
+        """:attr:`quality` as JSON-ready data, per frame, for provenance (None: not scored)."""
+        return None if self.quality is None else [q.to_dict() for q in self.quality]
 
     @property
     def mask(self) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import cost, kernel, processing, tiling
+from . import cost, domain, kernel, processing, scale, tiling
 from .config import Normalization, look_up
 from .engines import select, session
 from .engines.options import Provider, ProviderOptions, check_int
@@ -42,6 +42,7 @@ from .errors import InputError, ModelError, UnetEdgeError
 from .metadata import ModelInfo
 from .models.check import Int8Warning, check_graph, int8_note
 from .models.open import open_model
+from .models.shipped import resolve_model
 from .models.source import model_hash
 from .prediction import Prediction
 from .tiling import DEFAULT_MAX_TILE
@@ -67,47 +68,46 @@ def default_model_path() -> Path:
 class Segmenter:
     """Overlap-tile U-Net inference with ONNX Runtime.
 
-    Parameters
-    ----------
-    model:
-        Path of an ONNX file written by ``unet-edge export`` (None: the shipped
-        default model), a bioimage.io model package (``.zip`` or its
-        ``rdf.yaml``), or any other ONNX U-Net, which is probed once for its
-        geometry (:mod:`unet_edge.models.probe`; give ``normalization``).
-    provider:
-        ``"cpu"``, ``"cuda"``, ``"tensorrt"``, ``"openvino"`` (OpenVINO on the
-        CPU, extra ``[openvino]``) or ``"auto"`` (the first of tensorrt, cuda,
-        openvino, cpu that works; :attr:`notes` says why). An explicit
-        provider that cannot run raises :class:`~unet_edge.ProviderError`
-        instead of silently running on the CPU.
-    precision:
-        Arithmetic for the graph's float parts: ``"fp32"`` (default) or
-        ``"bf16"`` (``openvino`` on CPUs with AVX512-BF16 or AMX; about 2x
-        faster, a few pixels may change class). Sets ``options.precision``.
-    tile:
-        Tile input size (int or (height, width)), legal for the model
-        (``Geometry.legal_inputs``). None picks, per image size, the tile that
-        computes the fewest pixels within ``max_tile`` whose estimated
-        activation memory (:func:`unet_edge.cost.activation_bytes`, times the
-        batch size) fits ``memory_budget`` bytes (None: no budget).
-    batch_size:
-        Tiles per inference call (None: 1 on the CPU, 4 on a GPU).
-    input_range, bit_depth:
-        The raw values the camera delivers, for models with a fixed-range
-        normalisation: ``input_range=(0, 4095)`` or ``bit_depth=12`` for
-        12-bit data in 16-bit frames; that range is mapped to the model's.
-        Without it such a model refuses frames that use only a small part of
-        their dtype's range (:class:`~unet_edge.InputError`) instead of
-        returning a wrong mask. Percentile-normalised models (the shipped
-        one) measure every image's range and do not need it (it is ignored).
-    tta:
-        Test-time augmentation (the paper's): average the class probabilities
-        over the 8 flips and rotations of every tile (8 times the compute).
-        Every path (predict, segment, stream, files, the windowed and Dask
-        paths) uses it, and tiled results still equal whole-image ones.
-    normalization:
-        How raw pixel values were scaled in training: required for an ONNX
-        graph without unet-edge metadata, and replaces the model's own otherwise.
+    Args:
+        model:
+            A shipped model's name (None: ``"isbi2012"``; ``"nuclei"``), an ONNX file
+            from ``unet-edge export``, a bioimage.io model package (``.zip`` or its
+            ``rdf.yaml``), or any other ONNX U-Net, which is probed once for its
+            geometry (:mod:`unet_edge.models.probe`; give ``normalization``).
+        provider:
+            ``"cpu"``, ``"cuda"``, ``"tensorrt"``, ``"openvino"`` (OpenVINO on the
+            CPU, extra ``[openvino]``) or ``"auto"`` (the first of tensorrt, cuda,
+            openvino, cpu that works; :attr:`notes` says why). An explicit
+            provider that cannot run raises :class:`~unet_edge.ProviderError`
+            instead of silently running on the CPU.
+        precision:
+            Arithmetic for the graph's float parts: ``"fp32"`` (default) or
+            ``"bf16"`` (``openvino`` on CPUs with AVX512-BF16 or AMX; about 2x
+            faster, a few pixels may change class). Sets ``options.precision``.
+        tile:
+            Tile input size (int or (height, width)), legal for the model
+            (``Geometry.legal_inputs``). None picks, per image size, the tile that
+            computes the fewest pixels within ``max_tile`` whose estimated
+            activation memory (:func:`unet_edge.cost.activation_bytes`, times the
+            batch size) fits ``memory_budget`` bytes (None: no budget).
+        batch_size:
+            Tiles per inference call (None: 1 on the CPU, 4 on a GPU).
+        input_range, bit_depth:
+            The raw values the camera delivers, for models with a fixed-range
+            normalisation: ``input_range=(0, 4095)`` or ``bit_depth=12`` for
+            12-bit data in 16-bit frames; that range is mapped to the model's.
+            Without it such a model refuses frames that use only a small part of
+            their dtype's range (:class:`~unet_edge.InputError`) instead of
+            returning a wrong mask. Percentile-normalised models (the shipped
+            one) measure every image's range and do not need it (it is ignored).
+        tta:
+            Test-time augmentation (the paper's): average the class probabilities
+            over the 8 flips and rotations of every tile (8 times the compute).
+            Every path (predict, segment, stream, files, the windowed and Dask
+            paths) uses it, and tiled results still equal whole-image ones.
+        normalization:
+            How raw pixel values were scaled in training: required for an ONNX
+            graph without unet-edge metadata, and replaces the model's own otherwise.
     """
 
     def __init__(
@@ -128,7 +128,7 @@ class Segmenter:
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
             raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
-        self.model_path = Path(model) if model is not None else default_model_path()
+        self.model_path = resolve_model(model)  # a path, or a shipped name ("nuclei")
         self.source = open_model(self.model_path, normalization)
         self.info: ModelInfo = self.source.info
         self.geometry = self.source.geometry
@@ -180,6 +180,11 @@ class Segmenter:
             warnings.warn(f"{self.model_path}: {note}", Int8Warning, stacklevel=3)
 
     # -- description -------------------------------------------------------
+    @functools.cached_property
+    def guard(self) -> domain.Guard | None:
+        """Scores frames against the model's training statistics (None: it has none)."""
+        return domain.Guard.of(self.info)
+
     @property
     def provider(self) -> str:
         """The execution provider that really runs the graph."""
@@ -382,12 +387,15 @@ class Segmenter:
         """Probabilities (K, H, W) float32 for one (H, W) or (H, W, C) frame."""
         return self.frame_run(frame, scaling).run(self.predict_batch)
 
-    def analyze(self, image: np.ndarray | Sequence[np.ndarray]) -> Prediction:
+    def analyze(
+        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+    ) -> Prediction:
         """Probabilities, mask and the normalisation used, for a frame or a stack.
 
         Each frame of a stack is normalised on its own (like frames of a stream).
+        ``pixel_size``: the image's (µm, a Calibration): segmented at the model's (:mod:`.scale`).
         """
-        steps = self.analyze_steps(image)
+        steps = self.analyze_steps(image, pixel_size)
         while True:
             try:
                 next(steps)
@@ -395,7 +403,7 @@ class Segmenter:
                 return cast(Prediction, done.value)
 
     def analyze_steps(
-        self, image: np.ndarray | Sequence[np.ndarray]
+        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
     ) -> Generator[tuple[int, int], None, Prediction]:
         """:meth:`analyze` one batch of tiles at a time, for callers that show progress or stop.
 
@@ -404,8 +412,10 @@ class Segmenter:
         equal to :meth:`analyze`'s bit for bit (it is how :meth:`analyze` runs).
         """
         frames, stack = self.prepare_frames(image)
-        cost.check_predict_memory([f.shape for f, _ in frames], self.info.classes, stack)
-        runs = [self._frame_kernel(f, s) for f, s in frames]
+        grid = scale.frame_grid(self.info.pixel_size, pixel_size, frames[0][0].shape[:2])
+        shapes = [grid.model_shape if grid else f.shape for f, _ in frames]
+        cost.check_predict_memory(shapes, self.info.classes, stack)
+        runs = [self._frame_kernel(grid.image(f) if grid else f, s) for f, s in frames]
         total, done = sum(len(r.tiles) for r in runs), 0
         yield done, total
         for run in runs:
@@ -413,22 +423,32 @@ class Segmenter:
                 run.stitch(tiles, self.predict_batch(batch))
                 done += len(tiles)
                 yield done, total
-        outs = [r.result for r in runs]
+        outs = [grid.back(r.result) if grid else r.result for r in runs]
         probs = np.stack(outs) if stack else outs[0]
         stats = tuple(s.to_dict() for _, s in frames)
-        return Prediction(probs, stats, self.info.object_classes)
+        rescaled = grid.rescale.to_dict() if grid else None
+        quality = self.guard.assess_runs(runs, [s for _, s in frames]) if self.guard else None
+        return Prediction(probs, stats, self.info.object_classes, rescaled, quality)
 
-    def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities, float32.
+    def predict(
+        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+    ) -> np.ndarray:
+        """Class probabilities, float32, on the image's grid (``pixel_size``: :meth:`analyze`).
 
         A frame (H, W) / (H, W, C) gives (K, H, W); a stack (Z, H, W) /
-        (Z, H, W, C) or a list of equal-size frames gives (Z, K, H, W).
+        (Z, H, W, C) or a list of equal-size frames gives (Z, K, H, W); pixels uint8,
+        uint16 or float32; K = ``len(info.class_names)``. Raises InputError (shape, dtype,
+        NaN, range) or MemoryLimitError (too large for memory), before computing.
         """
-        return self.analyze(image).probabilities
+        return self.analyze(image, pixel_size).probabilities
 
-    def segment(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack."""
-        return processing.to_mask(self.predict(image))
+    def segment(
+        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+    ) -> np.ndarray:
+        """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack.
+
+        Index i is ``info.class_names[i]`` (shipped: 0 membrane, 1 cell); raises as predict."""
+        return processing.to_mask(self.predict(image, pixel_size))
 
     def label(
         self,
@@ -437,6 +457,7 @@ class Segmenter:
         min_size: int | str = 0,
         split: str | None = None,
         calibration: Any = None,
+        pixel_size: Any = None,
     ) -> np.ndarray:
         """Instance labels, uint32 (H, W), or (Z, H, W) with ids per slice: 0 background,
         1..N the 4-connected regions of ``info.object_classes`` (shipped model: ``cell``)
@@ -445,7 +466,7 @@ class Segmenter:
         from .objects.labels import label_classes
 
         kw = {"min_size": min_size, "split": split, "calibration": calibration}
-        return label_classes(self.segment(image), self.info.object_classes, **kw)
+        return label_classes(self.segment(image, pixel_size), self.info.object_classes, **kw)
 
     def stream(
         self,
@@ -457,11 +478,12 @@ class Segmenter:
         dtype: Any = None,
         probabilities: bool = False,
         timestamps: bool = False,
+        pixel_size: Any = None,
     ) -> Iterator[FrameResult]:
         """Segment a (live) iterable of frames on a thread pipeline; one result per frame, in order.
 
-        See :func:`unet_edge.paths.stream.stream` for the arguments, the drop
-        policy and the per-frame latency, error and drop reporting.
+        See :func:`unet_edge.paths.stream.stream` for the arguments (``pixel_size`` too), the
+        drop policy and the per-frame latency, error and drop reporting.
         """
         from .paths.stream import stream
 
@@ -474,4 +496,5 @@ class Segmenter:
             dtype=dtype,
             probabilities=probabilities,
             timestamps=timestamps,
+            pixel_size=pixel_size,
         )

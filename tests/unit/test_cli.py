@@ -84,7 +84,7 @@ def test_every_command_has_short_help_and_example(runner: CliRunner) -> None:
 def test_model_option_everywhere(runner: CliRunner) -> None:
     for name in ("run", "info", "bench", "evaluate", "quantize"):
         r = runner.invoke(main, [name, "--help"])
-        assert "-m, --model FILE" in r.output and "the shipped" in r.output, name
+        assert "-m, --model NAME|FILE" in r.output and "isbi2012" in r.output, name
 
 
 def test_cli_imports_neither_torch_nor_training_loop(imports_none_of) -> None:

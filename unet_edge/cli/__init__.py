@@ -112,9 +112,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import bench, model, run, serve, training
+    from . import bench, model, models, run, serve, training
 
     main.add_command(serve.serve)
+    main.add_command(models.models)
     for command in (
         run.run,
         run.info,

@@ -25,6 +25,8 @@ HINTS = {
     "max_pixels": "that is --max-pixels N (0: no limit)",
     "calibrate": "pass --calibrate IMAGES",
     "normalization": "pass --normalization SPEC (e.g. percentile:1,99.8)",
+    "channel": "pick one with --channel N",
+    "pixel_size": "state it with --pixel-size UM (e.g. 0.008), or --pixel-size native",
 }
 
 

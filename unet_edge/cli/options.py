@@ -162,9 +162,9 @@ def _normalization(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def _default_model(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-    from ..runtime import default_model_path
+    from ..models.shipped import resolve_model
 
-    return value if value is not None else default_model_path()
+    return resolve_model(value)  # None: the default; a shipped name (nuclei): its file
 
 
 # -- the registry -------------------------------------------------------------
@@ -172,9 +172,11 @@ model_opt = click.option(
     "--model",
     "-m",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="NAME|FILE",
     default=None,
     callback=_default_model,
-    help="ONNX model written by `unet-edge export` [default: the shipped ISBI 2012 model].",
+    help="A shipped model by name (isbi2012, nuclei; `unet-edge models` lists them) or an ONNX "
+    "model file written by `unet-edge export` [default: isbi2012, the ISBI 2012 EM model].",
 )
 normalization_opt = click.option(
     "--normalization",
@@ -331,9 +333,9 @@ class MinSizeType(click.ParamType):
 
 
 def object_options(f: F) -> F:
-    """--labels, --measure, --rois, --geojson, --min-size, --split as one ``objects``: a dict
-    of :func:`unet_edge.paths.files.segment_file`'s keyword arguments."""
-    keys = ["labels", "measure", "rois", "geojson", "min_size", "split"]
+    """--labels, --measure, --rois, --geojson, --min-size, --split (and --pixel-size) as one
+    ``objects``: a dict of :func:`unet_edge.paths.files.segment_file`'s keyword arguments."""
+    keys = ["labels", "measure", "rois", "geojson", "min_size", "split", "pixel_size"]
     f = _collapse(f, "objects", dict, keys)
     opts = [
         click.option(
@@ -376,6 +378,13 @@ def object_options(f: F) -> F:
             default=None,
             help="Split touching convex objects by a seeded watershed on the distance "
             "transform [default: objects are the connected regions].",
+        ),
+        click.option(  # checked by the library (unet_edge.scale.parse), before any compute
+            "--pixel-size",
+            metavar="UM|native",
+            help="The images' pixel size in um (0.008: 8 nm), stated or overriding their files'; "
+            "'native': segment at their own pixel size [default: each file's calibration: "
+            "resampled to the model's pixel size when both are known].",
         ),
     ]
     for opt in reversed(opts):

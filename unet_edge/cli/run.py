@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .. import io
+from .. import domain, io
 from ..errors import OutputError, UnetEdgeError
 from ..paths import files
 from . import options as o
@@ -56,7 +56,19 @@ Exit codes:
     help="Also write float32 class probabilities as NAME_probabilities.tif (classes, H, W).",
 )
 @click.option(
-    "--overlay", is_flag=True, help="Also write NAME_overlay.png: the image with the mask."
+    "--overlay",
+    is_flag=True,
+    help="Also write NAME_overlay.png: the image with the mask (of a stack or time series: "
+    "NAME_overlay.tif, one RGB page per slice).",
+)
+@click.option(
+    "--channel",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The channel (C axis; of RGB: 0 red, 1 green, 2 blue) a 1-channel model segments "
+    "[default: images with several channels are refused, naming them; grey stored as RGB "
+    "is taken as grey].",
 )
 @click.option(
     "--large",
@@ -93,6 +105,7 @@ def run(
     segmenter: o.SegmenterArgs,
     probabilities: bool,
     overlay: bool,
+    channel: int | None,
     large: bool,
     output_format: str,
     objects: dict[str, Any],
@@ -112,8 +125,7 @@ def run(
 
     Writes NAME_mask.png (0/255 for two classes, class indices otherwise; .tif
     for TIFF inputs: an ImageJ hyperstack with the input's pixel size) into the
-    output folder.
-    Every output and every input's header is checked before any compute;
+    output folder. Every output and every input's header is checked before any compute;
     existing files are kept unless --overwrite. A TIFF too large for memory is
     segmented window by window (as with --large); other images that large are
     refused. An input that fails is reported and the others go on. Hidden
@@ -130,7 +142,7 @@ def run(
     from ..runtime import Segmenter
 
     wanted: dict[str, Any] = {"probabilities": probabilities, "overlay": overlay}
-    wanted.update(output_format=output_format, **objects)
+    wanted.update(output_format=output_format, channel=channel, **objects)
     wanted.update(overwrite=overwrite, large=True if large or dask else None)  # None: by size
     plans = files.plan_files(inputs, output, **wanted)
     _clean_stale(output, out)
@@ -222,6 +234,11 @@ def _segment(
         result = files.segment_checked(seg, check, progress=bar, **kwargs)
     if result.provenance.get("calibration_note"):  # the input's pixel size was not taken
         out.info(printable(f"{result.input}: {result.provenance['calibration_note']}"))
+    if result.provenance.get("axes_note"):  # grey stored as RGB, taken as grey
+        out.info(printable(str(result.provenance["axes_note"])))
+    unlike = domain.warning(str(result.input), seg.info.name, result.provenance.get("quality"))
+    if unlike:  # the mask of an image unlike the training data is not to be trusted
+        out.info(printable(f"Warning: {unlike}"))
     how = "window by window" if result.windowed else "in memory"
     out.detail(
         f"{result.input} -> {', '.join(map(str, result.outputs.values()))} "
@@ -366,12 +383,14 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
         f"name       {mi.name}  precision {mi.precision.value}",
         f"network    {network}",
         f"input      {mi.channels} channel(s), normalisation {norm}",
+        f"pixel size {f'{p.y:g} x {p.x:g} µm' if (p := mi.pixel_size) else 'unknown'}",
         f"classes    {', '.join(mi.class_names)}",
         f"geometry   halo {g.halo} px, alignment {g.alignment} px, border {mi.border.value}",
         f"tiles      legal inputs {g.legal_text}: "
         + ", ".join(f"{t}->{g.output_size(t)}" for t in g.legal_inputs(g.min_input + 8 * g.step))
         + ", ...",
     ]
+    lines.append(f"domain     {domain.describe(mi.domain)}")  # the domain guard's statistics
     if mi.metrics:
         lines.append(f"metrics    {json.dumps(mi.metrics, sort_keys=True)}")
     if mi.provenance:

@@ -23,14 +23,17 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 """napari's layer data tuple: (data, keyword arguments of ``viewer.add_<kind>``, kind)."""
 
 
-def segment_steps(seg: Segmenter, image: Any) -> Generator[tuple[int, int], None, Prediction]:
+def segment_steps(
+    seg: Segmenter, image: Any, pixel_size: Any = None
+) -> Generator[tuple[int, int], None, Prediction]:
     """Segment ``image`` (a frame or a stack, as for ``Segmenter.analyze``) one batch at a time.
 
     Yields ``(done, total)`` tiles, first ``(0, total)``; returns the
     :class:`~unet_edge.runtime.Prediction` (probabilities and the scaling of each frame):
     :meth:`Segmenter.analyze_steps`, the steps :meth:`Segmenter.analyze` itself runs.
+    ``pixel_size``: the layer's (:func:`layer_calibration`), to segment at the model's.
     """
-    return (yield from seg.analyze_steps(np.asarray(image)))
+    return (yield from seg.analyze_steps(np.asarray(image), pixel_size))
 
 
 def result_layers(
@@ -144,4 +147,14 @@ def probability_layer(
 def provenance(seg: Segmenter, pred: Prediction, source: str) -> dict[str, Any]:
     """What made this result (as ``unet-edge run`` writes it into TIFFs), for layer metadata."""
     shape = pred.mask.shape[-2:]
-    return seg.result_provenance(seg.plan_for((shape[0], shape[1])), pred.stats, source=source)
+    extra = {"rescale": pred.rescale} if pred.rescale else {}
+    plan = seg.plan_for((shape[0], shape[1]))
+    return seg.result_provenance(
+        plan, pred.stats, source=source, quality=pred.quality_record(), **extra
+    )
+
+
+def domain_warning(seg: Segmenter, pred: Prediction, source: str) -> str | None:
+    """The notification for a layer unlike the model's training data (None: it is alike, or
+    the model has no training statistics): :meth:`unet_edge.domain.Guard.warning`."""
+    return seg.guard.warning(source, pred.quality) if seg.guard else None

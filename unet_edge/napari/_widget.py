@@ -20,6 +20,7 @@ from typing import Any
 import napari
 import numpy as np
 from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,7 +39,14 @@ from ..engines import select
 from ..errors import UnetEdgeError
 from ..objects.table import ObjectTable
 from ..runtime import Prediction, Segmenter
-from ._segment import objects_of, provenance, result_layers, segment_steps
+from ._segment import (
+    domain_warning,
+    layer_calibration,
+    objects_of,
+    provenance,
+    result_layers,
+    segment_steps,
+)
 
 #: What the worker returns: the model, the prediction, and the objects if they were asked for.
 _Result = tuple[Segmenter, Prediction, tuple[np.ndarray, ObjectTable] | None]
@@ -129,7 +137,8 @@ class SegmentWidget(QWidget):
         }
         settings = (self.model_edit.text().strip() or None, self.provider_box.currentText())
         objects = place if self.objects_box.isChecked() else None
-        worker = create_worker(self._work, data, *settings, self.tile_box.value(), objects)
+        tile = self.tile_box.value()
+        worker = create_worker(self._work, data, *settings, tile, objects, place)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._add_layers(result, name, place))
         worker.errored.connect(self._on_error)
@@ -157,15 +166,20 @@ class SegmentWidget(QWidget):
         provider: str,
         tile: int,
         objects: dict[str, Any] | None,
+        place: dict[str, Any] | None = None,
     ) -> Generator[tuple[int, int], None, _Result]:
         """Runs in the worker thread: open (or reuse) the model, then yield tile progress;
-        with ``objects`` (the input layer's placement) label and measure the objects too."""
+        with ``objects`` (the input layer's placement) label and measure the objects too.
+        The layer's ``scale`` and ``units`` (``place``) are its pixel size: with the model's
+        known, the image is segmented at the model's and the layers stay on its grid."""
         key = (model, provider, tile)
         if key not in self._segmenters:
             self._segmenters[key] = Segmenter(model, provider, tile or None)
         seg = self._segmenters[key]
         image = np.asarray(data)
-        pred = yield from segment_steps(seg, image)
+        spatial = image.ndim - (seg.info.channels > 1)  # a channel axis is last
+        pixel_size = layer_calibration(place or {}, spatial)
+        pred = yield from segment_steps(seg, image, pixel_size)
         return seg, pred, None if objects is None else objects_of(pred, image, objects)
 
     def _on_progress(self, step: tuple[int, int]) -> None:
@@ -187,6 +201,9 @@ class SegmentWidget(QWidget):
             f"done: {name} mask ({seg.provider}, {plan.n_tiles} tile(s) of "
             f"{plan.y.tile}x{plan.x.tile} per frame)"
         )
+        unlike = domain_warning(seg, pred, name)
+        if unlike:  # a mask of an image unlike the training data is not to be trusted
+            show_warning(unlike)
 
     def _on_error(self, error: BaseException) -> None:
         known = isinstance(error, UnetEdgeError)

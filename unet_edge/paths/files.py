@@ -37,13 +37,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import io
+from .. import io, scale
 from ..config import OutputFormat, look_up
 from ..errors import InputError, OutputError, UnetEdgeError
+from ..io import axes as io_axes
 from ..objects.merge import check_local
 from ..objects.outputs import OBJECT_OUTPUTS, Labelling, object_kinds
 from . import in_memory
@@ -82,6 +83,8 @@ class FilePlan:
     outputs: Mapping[str, Path]
     output_format: OutputFormat = OutputFormat.TIFF
     labelling: Labelling | None = None
+    pixel_size: Any = None  # stated by the caller (unet_edge.scale.parse); None: the file's
+    channel: int | None = None  # the one a 1-channel model segments (unet_edge.io.axes.layout)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ def plan_files(
     overwrite: bool = False,
     large: bool | None = None,
     output_format: OutputFormat | str = OutputFormat.TIFF,
+    pixel_size: Any = None,
+    channel: int | None = None,
     **objects: Any,
 ) -> list[FilePlan]:
     """Expand ``inputs`` (files, folders, glob patterns) and check all their outputs at once.
@@ -148,6 +153,8 @@ def plan_files(
     :class:`~unet_edge.OutputError` when ``output_dir`` is a file.
     """
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
+    what["pixel_size"] = pixel_size
+    what["channel"] = channel
     return _plans(
         io.collect_inputs(inputs),
         io.as_path(output_dir, "output_dir"),
@@ -180,13 +187,17 @@ def _plans(
     ``labelling``."""
     _check_folder(folder)
     what = dict(what)
-    labelling = what.pop("labelling", None)
+    labelling, channel = what.pop("labelling", None), what.pop("channel", None)
+    pixel_size = scale.parse(what.pop("pixel_size", None))  # refused before any compute
     if large:
         more = [k for k in ("probabilities", "overlay") if what[k]]
         more += sorted(set(what.get("objects", ())) - WINDOWED_OBJECTS)
         _check_windowed_request(paths, more, labelling)
     fmt = look_up(OutputFormat, what["output_format"], "output format")
-    plans = [FilePlan(p, output_paths(p, folder, **what), fmt, labelling) for p in paths]
+    plans = [
+        FilePlan(p, output_paths(p, folder, **what), fmt, labelling, pixel_size, channel)
+        for p in paths
+    ]
     _check_outputs(plans, folder, overwrite)
     return plans
 
@@ -251,15 +262,15 @@ def segment_file(
     min_size: int | str = 0,
     split: str | None = None,
     dask_client: Any = None,
+    pixel_size: Any = None,
+    channel: int | None = None,
 ) -> FileResult:
     """Segment one image file into ``output_dir`` (created if missing) and say what was written.
 
     Args:
         seg: an open Segmenter (model, provider, tile, normalisation range).
-        path: an image file (PNG, JPEG, BMP, TIFF; a multi-page TIFF is a stack,
-            segmented slice by slice).
-        output_dir: folder for the results (see :func:`output_paths`), created
-            once there is something to write.
+        path: an image file (PNG, JPEG, BMP, TIFF; a multi-page TIFF is a stack).
+        output_dir: the results' folder (:func:`output_paths`), created when needed.
         probabilities, overlay: also write those (in-memory path only).
         overwrite: replace existing results (never an input).
         large: True segments window by window, False in memory, None decides
@@ -275,23 +286,23 @@ def segment_file(
             ``NAME_rois.zip``, ``NAME_objects.geojson``.
         min_size, split: how objects are made: the smallest kept (pixels, ``"20px"``,
             ``"2um2"``) and ``"watershed"`` to split touching ones.
-        dask_client: a ``distributed.Client``: the windows are computed on its
-            cluster (implies ``large=True``; :mod:`unet_edge.paths.cluster`).
+        dask_client: a ``distributed.Client`` whose cluster computes the windows (implies large).
+        pixel_size: the image's (µm, a Calibration; None: the file's; "native": as it is).
+        channel: the channel (or colour) a 1-channel model segments (:mod:`unet_edge.io.axes`).
 
-    Outputs and the header are checked before anything is computed; on
-    failure nothing of this file is left behind (not even a new, empty folder).
-    The file is opened twice: for its header (:func:`preflight`), then for its
-    pixels.
+    Outputs and the header are checked before anything is computed; on failure nothing of
+    this file is left (not even a new folder). The file is opened twice: header, pixels.
     """
     folder = io.as_path(output_dir, "output_dir")
     what = {"probabilities": probabilities, "overlay": overlay, "output_format": output_format}
     asked = {"labels": labels, "measure": measure, "rois": rois, "geojson": geojson}
-    what.update(_object_request({**asked, "min_size": min_size, "split": split}))
+    objects = _object_request({**asked, "min_size": min_size, "split": split})
+    what.update(objects, pixel_size=pixel_size, channel=channel)
     large = True if dask_client is not None else large  # a cluster computes windows
     plan = _plans([io.as_path(path, "path")], folder, overwrite, large, what)[0]
     with errors_name(plan.input):
         check = preflight(seg, plan, large=large, memory_limit=memory_limit, max_pixels=max_pixels)
-    return _segment(seg, check, max_pixels, dask_client=dask_client)
+    return _segment(seg, check, max_pixels, overwrite, dask_client=dask_client)
 
 
 def segment_checked(
@@ -309,18 +320,18 @@ def segment_checked(
     ``overwrite``, ``max_pixels`` as for :func:`segment_file`; ``windowed``: ``dask_client``,
     ``progress`` of the windowed path (:func:`unet_edge.paths.windowed_file.segment_plan`).
     """
-    plan = check.plan
-    folder = plan.outputs["mask"].parent
-    _check_folder(folder)
-    _check_outputs([plan], folder, overwrite)
-    return _segment(seg, check, max_pixels, **windowed)
+    return _segment(seg, check, max_pixels, overwrite, **windowed)
 
 
 def _segment(
-    seg: Segmenter, check: Preflight, max_pixels: int | None, **windowed: Any
+    seg: Segmenter, check: Preflight, max_pixels: int | None, overwrite: bool, **windowed: Any
 ) -> FileResult:
-    """Read and segment a checked input, write its results; on failure none of them stays."""
+    """Check the outputs of a checked input once more (the preflight may have renamed one:
+    a stack's overlay is a TIFF), read and segment it, write its results; on failure none
+    of them stays."""
     plan = check.plan
+    _check_folder(plan.outputs["mask"].parent)
+    _check_outputs([plan], plan.outputs["mask"].parent, overwrite)
     with errors_name(plan.input), _folder_removed_on_failure(plan.outputs["mask"].parent):
         if check.windowed:
             return _segment_windowed(seg, check, max_pixels, **windowed)
@@ -379,6 +390,8 @@ def preflight(
     window by window (not a single-image TIFF, or more than the mask asked for).
     """
     header = io.image_header(plan.input, max_pixels=max_pixels)
+    found = io_axes.layout(header, seg.info.channels, plan.channel)  # before any compute
+    plan = replace(plan, outputs=io_axes.outputs_for(plan.outputs, found))  # a stack's overlay
     need = in_memory_bytes(header, seg.info.classes)
     tiff = plan.input.suffix.lower() in io.TIFF_SUFFIXES
     windowed = bool(large) or (large is None and need > memory_limit)
@@ -397,6 +410,7 @@ def preflight(
                 option="memory_limit",
             )
     if windowed:
+        io_axes.check_windowed(found)  # T, Z or C axes, by name
         io.TiffWindows.check_header(header)  # a stack, or windows that cannot be read
     return Preflight(plan, header, need, windowed)
 

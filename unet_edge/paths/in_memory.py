@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import io, processing
+from .. import io, scale
 from ..config import OutputFormat
 from ..errors import OutputError
+from ..io import axes as io_axes
 from ..objects.outputs import OBJECT_OUTPUTS, object_writers
+from .image_outputs import image_writers
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -33,39 +35,27 @@ def segment_in_memory(
     """Write every output asked for of an image checked against ``header`` (read whole, in
     one open); returns the provenance written into them."""
     source = io.read_file(plan.input, max_pixels=max_pixels, expect=header)
-    image, calibration = source.pixels, source.calibration
-    # Only a multi-page TIFF is a stack; (H, W, 3) from a PNG is one colour frame.
-    stack = source.is_stack
-    pred = seg.analyze(list(image) if stack else image)
+    image, found = source.pixels, source.calibration
+    # the file's axes, not its shape: T and Z kept, one channel picked (unet_edge.io.axes)
+    arranged = io_axes.arrange(image, io_axes.layout(header, seg.info.channels, plan.channel))
+    rescale = scale.resolve(seg.info.pixel_size, plan.pixel_size, found)
+    calibration = scale.output_calibration(plan.pixel_size, found)
+    pred = seg.analyze(arranged.input, pixel_size=rescale)
     mask = pred.mask
-    tile_plan = seg.plan_for((mask.shape[-2], mask.shape[-1]))
-    noted = {"calibration_note": source.calibration_note} if source.calibration_note else {}
+    shape = (mask.shape[-2], mask.shape[-1])
+    tile_plan = seg.plan_for(rescale.grid(shape).model_shape if rescale else shape)
+    noted: dict[str, Any] = {"rescale": pred.rescale} if pred.rescale else {}
+    noted.update({"calibration_note": source.calibration_note} if source.calibration_note else {})
+    noted["quality"] = pred.quality_record()  # unet_edge.domain: like the training images?
     prov = seg.result_provenance(tile_plan, pred.stats, source=plan.input.name, **noted)
-    saved = processing.mask_to_image(mask, seg.info.classes)
-    z = "Z" if stack else ""
-    tiff: dict[str, Any] = {
-        "calibration": calibration,
-        "ome": plan.output_format is OutputFormat.OME_TIFF,
-    }
-    writers: dict[str, Callable[[Path], object]] = {
-        "mask": lambda p: (
-            io.write_tiff(p, saved, prov, axes=f"{z}YX", compression="zlib", **tiff)
-            if p.suffix == ".tif"
-            else io.write_png(p, saved, prov)
-        ),
-        "probabilities": lambda p: io.write_tiff(
-            p, pred.probabilities, prov, axes=f"{z}CYX", **tiff
-        ),
-        "overlay": lambda p: io.write_png(
-            p,
-            processing.overlay(image[0] if stack else image, mask[0] if stack else mask),
-            prov,
-        ),
-    }
+    prov.update(arranged.provenance())  # the axes, and a note (grey stored as RGB)
+    ome = plan.output_format is OutputFormat.OME_TIFF
+    names = seg.info.class_names
+    writers = image_writers(arranged, pred, names, prov, calibration, ome)
     if plan.labelling is not None:
         kinds = [k for k in plan.outputs if k in OBJECT_OUTPUTS]
         made = object_writers(
-            kinds, pred, image, seg.info.class_names, plan.labelling, calibration, prov
+            kinds, pred, arranged.frames, names, plan.labelling, calibration, prov
         )
         writers.update(made)
     make_folder(plan)

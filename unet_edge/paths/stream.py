@@ -40,11 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import processing, tiling
+from .. import processing, scale, tiling
 from ..config import DropPolicy, look_up
 from ..errors import DroppedFrameError, InputError
 
 if TYPE_CHECKING:
+    from ..domain import Quality
     from ..runtime import Segmenter
 
 _POLL = 0.05  # seconds between checks of the stop flag while blocked on a queue
@@ -86,6 +87,9 @@ class FrameResult(Outcome):
         dropped: True if ``drop="oldest"`` discarded this frame unprocessed.
         n_dropped: frames dropped so far in this stream, this one included.
         error: the exception that made this frame fail (None on success).
+        quality: how the frame compares with the model's training images
+            (:class:`unet_edge.domain.Quality`; None when the model has no statistics
+            or the frame was not segmented).
     """
 
     index: int
@@ -95,6 +99,7 @@ class FrameResult(Outcome):
     dropped: bool
     n_dropped: int
     error: Exception | None = None
+    quality: Quality | None = None
 
 
 @dataclass
@@ -108,6 +113,9 @@ class _Job:
     outputs: list[np.ndarray] = field(default_factory=list)
     mask: np.ndarray | None = None
     probabilities: np.ndarray | None = None
+    grid: scale.Grid | None = None  # the frame's resampling to the model's pixel size
+    seen: tuple[np.ndarray, processing.Scaling] | None = None  # for the domain guard
+    quality: Quality | None = None
 
 
 class _End:
@@ -136,6 +144,7 @@ class _Pipeline:
         self.dtype = dtype
         self.keep_probabilities = probabilities
         self.timestamps = timestamps
+        self.rescale: scale.Rescale | None = None  # set by stream(): every frame's
         self.stop = threading.Event()
         self.inbox: queue.Queue[Any] = queue.Queue(max_queue)
         self.tiles: queue.Queue[Any] = queue.Queue(1)
@@ -257,7 +266,12 @@ class _Pipeline:
         frame = job.frame
         self._check(frame)
         # each frame is normalised on its own statistics, as it arrives
-        job.run = self.seg.frame_run(frame)
+        job.grid = self.rescale.grid(frame.shape[:2]) if self.rescale else None
+        processing.frame_to_chw(frame, self.seg.info.channels)  # the shape check first
+        # resampled to the model's pixel size (a grid), scaled on the frame's own pixels
+        seen = frame if job.grid is None else job.grid.image(frame)
+        job.seen = (seen, self.seg.scaling_for(frame))
+        job.run = self.seg.frame_run(*job.seen)
         # the first good frame fixes whatever the caller did not
         self.shape = self.shape if self.shape is not None else frame.shape
         self.dtype = self.dtype if self.dtype is not None else frame.dtype
@@ -279,9 +293,12 @@ class _Pipeline:
         for (group, _), out in zip(job.batches, job.outputs, strict=True):
             run.stitch(group, out)
         job.batches, job.outputs, job.run = [], [], None
-        job.mask = processing.to_mask(run.result)
+        guard, seen, job.seen = self.seg.guard, job.seen, None
+        job.quality = guard.assess(*seen, run.result) if guard and seen else None
+        result = run.result if job.grid is None else job.grid.back(run.result)
+        job.mask = processing.to_mask(result)
         if self.keep_probabilities:
-            job.probabilities = run.result
+            job.probabilities = result
 
     def _finish(self) -> None:
         self._stage(self.outputs, self.done, self._finish_one)
@@ -316,6 +333,7 @@ class _Pipeline:
                     False,
                     self.n_dropped,
                     job.error,
+                    job.quality,
                 )
         finally:
             self.shutdown()
@@ -337,6 +355,7 @@ def stream(
     dtype: Any = None,
     probabilities: bool = False,
     timestamps: bool = False,
+    pixel_size: Any = None,
 ) -> Iterator[FrameResult]:
     """Segment an iterable of frames on a thread pipeline; yield one result per frame, in order.
 
@@ -355,6 +374,9 @@ def stream(
             time in :func:`time.perf_counter` seconds; latency is then counted
             from capture (including time the frame waited in the source)
             instead of from the moment the reader took it.
+        pixel_size: the frames' pixel size (µm or a Calibration), given once: each
+            frame is segmented at the model's pixel size and its results resampled
+            back to its grid (:mod:`unet_edge.scale`); None or ``"native"``: as they are.
 
     Threads start at the first ``next()``; leaving the loop early joins them.
     """
@@ -369,11 +391,15 @@ def stream(
     want_shape = tuple(int(s) for s in shape) if shape is not None else None
     want_dtype = np.dtype(dtype) if dtype is not None else None
     seg.provider  # noqa: B018 - raises now, not in a thread, if the Segmenter is closed
+    rescale = scale.resolve(seg.info.pixel_size, pixel_size, None)  # refused now, not per frame
     if want_shape is not None:
-        seg.warmup((want_shape[0], want_shape[1]))
-    return _Pipeline(
+        hw = (want_shape[0], want_shape[1])
+        seg.warmup(rescale.grid(hw).model_shape if rescale else hw)
+    pipeline = _Pipeline(
         seg, frames, max_queue, policy, want_shape, want_dtype, probabilities, timestamps
-    ).results()
+    )
+    pipeline.rescale = rescale
+    return pipeline.results()
 
 
 def _split_stamp(item: Any, index: int) -> tuple[Any, float]:
