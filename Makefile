@@ -16,7 +16,7 @@ NP_VENV  ?= .venv-napari
 NP_BIN   := $(NP_VENV)/bin
 NP_STAMP := $(NP_VENV)/.installed
 
-.PHONY: help setup demo test test-runtime test-napari test-all lint format typecheck bench clean check-gpu-install
+.PHONY: help setup demo docs test test-runtime test-napari test-all lint format typecheck bench clean check-gpu-install
 
 help:
 	@echo "make demo       set up (.venv) and segment a sample ISBI image with the shipped model"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-runtime  the suite against a runtime-only install (.venv-runtime: pip install ., no torch)"
 	@echo "make test-napari  the napari plugin in a real viewer (.venv-napari; needs xvfb-run)"
 	@echo "make lint       ruff lint + format check + mypy on unet_edge/"
+	@echo "make docs       build the documentation site, strict, into site/ (open site/index.html)"
 	@echo "make format     apply ruff formatting"
 	@echo "make bench      run the benchmark suite (CPU; CUDA/TensorRT where available)"
 	@echo "make check-gpu-install  resolve .[cuda] and .[tensorrt] against PyPI (network, minutes)"
@@ -32,7 +33,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bioimageio]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bioimageio,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -87,6 +88,10 @@ test-napari: $(NP_STAMP)
 		s = E.parse('$(NP_VENV)/junit.xml').getroot().find('testsuite'); \
 		sys.exit('napari tests were skipped' if int(s.get('skipped')) else 0)"
 
+# Strict: a broken link, a missing reference or any warning fails the build. Offline.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)
@@ -104,4 +109,4 @@ check-gpu-install: $(STAMP)
 	UNET_EDGE_NETWORK_TESTS=1 $(BIN)/python -m pytest tests/contracts/test_extras.py -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) $(NP_VENV) build demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RT_VENV) $(NP_VENV) build demo-output site .pytest_cache .mypy_cache .ruff_cache

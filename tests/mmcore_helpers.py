@@ -1,6 +1,6 @@
 """A real pymmcore-plus core (UniMMCore) with a Python camera serving 12-bit ISBI crops.
 
-Used by tests/contracts/test_acquisition.py and tests/unit/test_paths_acquisition.py;
+Used by tests/contracts/test_mmcore_mda.py and tests/unit/test_paths_acquisition.py;
 the importing test module skips first when pymmcore-plus is missing.
 """
 

@@ -17,7 +17,9 @@ def test_raw_request_parses_shape_dtype_and_output() -> None:
     r = p.parse_request("/segment?shape=3,4,5&dtype=int16&output=labels", None, 1000)
     assert (r.shape, r.dtype, r.output) == ((3, 4, 5), np.dtype("<i2"), "labels")
     assert r.content_type == p.RAW
-    assert r.expected_bytes == 120
+    assert r.expected_bytes == 120 and r.pixel_size is None
+    assert p.parse_request("/segment?shape=2,2&pixel_size=0.65", None, 10).pixel_size == 0.65
+    assert p.parse_request("/segment?pixel_size=1e-3", p.PNG, 10).pixel_size == 0.001
 
 
 @pytest.mark.parametrize(
@@ -33,6 +35,11 @@ def test_raw_request_parses_shape_dtype_and_output() -> None:
         ("/segment?shape=4,4&shape=4,4", 400, "given 2 times"),
         ("/segment?shape=100,100", 413, "limit of 1000"),
         ("/segment?shape=4,4&output=x", 400, "unknown output"),
+        ("/segment?shape=4,4&pixel_size=0", 400, "not a positive number"),
+        ("/segment?shape=4,4&pixel_size=nan", 400, "not a positive number"),
+        ("/segment?shape=4,4&pixel_size=um", 400, "not a positive number"),
+        ("/segment?shape=4,4&pixel_size=", 400, "not a positive number"),
+        ("/segment?shape=4,4&scale=2", 400, "unknown query parameter 'scale'"),
     ],
 )
 def test_bad_queries_name_what_was_wrong(target: str, status: int, words: str) -> None:
