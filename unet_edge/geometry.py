@@ -124,7 +124,7 @@ class _SizeRules:
 class Geometry(_SizeRules):
     """Size rules of a U-Net with ``depth`` pools.
 
-    Sizes are per spatial axis; the network is applied to each axis
+    Sizes are in pixels, per spatial axis; the network is applied to each axis
     independently, so a tile may be non-square.
     """
 
