@@ -273,10 +273,15 @@ def test_widget_segments_the_selected_layer_with_its_scale(viewer: Any, qtbot: A
     assert isinstance(widget, SegmentWidget) and widget.layer_box.currentText() == "crop"
     widget.probabilities_box.setChecked(True)
     ticks, _timer = _ticking()
+    start = time.monotonic()
     assert widget.run() is not None and not widget.run_button.isEnabled()
     qtbot.waitUntil(widget.run_button.isEnabled, timeout=120_000)
+    took = time.monotonic() - start
     assert widget.status.text().startswith("done"), widget.status.text()
-    assert len(ticks) > 5, "the viewer's event loop stalled during the run"
+    # The 20 ms timer on the GUI thread fires only while the event loop runs. Opening the model
+    # takes the GUI thread for a moment, and on a fast machine the whole run lasts ~0.3 s, so a
+    # few ticks is the evidence; a run on the GUI thread would hold them all until it ended.
+    assert len(ticks) >= 3, f"the event loop stalled: {len(ticks)} ticks in {took:.2f} s"
     assert widget.progress.value() == widget.progress.maximum() > 0
     labels = viewer.layers["crop mask"]
     with Segmenter() as seg:  # the shipped model, as the widget's default
