@@ -280,7 +280,7 @@ def test_widget_segments_the_selected_layer_with_its_scale(viewer: Any, qtbot: A
     assert widget.status.text().startswith("done"), widget.status.text()
     # The 20 ms timer on the GUI thread fires only while the event loop runs. Opening the model
     # takes the GUI thread for a moment, and on a fast machine the whole run lasts ~0.3 s, so a
-    # few ticks is the evidence; a run on the GUI thread would hold them all until it ended.
+    # few ticks is the evidence; a run on the GUI thread would keep it from firing until it ended.
     assert len(ticks) >= 3, f"the event loop stalled: {len(ticks)} ticks in {took:.2f} s"
     assert widget.progress.value() == widget.progress.maximum() > 0
     labels = viewer.layers["crop mask"]
