@@ -34,21 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unet_edge import Segmenter, io
+from unet_edge import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 ISBI = ROOT.parent / "shared" / "data" / "isbi2012"
-
-
-def frames12(n: int, crop: int) -> list[np.ndarray]:
-    """``n`` ISBI training slices, cropped, as a 12-bit camera gives them (uint16, noise)."""
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        img8 = io.read_image(ISBI / "train" / "image" / f"{i % 30:02d}.png")[:crop, :crop]
-        noise = rng.integers(0, 16, img8.shape, dtype=np.uint16)
-        out.append(img8.astype(np.uint16) * 16 + noise)
-    return out
 
 
 def stats(name: str, latencies: list[float], wall: float, same: bool) -> dict[str, object]:
@@ -153,7 +142,10 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--interval-ms", type=float, default=None, help="camera interval")
     args = ap.parse_args()
-    frames = frames12(args.frames, args.crop)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from mmcore_helpers import isbi_frames12  # the 12-bit camera frames the MDA tests use
+
+    frames = isbi_frames12(ISBI, args.frames, (args.crop, args.crop))
     with Segmenter(args.model) as seg:
         seg.segment(frames[0])  # warm-up: every way below runs warm
         row, want = by_segment(seg, frames)

@@ -10,7 +10,6 @@ path.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +18,7 @@ import numpy as np
 import onnx_models
 import pytest
 import tifffile
+from bench_fixtures import load_benchmark
 
 from unet_edge import InputError, Normalization, Segmenter, processing
 from unet_edge.config import NormMode
@@ -39,11 +39,7 @@ def camera_variants() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "camera_invariance.py"
     if not path.is_file():
         pytest.skip("benchmarks/camera_invariance.py is not here (tests run outside the tree)")
-    spec = importlib.util.spec_from_file_location("camera_invariance", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("camera_invariance")
 
 
 def test_shipped_model_normalises_per_image(shipped: Segmenter) -> None:

@@ -9,13 +9,13 @@ computed on (00-19 were), and foreign images generated there, seeded.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from bench_fixtures import load_benchmark
 from click.testing import CliRunner
 
 from unet_edge import Segmenter, domain, io
@@ -34,11 +34,7 @@ def sets() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "domain_guard.py"
     if not path.is_file():
         pytest.skip("benchmarks/domain_guard.py is not here (tests run outside the tree)")
-    spec = importlib.util.spec_from_file_location("domain_guard", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("domain_guard")
 
 
 def _flags(seg: Segmenter, images: Iterator[tuple[str, np.ndarray]]) -> dict[str, float]:

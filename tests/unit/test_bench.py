@@ -9,11 +9,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from bench_fixtures import make_tiny_data
+from bench_fixtures import load_benchmark, make_tiny_data
 from click.testing import CliRunner
 
 from unet_edge import bench, cost, metadata
@@ -53,20 +52,6 @@ def quick_run(tiny_onnx: Path, tiny_data: Path, tmp_path_factory: pytest.TempPat
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     return out
-
-
-def _load(name: str) -> ModuleType:
-    """A script of benchmarks/ as a module (benchmarks/ is not a package)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"d{c.depth}w{c.base_width}")
@@ -177,7 +162,7 @@ def test_missing_optional_packages_are_one_line_reasons(
 
 
 def test_targets_on_a_saved_result(quick_run: Path) -> None:
-    targets = _load("targets")
+    targets = load_benchmark("targets")
     result = json.loads((quick_run / "bench.json").read_text())
     checked = targets.apply(quick_run)
     again = targets.apply(quick_run)  # a re-check replaces the section
@@ -200,7 +185,7 @@ def test_targets_on_a_saved_result(quick_run: Path) -> None:
 
 
 def test_run_script_adds_project_defaults() -> None:
-    run = _load("run")
+    run = load_benchmark("run")
     args = run.bench_args(["--quick"])
     assert args[:3] == ["bench", "-o", str(run.RESULTS)] and args[-1] == "--quick"
     if (run.ISBI / "image").is_dir():
