@@ -72,3 +72,29 @@ def test_objects_cut_by_the_image_border_are_split_too() -> None:
     out = label(mask, split="watershed")
     assert out.max() == 6 and np.array_equal(out > 0, mask)
     assert len({int(out[y, x]) for x, y, _ in discs}) == 6
+
+
+def _ragged_disc(
+    rng: np.random.Generator, shape: tuple[int, int], x: int, y: int, r: int
+) -> np.ndarray:
+    """A disc whose outline is nibbled and bumped pixel by pixel, as a thresholded
+    probability map's is."""
+    mask = _discs(shape, [(x, y, r)])
+    ring = _discs(shape, [(x, y, r + 2)]) & ~_discs(shape, [(x, y, r - 2)])
+    flip = ring & (rng.random(shape) < 0.35)
+    return mask ^ flip
+
+
+@pytest.mark.parametrize("r", [8, 15, 30, 45])
+def test_a_ragged_outline_is_one_object_at_any_size(r: int) -> None:
+    rng = np.random.default_rng(r)
+    mask = _ragged_disc(rng, (100, 100), 50, 50, r)
+    out = label(mask, min_size=10, split="watershed")
+    assert out.max() == 1, f"a ragged disc of radius {r} fell into {out.max()} parts"
+
+
+def test_a_small_nucleus_touching_a_large_one_is_split() -> None:
+    mask = _discs((100, 140), [(45, 50, 32), (45 + 32 + 11 - 4, 50, 11)])
+    assert label(mask).max() == 1
+    out = label(mask, split="watershed")
+    assert out.max() == 2 and out[50, 45] != out[50, 45 + 32 + 7]
