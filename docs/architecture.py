@@ -93,7 +93,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "io": (
         "the only file I/O, by verb: headers, axes (a file's axes -> frames and output axes), "
-        "read, write, windows, atomic, inputs",
+        "read, write, windows, atomic, inputs; retag (provenance known after the last strip)",
         {"capture", "errors", "imagemeta"},
         {"numpy", "cv2", "tifffile"},
     ),
@@ -177,9 +177,11 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         "its mask, probabilities and overlay with its axes), windowed (larger than memory, labels "
         "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
         "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily) with "
-        "acquisition_results (per-frame result, Skip) and acquisition_output (files per frame)",
+        "acquisition_results (per-frame result, Skip) and acquisition_output (files per frame); "
+        "quality (the domain guard's score of an image computed region by region)",
         {
             "config",
+            "domain",
             "engines",
             "errors",
             "imagemeta",
@@ -256,7 +258,8 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     "training": (
         "the torch half: model, data, augmentation, weights, instances (instance labels -> "
         "targets and weight maps), synthetic (seeded touching-nuclei images), loss, loop, "
-        "checkpoint, export, writing bioimage.io packages",
+        "checkpoint, export, domain_data (the training images a checkpoint records, measured "
+        "into the exported model for the domain guard), writing bioimage.io packages",
         {"*"},
         {"numpy", "cv2", "onnx", "onnxruntime", "torch", "bioimageio"},
     ),

@@ -170,12 +170,27 @@ def frame_features(
         frame = lambda t, s, h, w: image[t : t + h, s : s + w]  # noqa: E731
     wins = windows(*probabilities.shape[1:])
     raw = [frame(*win) for win in wins]
+    p = [probabilities[:, t : t + h, s : s + w] for t, s, h, w in wins]
+    return window_features(raw, p, scaling, normalization, class_names)
+
+
+def window_features(
+    raw: Sequence[np.ndarray],
+    probabilities: Sequence[np.ndarray],
+    scaling: processing.Scaling,
+    normalization: Normalization,
+    class_names: Sequence[str],
+) -> dict[str, float]:
+    """:func:`frame_features` from its feature windows alone: ``raw`` the raw pixels (h, w[, C])
+    and ``probabilities`` the model's (K, h, w) of each of :func:`windows` of the frame, in
+    that order (the windowed and Dask paths keep only these while a large image is processed).
+    """
     channels = 1 if raw[0].ndim == 2 else raw[0].shape[2]
     x = np.stack([processing.scale(r, scaling, channels) for r in raw])
     # What the network sees before its mean/std: clipped when the model clips; a bounded
     # range otherwise, so that one outlier pixel cannot dominate the mean.
     np.clip(x, *((0.0, 1.0) if normalization.clip else (-1.0, 2.0)), out=x)
-    p = np.stack([probabilities[:, t : t + h, s : s + w] for t, s, h, w in wins])
+    p = np.stack(probabilities)
     return {**_input_features(x), **_output_features(p, class_names)}
 
 
@@ -347,6 +362,18 @@ class Guard:
         its (K, H, W) probabilities."""
         feats = frame_features(frame, scaling, self.normalization, probabilities, self.class_names)
         return score(self.stats, feats)
+
+    def assess_windows(
+        self,
+        raw: Sequence[np.ndarray],
+        probabilities: Sequence[np.ndarray],
+        scaling: processing.Scaling,
+    ) -> Quality:
+        """The :class:`Quality` of a frame from its feature windows (:func:`window_features`)."""
+        names = self.class_names
+        return score(
+            self.stats, window_features(raw, probabilities, scaling, self.normalization, names)
+        )
 
     def assess_runs(
         self, runs: Iterable[Any], scalings: Iterable[processing.Scaling]

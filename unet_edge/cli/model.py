@@ -35,7 +35,13 @@ def _finite(value: float | None, param: click.Parameter) -> float | None:
     "--domain-data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The training images (a folder, or its image/ sub-folder is used): their statistics "
-    "go into the model, which then warns on images unlike them.",
+    "go into the model, which then warns on images unlike them [default: the training images "
+    "the checkpoint records, when they are still there].",
+)
+@click.option(
+    "--no-domain",
+    is_flag=True,
+    help="Write the model without statistics of its training images (no domain guard).",
 )
 @o.overwrite_opt
 @o.verbosity_options
@@ -45,13 +51,16 @@ def export(
     opset: int,
     fp16: bool,
     domain_data: Path | None,
+    no_domain: bool,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
     """Export a training checkpoint to one self-describing ONNX file.
 
     The graph is run in ONNX Runtime and compared with PyTorch before it is
-    written; it is refused if they disagree.
+    written; it is refused if they disagree. The model then records statistics
+    of the training images the checkpoint names (or of --domain-data), so that
+    it warns on images unlike them; the summary says which, or why none.
 
     \b
     Example:
@@ -59,18 +68,25 @@ def export(
     """
     from .. import io
 
+    if no_domain and domain_data is not None:
+        raise click.UsageError("--domain-data and --no-domain exclude each other; give one")
     output = output or checkpoint.with_suffix(".onnx")
     io.check_output(output, overwrite)  # before torch is imported
-    from ..training.export import export_checkpoint, stamp_domain
+    from ..training.domain_data import export_with_domain
 
-    images = []  # read first: a bad folder fails before anything is written
-    if domain_data is not None:
-        folder = domain_data / "image" if (domain_data / "image").is_dir() else domain_data
-        images = [io.read_image(p) for p in io.collect_inputs([folder])]
-    report = export_checkpoint(checkpoint, output, opset=opset, overwrite=overwrite, fp16=fp16)
-    if images:  # the training images' statistics, for the domain guard
-        stamp_domain(output, images)
+    report, found = export_with_domain(
+        checkpoint,
+        output,
+        domain_data=domain_data,
+        use_recorded=not no_domain,
+        opset=opset,
+        overwrite=overwrite,
+        fp16=fp16,
+    )
     out.info(report.summary())
+    if found.images or not no_domain:  # what the domain guard of the model will know
+        hint = "" if found.images else "; add them with --domain-data DIR"
+        out.info(found.note() + hint)
     for p in report.parity:
         out.detail(
             f"  parity {tuple(p['shape'])}: max abs {p['max_abs_error']:.2e}, "
@@ -220,3 +236,8 @@ def package(
     else:
         write_package(model, output, normalization=normalization, overwrite=overwrite, about=about)
     out.info(f"wrote {output}")
+    from .. import domain
+    from ..models.open import open_model
+
+    # what the packaged model's domain guard knows (unet_edge.training.domain_data)
+    out.info(f"domain guard: {domain.describe(open_model(output).info.domain)}")

@@ -245,6 +245,7 @@ def write_tiff_strips(
     ome: bool = False,
     compression: str | None = "zlib",
     dtype: np.dtype | type = np.uint8,
+    late: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write a (H, W) image (``dtype``: uint8, or uint16/uint32 labels) from ``bands`` of
     rows, top to bottom, as a striped TIFF.
@@ -255,7 +256,9 @@ def write_tiff_strips(
     tiled TIFFs). An ImageJ hyperstack or OME-TIFF with calibration and
     provenance as :func:`unet_edge.io.write_tiff` writes them; BigTIFF above
     :data:`BIGTIFF_ABOVE` bytes (Bio-Formats reads it, ImageJ 1.x does not, nor
-    could it hold a plane that large). Atomic.
+    could it hold a plane that large). Atomic. ``late()``, called after the last band, gives
+    provenance entries known only then (added before the file is renamed into place:
+    :mod:`unet_edge.io.retag`).
     """
     if compression not in (None, "zlib"):
         raise OutputError(
@@ -284,5 +287,9 @@ def write_tiff_strips(
                 bigtiff=big,
                 **kwargs,
             )
+        if late is not None:  # e.g. the image's quality, scored while the bands were made
+            from .retag import replace_provenance
+
+            replace_provenance(tmp, {**(provenance or {}), **late()})
 
     return write_atomically(Path(path), writer)

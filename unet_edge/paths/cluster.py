@@ -32,6 +32,7 @@ import numpy as np
 from .. import io, processing
 from ..errors import InputError
 from .dask import DEFAULT_CHUNK, segment_dask
+from .quality import RegionQuality
 from .windowed import ObjectFiles, WindowObjects, write_outputs
 
 if TYPE_CHECKING:
@@ -133,12 +134,22 @@ def segment_windows_dask(
     )
     found = WindowObjects.for_source(seg, src, objects)
     rows = lazy.chunks[1][0]
-    bands = _bands(client, lazy, seg.info.classes, found, progress)
+    # the domain guard's windows; not with a resampling (they lie on the model's grid)
+    quality = None if rescale else RegionQuality.of(seg, (h, w))
+    bands = _bands(client, lazy, seg.info.classes, found, progress, quality)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    noted["quality"] = None  # filled in once every band is here (unet_edge.paths.quality)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
     prov["dask"] = {"workers": len(client.scheduler_info().get("workers", {})), "chunk": rows}
     kw: dict[str, Any] = {"ome": ome, "compression": compression, "calibration": calibration}
+    if quality is not None:
+
+        def late() -> dict[str, Any]:  # prov too: the objects outputs and the caller see it
+            prov["quality"] = quality.record(src.read_window, scaling)
+            return {"quality": prov["quality"]}
+
+        kw["late"] = late
     write_outputs(output, bands, src, rows, prov, found, **kw)
     return prov
 
@@ -157,9 +168,11 @@ def _bands(
     classes: int,
     objects: WindowObjects | None,
     progress: Callable[[int, int], None] | None,
+    quality: RegionQuality | None = None,
 ) -> Iterator[np.ndarray]:
     """The saved mask, one band of chunk rows at a time, computed on the cluster a few bands
-    ahead; each band's class mask (and its objects' probability) handed to ``objects``."""
+    ahead; each band's class mask (and its objects' probability) handed to ``objects``, and
+    the probabilities of the feature windows in it (only those come back) to ``quality``."""
     mask = probs.map_blocks(processing.to_mask, drop_axis=0, dtype=np.uint8)
     prob = None
     if objects is not None and objects.files.table is not None:
@@ -167,18 +180,25 @@ def _bands(
     tops = np.cumsum((0, *probs.chunks[1])).tolist()
     total = len(tops) - 1
     ahead = max(2, len(client.scheduler_info().get("workers", {})))
-    pending: deque[list[Any]] = deque()
+    pending: deque[tuple[list[Any], list[Any]]] = deque()
 
     def submit(i: int) -> None:
         r0, r1 = tops[i], tops[i + 1]
-        pending.append(client.compute([mask[r0:r1]] + ([prob[r0:r1]] if prob is not None else [])))
+        parts = [] if quality is None else quality.crops((r0, 0, r1 - r0, probs.shape[2]))
+        crops = [probs[:, t : t + h, c : c + w] for (t, c, h, w), _ in parts]
+        lazy = [mask[r0:r1]] + ([prob[r0:r1]] if prob is not None else [])
+        pending.append(([where for where, _ in parts], client.compute(lazy + crops)))
 
     for i in range(min(ahead, total)):
         submit(i)
     for i in range(total):
-        got = client.gather(pending.popleft())
+        wheres, futures = pending.popleft()
+        got = client.gather(futures)
         if i + ahead < total:
             submit(i + ahead)
+        if quality is not None:  # the feature windows' crops come last
+            for where, crop in zip(wheres, got[len(got) - len(wheres) :], strict=True):
+                quality.add(where, crop)
         band = got[0]
         if objects is not None:
             objects.add((tops[i], 0, *band.shape), band, got[1] if prob is not None else None)

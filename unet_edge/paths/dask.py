@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import processing, scale, tiling
 from ..errors import InputError
+from .quality import dask_quality
 from .windowed import run_region
 
 if TYPE_CHECKING:
@@ -353,9 +354,12 @@ def segment_to_zarr(
     ``image`` may also be a TIFF path (read lazily through tifffile's zarr
     store) or a zarr path. The array's attributes hold ``unet_edge``: the
     Segmenter's provenance (model name and hash, provider, precision, tile
-    plan, TTA, version). ``tta=True`` asks the Segmenter made here (without
-    ``segmenter``) for test-time augmentation; a given one brings its own.
+    plan, TTA, version) and ``quality``, the image's score against the model's training
+    data (:func:`unet_edge.paths.quality.dask_quality`, computed with the result).
+    ``tta=True`` asks the Segmenter made here (without ``segmenter``) for test-time
+    augmentation; a given one brings its own.
     """
+    import dask
     import dask.array as da
     import zarr
 
@@ -370,13 +374,12 @@ def segment_to_zarr(
     tta = kwargs.pop("tta", False)  # for the Segmenter made here; the workers do as it does
     seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"), tta=tta)
     scaling = seg.scaling_for(image)  # measured once: for the result and its provenance
-    result = segment_dask(
-        image,
-        model if model is not None else seg.model_path,
-        segmenter=seg,
-        scaling=scaling,
-        **kwargs,
-    )
+    wanted = kwargs.pop("probabilities", False)
+    path = model if model is not None else seg.model_path
+    # the mask is taken from the probabilities: the feature windows come from the same chunks
+    probs = segment_dask(image, path, segmenter=seg, scaling=scaling, probabilities=True, **kwargs)
+    result = probs if wanted else probs.map_blocks(processing.to_mask, drop_axis=0, dtype=np.uint8)
+    quality = dask_quality(probs, image, seg, scaling, kwargs.get("pixel_size"))
     plan = seg.plan_for((int(image.shape[0]), int(image.shape[1])))
     z = zarr.open_array(
         str(out),
@@ -386,7 +389,10 @@ def segment_to_zarr(
         chunks=tuple(c[0] for c in result.chunks),
     )
     output = "probabilities" if result.ndim == 3 else "mask"
-    z.attrs["unet_edge"] = seg.result_provenance(plan, [scaling.to_dict()], output=output)
+    prov = seg.result_provenance(plan, [scaling.to_dict()], output=output, quality=None)
+    z.attrs["unet_edge"] = prov
     target: Any = z  # zarr arrays take numpy-style slice assignment
-    da.store(result, target, lock=False)
+    _, scored = dask.compute(da.store(result, target, lock=False, compute=False), quality)
+    if scored is not None:
+        z.attrs["unet_edge"] = {**prov, "quality": [scored.to_dict()]}
     return out

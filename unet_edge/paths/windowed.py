@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import io, processing, scale, tiling
+from .quality import RegionQuality
 
 if TYPE_CHECKING:
     from ..imagemeta import Calibration
@@ -61,6 +62,7 @@ def run_region(
     region: tiling.Region,
     scaling: processing.Scaling,
     grid: Grid | None = None,
+    quality: RegionQuality | None = None,
 ) -> np.ndarray:
     """Probabilities (K, h, w) float32 of ``region`` (top, left, h, w) of the whole-image result.
 
@@ -69,11 +71,15 @@ def run_region(
     image), so the values equal whole-image (and in-memory) inference. With a
     ``grid`` (:class:`unet_edge.scale.Grid`), ``plan`` is the plan of its model-grid
     image and ``region`` is on the input's grid: the image is resampled to the model's
-    pixel size window by window and the probabilities back, as in memory.
+    pixel size window by window and the probabilities back, as in memory. ``quality`` keeps
+    its feature windows of the probabilities, on the grid the kernel runs on.
     """
 
     def run(reader: tiling.WindowReader, where: tiling.Region) -> np.ndarray:
-        return seg.tile_run(plan, reader, scaling, where).run(seg.predict_batch)
+        probs = seg.tile_run(plan, reader, scaling, where).run(seg.predict_batch)
+        if quality is not None:  # the domain guard's windows (model's grid, as in memory)
+            quality.add(where, probs)
+        return probs
 
     return run(read, region) if grid is None else grid.run_region(run, read, region)
 
@@ -104,13 +110,14 @@ def mask_bands(
     progress: Callable[[int, int], None] | None = None,
     objects: WindowObjects | None = None,
     grid: Grid | None = None,
+    quality: RegionQuality | None = None,
 ) -> Iterator[np.ndarray]:
     """The saved mask (uint8, as ``unet-edge run`` writes it) one band of rows at a time.
 
     ``windows`` are :func:`output_windows`, row by row; a band is yielded when
     its last window is done, so memory holds one band (its height times the
     image width). ``objects`` is given every window's mask and probabilities;
-    ``grid``: :func:`run_region`'s (windows on the input's grid).
+    ``grid``, ``quality``: :func:`run_region`'s (windows on the input's grid).
     """
     width = plan.width if grid is None else grid.shape[1]
     band = np.empty((0, width), np.uint8)
@@ -118,7 +125,7 @@ def mask_bands(
         _, c0, rh, rw = region
         if c0 == 0:
             band = np.empty((rh, width), np.uint8)
-        probs = run_region(seg, plan, read, region, scaling, grid)
+        probs = run_region(seg, plan, read, region, scaling, grid, quality)
         mask = processing.to_mask(probs)
         if objects is not None:
             objects.add(region, mask, objects.probability(probs))
@@ -147,15 +154,16 @@ class ObjectFiles:
     ) -> ObjectFiles | None:
         """The object outputs of a file plan (None: none asked for); ``min_size`` in pixels
         of the image's ``calibration``."""
-        labelling = plan.labelling
-        if labelling is None or not {"labels", "objects"} & set(plan.outputs):
+        if plan.labelling is None or not {"labels", "objects"} & set(plan.outputs):
             return None
+        # the model's split (ModelInfo.labelling) is left out: no watershed window by window
+        labelling = plan.labelling.for_model(seg.info.labelling, split=False)
         names = [seg.info.class_names[c] for c in seg.info.object_classes]
         return cls(
             plan.outputs.get("labels"),
             plan.outputs.get("objects"),
-            labelling.min_size.pixels(calibration),
-            None if labelling.split is None else labelling.split.value,
+            labelling.min_size.pixels(calibration) if labelling.min_size else 0,
+            None,  # for_model(split=False): a split asked for was refused by the plan
             {"objects": {"classes": names, **labelling.to_dict()}},
         )
 
@@ -304,10 +312,12 @@ def write_outputs(
     ome: bool = False,
     compression: str | None = "zlib",
     calibration: Calibration | None = None,
+    late: Callable[[], Mapping[str, Any]] | None = None,
 ) -> None:
     """Write the mask TIFF of ``src`` from ``bands`` (uint8, ``rows`` rows each, the last
     may be taller or shorter), then the ``objects`` outputs; a failure leaves none of them.
-    They carry ``calibration`` (None: ``src``'s)."""
+    They carry ``calibration`` (None: ``src``'s); ``late``: provenance known after the last
+    band (:func:`unet_edge.io.write_tiff_strips`)."""
     calibration = src.calibration if calibration is None else calibration
     try:
         io.write_tiff_strips(
@@ -319,6 +329,7 @@ def write_outputs(
             calibration=calibration,
             ome=ome,
             compression=compression,
+            late=late,
         )
         if objects is not None:
             objects.write(provenance, calibration, compression, rows_per_strip=rows)
@@ -416,10 +427,21 @@ def segment_windows(
         ty, tx = rescale.window((ty, tx))
     windows = output_windows((h, w), (ty, tx))
     found = WindowObjects.for_source(seg, src, objects)
-    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, found, grid)
+    quality = RegionQuality.of(seg, (plan.height, plan.width))  # plan: on the kernel's grid
+    kw: dict[str, Any] = {"objects": found, "grid": grid, "quality": quality}
+    bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, **kw)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    noted["quality"] = None  # filled in once every window is done (the domain guard's score)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
-    kw: dict[str, Any] = {"ome": ome, "compression": compression, "calibration": calibration}
+    kw = {"ome": ome, "compression": compression, "calibration": calibration}
+    if quality is not None:
+        read = grid.reader(src.read_window) if grid else src.read_window
+
+        def late() -> dict[str, Any]:  # prov too: the objects outputs and the caller see it
+            prov["quality"] = quality.record(read, scaling)
+            return {"quality": prov["quality"]}
+
+        kw["late"] = late
     write_outputs(output, bands, src, ty, prov, found, **kw)
     return prov

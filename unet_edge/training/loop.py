@@ -333,6 +333,7 @@ class _Run:
     t0: float = 0.0
     device: TrainDevice = CPU
     scaler: torch.amp.GradScaler | None = None  # float16 autocast only
+    image_dir: str = ""  # the training images' folder: export measures domain statistics there
 
     def elapsed(self) -> float:
         """Seconds trained, including those before a resume."""
@@ -365,6 +366,7 @@ def _build(
     optimizer = _make_optimizer(config, model)
     run = _Run(config, data, val, geo, augment, model, optimizer, rng, data.normalization())
     run.device, run.scaler = device, device.grad_scaler()
+    run.image_dir = str(Path(train_pairs[0][1]).resolve().parent)
     return run
 
 
@@ -404,6 +406,7 @@ def _snapshot(run: _Run, step: int, metrics: dict[str, Any], resumable: bool) ->
         "elapsed_s": run.elapsed(),
         "config": run.config.to_dict(),
         "train_names": list(run.data.names),
+        "image_dir": run.image_dir,
         "val_names": list(run.val.names) if run.val else [],
         **run.device.to_dict(),
     }

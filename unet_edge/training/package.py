@@ -465,14 +465,16 @@ def package_checkpoint(
     overwrite: bool = False,
     about: About | None = None,
 ) -> Path:
-    """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights."""
-    from .export import export_checkpoint, variant_torchscript  # torch: only when called
+    """:func:`write_package` for a training checkpoint: ONNX and TorchScript weights, with the
+    domain statistics of the training images it records when they are still there."""
+    from .domain_data import export_with_domain
+    from .export import variant_torchscript  # torch: only when called
 
     checkpoint, output = Path(checkpoint), Path(output)
     io.check_output(output, overwrite, [checkpoint])
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_checkpoint(checkpoint, onnx_path)
+        export_with_domain(checkpoint, onnx_path)  # unet_edge.training.domain_data
         layout = Layout.of(metadata.read(onnx_path).geometry)
         ts = variant_torchscript(
             checkpoint,
