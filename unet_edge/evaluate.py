@@ -230,11 +230,13 @@ def score_instances(
     model_path: str | Path | None,
     folder: str | Path,
     iou: float = 0.5,
+    label_options: Mapping[str, Any] | None = None,
     **segmenter_options: Any,
 ) -> dict[str, Any]:
     """Instance scores of a model on ``folder`` (``image/`` + ``label/`` of instance ids).
 
-    Labels each image as ``Segmenter.label`` (``run --labels``) does and
+    Labels each image as ``Segmenter.label`` (``run --labels``) does, with
+    ``label_options`` (``min_size``, ``split``; default: the model's rule), and
     compares with :func:`instance_metrics`. Returns ``{"mean": pooled scores,
     "images": {name: scores}, "iou": iou, "model": ...}``.
     """
@@ -246,7 +248,7 @@ def score_instances(
     for name, image_path, label_path in find_pairs(*split_folder(folder)):
         image, truth = read_array(image_path), read_array(label_path)
         check_same_size(image, truth, image_path, label_path)
-        per[name] = instance_metrics(segmenter.label(image), truth, iou)
+        per[name] = instance_metrics(segmenter.label(image, **(label_options or {})), truth, iou)
     return {
         "mean": pooled_instance_metrics(list(per.values())),
         "images": per,

@@ -17,7 +17,9 @@ Schema version 1::
      "input": {"name": str, "layout": "NCHW", "channels": int,
                "normalization": {Normalization fields}},
      "output": {"name": str, "kind": "probabilities", "classes": [str, ...],
-                "objects": [str, ...]},   # optional: the object classes (see object_classes)
+                "objects": [str, ...],    # optional: the object classes (see object_classes)
+                "labelling": {"split": "watershed" | "none",   # optional: how its objects are
+                              "min_size": "10px"}},            # best made (label() defaults)
      "border": "symmetric", "precision": "fp32" | "fp16" | "int8",
      "pixel_size": {"y": float, "x": float, "unit": "µm"},   # optional: training pixel size
      "domain": {...},   # optional: statistics of the training images (unet_edge.domain)
@@ -106,6 +108,9 @@ class ModelInfo:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[str, ...] = ()  # the object classes by name; () = the default rule
+    # How its objects are best made when the caller does not say (``split``: "watershed" or
+    # "none", ``min_size``: "10px"); {}: connected regions, no minimum size.
+    labelling: Mapping[str, str] = field(default_factory=dict)
     pixel_size: PixelSize | None = None  # the pixel size it was trained at; None: unknown
     # Statistics of the training images (unet_edge.domain.DomainStats.to_dict); {}: no guard.
     domain: Mapping[str, Any] = field(default_factory=dict)
@@ -180,6 +185,7 @@ class ModelInfo:
                 "kind": "probabilities",
                 "classes": list(self.class_names),
                 **({"objects": list(self.objects)} if self.objects else {}),
+                **({"labelling": dict(self.labelling)} if self.labelling else {}),
             },
             "border": self.border.value,
             "precision": self.precision.value,
@@ -231,6 +237,7 @@ def from_dict(d: Mapping[str, Any]) -> ModelInfo:
             provenance=_section(d, "provenance", required=False),
             metrics=_section(d, "metrics", required=False),
             objects=_class_names(out.get("objects", []), "output.objects"),
+            labelling=_labelling(out.get("labelling", {})),
             pixel_size=PixelSize.from_dict(d.get("pixel_size")),
             domain=_section(d, "domain", required=False),
         )
@@ -267,6 +274,27 @@ def _class_names(v: object, what: str = "output.classes") -> tuple[str, ...]:
     if not isinstance(v, list):
         raise ModelError(f"invalid model metadata: {what} must be a list of names, got {v!r}")
     return tuple(_text(c, "each class name") for c in v)
+
+
+#: What ``output.labelling`` may say: its keys and the split methods.
+LABELLING_KEYS, SPLITS = ("split", "min_size"), ("watershed", "none")
+
+
+def _labelling(v: object) -> dict[str, str]:
+    """``output.labelling``: a JSON object of ``split`` (one of :data:`SPLITS`) and
+    ``min_size`` (a size such as ``"10px"``; parsed where it is used, by
+    :class:`unet_edge.objects.MinSize`)."""
+    if not isinstance(v, dict) or set(v) - set(LABELLING_KEYS):
+        raise ModelError(
+            f"invalid model metadata: output.labelling must be a JSON object of "
+            f"{list(LABELLING_KEYS)}, got {str(v)[:80]}"
+        )
+    if v.get("split", "none") not in SPLITS:
+        raise ModelError(
+            f"invalid model metadata: output.labelling.split must be one of {list(SPLITS)}, "
+            f"got {v['split']!r}"
+        )
+    return {k: _text(str(x), f"output.labelling.{k}") for k, x in v.items()}
 
 
 def _check_stated_geometry(stated: object, g: Geometry) -> None:

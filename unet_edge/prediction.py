@@ -3,6 +3,7 @@ instance labels taken from them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,18 @@ class Prediction:
 
     @property
     def labels(self) -> np.ndarray:
-        """Instance labels, uint32 (H, W) or (Z, H, W): :meth:`Segmenter.label`'s, no min size."""
+        """Instance labels, uint32 (H, W) or (Z, H, W): the connected regions of the object
+        classes, no min size, no split (:meth:`labelled` follows a model's stated rule)."""
         from .objects.labels import label_classes
 
         return label_classes(self.mask, self.object_classes or (1,))
+
+    def labelled(self, rule: Mapping[str, str]) -> np.ndarray:
+        """Instance labels as :meth:`Segmenter.label` gives them by default: by the model's
+        ``rule`` (``ModelInfo.labelling``: ``split``, ``min_size`` in px; ``{}``:
+        :attr:`labels`)."""
+        from .objects.labels import label_classes
+
+        classes = self.object_classes or (1,)
+        size, split = rule.get("min_size", 0), rule.get("split")
+        return label_classes(self.mask, classes, min_size=size, split=split)

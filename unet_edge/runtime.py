@@ -454,18 +454,18 @@ class Segmenter:
         self,
         image: np.ndarray | Sequence[np.ndarray],
         *,
-        min_size: int | str = 0,
+        min_size: int | str | None = None,
         split: str | None = None,
         calibration: Any = None,
         pixel_size: Any = None,
     ) -> np.ndarray:
-        """Instance labels, uint32 (H, W), or (Z, H, W) with ids per slice: 0 background,
-        1..N the 4-connected regions of ``info.object_classes`` (shipped model: ``cell``)
-        in raster order; ``min_size`` px or ``"2um2"`` (with ``calibration``), ``split``:
-        :func:`unet_edge.objects.label_classes`."""
-        from .objects.labels import label_classes
+        """Instance labels, uint32 (H, W) or (Z, H, W): 0 background, 1..N the regions of
+        ``info.object_classes`` in raster order; ``min_size`` px or ``"2um2"``, ``split``
+        ("watershed", "none"); None: ``info.labelling`` (nuclei: watershed, 10 px), else not."""
+        from .objects.outputs import Labelling, label_classes
 
-        kw = {"min_size": min_size, "split": split, "calibration": calibration}
+        how = Labelling.make(min_size, split).for_model(self.info.labelling)
+        kw = {"min_size": how.min_size or 0, "split": how.split, "calibration": calibration}
         return label_classes(self.segment(image, pixel_size), self.info.object_classes, **kw)
 
     def stream(

@@ -31,3 +31,14 @@ def test_info_takes_a_model_name_and_refuses_an_unknown_one():
     bad = CliRunner().invoke(main, ["info", "-m", "nucleii"])
     assert bad.exit_code != 0
     assert "isbi2012, nuclei" in bad.output
+
+
+def test_models_and_info_state_how_each_model_makes_objects():
+    listed = CliRunner().invoke(main, ["models"]).output
+    em, nuclei = listed.split("\nnuclei:")
+    assert "objects:       connected regions" in em
+    assert "objects:       split watershed, min size 10px" in nuclei
+    r = CliRunner().invoke(main, ["info", "-m", "nuclei"])
+    assert "objects    nucleus: split watershed, min size 10px (the model's)" in r.output
+    r = CliRunner().invoke(main, ["info", "-m", "isbi2012"])
+    assert "objects    cell: connected regions" in r.output

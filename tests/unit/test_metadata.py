@@ -22,6 +22,17 @@ def test_round_trip_and_derived_geometry() -> None:
     assert metadata.from_props({metadata.KEY: info().to_json()}) == info()
 
 
+def test_labelling_rule_round_trips_and_defaults_to_none() -> None:
+    assert info().labelling == {}
+    assert "labelling" not in json.loads(info().to_json())["output"]
+    rule = {"split": "watershed", "min_size": "10px"}
+    stated = metadata.ModelInfo(
+        UNetConfig(base_width=8), Normalization(), ("background", "nucleus"), labelling=rule
+    )
+    assert json.loads(stated.to_json())["output"]["labelling"] == rule
+    assert metadata.from_props({metadata.KEY: stated.to_json()}).labelling == rule
+
+
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
@@ -31,6 +42,9 @@ def test_round_trip_and_derived_geometry() -> None:
         (lambda d: d["architecture"].update(depth="four"), "invalid model metadata"),
         (lambda d: d["output"].update(classes=["a"]), "1 class names"),
         (lambda d: d.update(precision="fp8"), "unknown precision"),
+        (lambda d: d["output"].update(labelling={"split": "voronoi"}), "labelling.split"),
+        (lambda d: d["output"].update(labelling={"min": "10px"}), "output.labelling must"),
+        (lambda d: d["output"].update(labelling=["watershed"]), "output.labelling must"),
     ],
 )
 def test_invalid_metadata_is_specific(mutate, match: str) -> None:  # type: ignore[no-untyped-def]

@@ -40,6 +40,18 @@ def test_kinds_names_and_labelling() -> None:
         Labelling.make(0, "voronoi")
 
 
+def test_labelling_left_to_the_model_takes_its_rule_unless_the_caller_says() -> None:
+    rule = {"split": "watershed", "min_size": "10px"}
+    assert Labelling.make().for_model(rule) == Labelling(MinSize(10), Split.WATERSHED)
+    assert Labelling.make().for_model({}) == Labelling(MinSize(0), Split.NONE)
+    said = Labelling.make("3px", "none").for_model(rule)
+    assert said == Labelling(MinSize(3), Split.NONE)
+    assert said.to_dict() == {"min_size": "3px", "split": None}
+    # window by window the model's split is dropped, its minimum size kept
+    assert Labelling.make().for_model(rule, split=False) == Labelling(MinSize(10), Split.NONE)
+    assert Labelling.make().to_dict() == {"min_size": None, "split": None}
+
+
 def test_every_output_from_one_prediction(tmp_path: Path) -> None:
     pred = _prediction()
     image = np.arange(12 * 14, dtype=np.uint16).reshape(12, 14)

@@ -27,3 +27,18 @@ def test_labels_default_to_class_one_for_a_stack() -> None:
     p = Prediction(probs, ({}, {}))
     assert p.mask.shape == (2, 3, 3)
     assert p.labels[0].max() == 0 and p.labels[1][1, 1] == 1
+
+
+def test_labelled_follows_a_stated_rule() -> None:
+    import cv2
+
+    mask = np.zeros((60, 120), np.uint8)
+    cv2.circle(mask, (35, 30), 20, 1, -1)
+    cv2.circle(mask, (35 + 34, 30), 20, 1, -1)  # overlapping: one region, a neck between
+    mask[2, 110] = 1  # a speck
+    probs = np.stack([1.0 - mask, mask]).astype(np.float32)
+    p = Prediction(probs, ({},))
+    assert p.labels.max() == 2  # the two discs as one region, and the speck
+    assert np.array_equal(p.labelled({}), p.labels)
+    split = p.labelled({"split": "watershed", "min_size": "10px"})
+    assert split.max() == 2 and split[30, 35] != split[30, 69] and split[2, 110] == 0

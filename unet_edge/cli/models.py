@@ -40,5 +40,8 @@ def models(as_json: bool, out: o.Reporter) -> None:
         click.echo(f"{d['name']}{default}: {d['summary']}")
         click.echo(f"  classes:       {classes}")
         click.echo(f"  pixel size:    {d['pixel_size'] or 'not stated'}")
+        rule = dict(d["labelling"] or {})  # type: ignore[call-overload]
+        how = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rule.items())
+        click.echo(f"  objects:       {how or 'connected regions'}")
         click.echo(f"  training data: {d['training_data'] or 'not stated'}")
         click.echo(f"  file:          {d['file']}")

@@ -367,17 +367,17 @@ def object_options(f: F) -> F:
         click.option(
             "--min-size",
             type=MinSizeType(),
-            default="0px",
-            show_default=True,
+            default=None,
             help="Remove objects smaller than this: pixels (20px) or square micrometres (2um2, "
-            "needs a calibrated image).",
+            "needs a calibrated image) [default: the model's (nuclei: 10px), else 0px].",
         ),
         click.option(
             "--split",
-            type=click.Choice(["watershed"], case_sensitive=False),
+            type=click.Choice(["watershed", "none"], case_sensitive=False),
             default=None,
             help="Split touching convex objects by a seeded watershed on the distance "
-            "transform [default: objects are the connected regions].",
+            "transform, or not (none) [default: the model's (nuclei: watershed), else "
+            "objects are the connected regions].",
         ),
         click.option(  # checked by the library (unet_edge.scale.parse), before any compute
             "--pixel-size",

@@ -385,6 +385,7 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
         f"input      {mi.channels} channel(s), normalisation {norm}",
         f"pixel size {f'{p.y:g} x {p.x:g} µm' if (p := mi.pixel_size) else 'unknown'}",
         f"classes    {', '.join(mi.class_names)}",
+        f"objects    {_objects_line(mi)}",
         f"geometry   halo {g.halo} px, alignment {g.alignment} px, border {mi.border.value}",
         f"tiles      legal inputs {g.legal_text}: "
         + ", ".join(f"{t}->{g.output_size(t)}" for t in g.legal_inputs(g.min_input + 8 * g.step))
@@ -402,3 +403,15 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
             state = f"installed, not usable: {reason}"
         lines.append(f"  {prov.value:<9} {state}")
     click.echo("\n".join(map(printable, lines)))  # names and provenance come from the file
+
+
+def _objects_line(mi: Any) -> str:
+    """The object classes and how ``--labels`` makes objects of them (the model's rule)."""
+    names = ", ".join(mi.class_names[c] for c in mi.object_classes)
+    rule = mi.labelling
+    how = (
+        f"split {rule.get('split', 'none')}, min size {rule.get('min_size', '0px')} (the model's)"
+        if rule
+        else "connected regions"
+    )
+    return f"{names}: {how}"

@@ -93,7 +93,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
 def describe(name: str) -> dict[str, object]:
     """What shipped model ``name`` is, from its own metadata: ``name``, ``file``, ``summary``,
     ``classes``, ``objects`` (the classes ``label()`` numbers), ``pixel_size`` (``"y x µm"`` or
-    None when the model does not state it) and ``training_data``."""
+    None when the model does not state it), ``labelling`` (its rule for ``label()``, ``{}``:
+    connected regions) and ``training_data``."""
     from ..metadata import read
 
     path = shipped_path(name)
@@ -107,5 +108,6 @@ def describe(name: str) -> dict[str, object]:
         "classes": list(info.class_names),
         "objects": objects,
         "pixel_size": None if ps is None else f"{ps.y:g} x {ps.x:g} µm",
+        "labelling": dict(info.labelling),
         "training_data": str(info.provenance.get("training_data", SHIPPED[name].training_data)),
     }

@@ -44,6 +44,7 @@ class Split(str, enum.Enum):
     """How touching objects are split (None: they are not)."""
 
     WATERSHED = "watershed"  # seeded watershed on the distance transform (convex objects)
+    NONE = "none"  # connected regions, also for a model whose metadata says to split
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ def label(mask: np.ndarray, *, min_size: int = 0, split: str | Split | None = No
     ``min_size`` (pixels) removes smaller components (those left are numbered
     1..N again, in the same order). ``split="watershed"`` then splits touching
     convex objects along the watershed of the distance transform, from one seed
-    per distance maximum that is the highest point of its own inscribed disc.
+    per distinct maximum of the distance to the background (:mod:`.split`);
+    ``split="none"`` (or None) does not split.
     """
     m = _check_mask(mask, 2)
     if not isinstance(min_size, (int, np.integer)) or min_size < 0:
@@ -189,7 +191,7 @@ def label_stack(
         _check_mask(mask, 3)
         return np.stack([label(m, min_size=min_size, split=split) for m in mask])
     m = _check_mask(mask, 3)
-    if split is not None:
+    if split is not None and look_up(Split, split, "split method") is not Split.NONE:
         raise InputError("split is not available for 3-D labels; label slice by slice")
     try:
         from scipy import ndimage

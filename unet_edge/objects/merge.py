@@ -49,8 +49,9 @@ Region = tuple[int, int, int, int]
 
 
 def check_local(split: str | None) -> None:
-    """Refuse a split mode that block-wise labelling cannot reproduce exactly."""
-    if split is not None:
+    """Refuse a split mode that block-wise labelling cannot reproduce exactly (``"none"``
+    and None do not split)."""
+    if split is not None and split != "none":
         raise InputError(
             f"splitting objects ({split!r}) is not possible window by window or block by "
             "block: a watershed basin can reach across any border, so the result would depend "

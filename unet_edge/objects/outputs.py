@@ -13,7 +13,7 @@ all or none.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +36,36 @@ OBJECT_OUTPUTS = {
 @dataclass(frozen=True)
 class Labelling:
     """How objects are made from the mask: the smallest kept (:class:`MinSize`) and how
-    touching ones are split (None: not)."""
+    touching ones are split. None leaves either to the model (``ModelInfo.labelling``,
+    :meth:`for_model`): without a stated rule, no minimum size and no split."""
 
-    min_size: MinSize = field(default_factory=lambda: MinSize(0))
+    min_size: MinSize | None = None
     split: Split | None = None
 
     @classmethod
-    def make(cls, min_size: Any = 0, split: Any = None) -> Labelling:
-        """From ``min_size`` (pixels, ``"20px"``, ``"2um2"``) and ``split`` (``"watershed"``)."""
+    def make(cls, min_size: Any = None, split: Any = None) -> Labelling:
+        """From ``min_size`` (pixels, ``"20px"``, ``"2um2"``) and ``split`` (``"watershed"``,
+        ``"none"``); None: the model's."""
         from ..config import look_up
 
         how = None if split is None else look_up(Split, split, "split method")
-        return cls(MinSize.parse(min_size), how)
+        return cls(None if min_size is None else MinSize.parse(min_size), how)
+
+    def for_model(self, stated: Mapping[str, str], split: bool = True) -> Labelling:
+        """Every choice made: what the caller said, else the model's ``stated`` rule
+        (``ModelInfo.labelling``), else 0 px and no split. ``split=False`` (window-by-window
+        labelling, which cannot split) keeps a split the caller did not ask for out."""
+        size = self.min_size or MinSize.parse(stated.get("min_size", 0))
+        how = self.split or Split(stated.get("split", "none"))
+        if not split and self.split is None:
+            how = Split.NONE
+        return Labelling(size, how)
 
     def to_dict(self) -> dict[str, Any]:
-        """For provenance."""
-        size = f"{self.min_size.value:g}{self.min_size.unit}"
-        return {"min_size": size, "split": None if self.split is None else self.split.value}
+        """For provenance (None: left to the model, not yet resolved)."""
+        m = self.min_size
+        split = None if self.split in (None, Split.NONE) else self.split.value
+        return {"min_size": None if m is None else f"{m.value:g}{m.unit}", "split": split}
 
 
 def object_kinds(
@@ -94,7 +107,7 @@ def object_writers(
     labels = label_classes(
         prediction.mask,
         classes,
-        min_size=labelling.min_size,
+        min_size=labelling.min_size or 0,
         split=labelling.split,
         calibration=calibration,
     )

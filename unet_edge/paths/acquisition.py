@@ -203,7 +203,7 @@ class Acquisition:
                 rescale = item.pixel_size_um if self._rescale and item.pixel_size_um else None
                 pred = self._seg.analyze(image, rescale)
                 mask = pred.mask
-                labels = pred.labels if self._labels else None
+                labels = pred.labelled(self._seg.info.labelling) if self._labels else None
                 quality = pred.quality[0] if pred.quality else None
                 latency = time.perf_counter() - item.arrival
                 result = AcquiredResult(

@@ -172,7 +172,7 @@ def _object_request(choices: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
     kinds = object_kinds(**{k: bool(choices.get(k)) for k in keys})
-    size, split = choices.get("min_size", 0), choices.get("split")
+    size, split = choices.get("min_size"), choices.get("split")  # None: the model's
     return {"objects": kinds, "labelling": Labelling.make(size, split) if kinds else None}
 
 
@@ -231,7 +231,7 @@ def _check_windowed_request(
 ) -> None:
     """Refuse ``large=True`` for non-TIFF inputs, outputs other than the mask, labels and
     object table (``more``), or a split (not local: :func:`unet_edge.objects.merge.check_local`)."""
-    if labelling is not None and labelling.split is not None:
+    if labelling is not None and labelling.split is not None:  # the model's is left out
         check_local(labelling.split.value)
     others = [p for p in paths if p.suffix.lower() not in io.TIFF_SUFFIXES]
     if others or more:

@@ -54,9 +54,8 @@ def segment_in_memory(
     writers = image_writers(arranged, pred, names, prov, calibration, ome)
     if plan.labelling is not None:
         kinds = [k for k in plan.outputs if k in OBJECT_OUTPUTS]
-        made = object_writers(
-            kinds, pred, arranged.frames, names, plan.labelling, calibration, prov
-        )
+        labelling = plan.labelling.for_model(seg.info.labelling)  # the model's rule, if any
+        made = object_writers(kinds, pred, arranged.frames, names, labelling, calibration, prov)
         writers.update(made)
     make_folder(plan)
     write_all([(path, writers[kind]) for kind, path in plan.outputs.items()])

@@ -121,7 +121,8 @@ class SegmentServer(ThreadingHTTPServer):
         if request.output == "probabilities":
             out = pred.probabilities
         else:
-            out = pred.labels if request.output == "labels" else pred.mask
+            labels = request.output == "labels"  # by the model's rule, as run --labels
+            out = pred.labelled(self.segmenter.info.labelling) if labels else pred.mask
         if pred.quality is None:
             return out, None
         brief = [{k: q.to_dict()[k] for k in QUALITY_KEYS} for q in pred.quality]
