@@ -62,3 +62,50 @@ def test_run_m_nuclei_labels_writes_img_labels_tif(tmp_path: Path):
     assert r.exit_code == 0, r.output
     labels = tifffile.imread(tmp_path / "img_labels.tif")
     assert labels.shape == truth.shape and int(labels.max()) == 2
+
+
+def test_the_model_states_how_its_mask_becomes_nuclei_and_label_uses_it():
+    from unet_edge.training.synthetic import nuclei_image
+
+    seg = Segmenter(model="nuclei")
+    assert seg.info.labelling == {"split": "watershed", "min_size": "10px"}
+    stated, plain = [], []
+    for seed in (111, 112, 113):
+        image, truth = nuclei_image(seed, (192, 192), diameter=20.0)
+        stated.append(instance_metrics(seg.label(image), truth))
+        plain.append(instance_metrics(seg.label(image, split="none", min_size=0), truth))
+    # benchmarks/nuclei_labelling.py: the stated rule splits the clusters connected regions merge
+    assert sum(m["tp"] for m in stated) > sum(m["tp"] for m in plain), (stated, plain)
+    assert sum(m["merges"] for m in stated) < sum(m["merges"] for m in plain), (stated, plain)
+
+
+def test_run_labels_follows_the_model_unless_told_and_large_drops_the_split(tmp_path: Path):
+    from unet_edge.training.synthetic import nuclei_image
+
+    image, _ = nuclei_image(114, (192, 192), diameter=20.0)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    counts = {}
+    for name, extra in [("stated", []), ("none", ["--split", "none", "--min-size", "0"])]:
+        out = tmp_path / name
+        args = ["run", str(tmp_path / "img.tif"), "-m", "nuclei", "--labels", "-o", str(out)]
+        r = CliRunner().invoke(main, args + extra)
+        assert r.exit_code == 0, r.output
+        counts[name] = int(tifffile.imread(out / "img_labels.tif").max())
+    assert counts["stated"] != counts["none"], counts
+    # window by window a watershed is not exact, so the model's split is left out, not refused
+    args = ["run", str(tmp_path / "img.tif"), "-m", "nuclei", "--labels", "--large"]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "large")])
+    assert r.exit_code == 0, r.output
+    large = tifffile.imread(tmp_path / "large" / "img_labels.tif")
+    seg = Segmenter(model="nuclei")
+    assert np.array_equal(large, seg.label(image, split="none"))
+
+
+def test_the_nuclei_model_guards_its_domain(isbi_image: np.ndarray):
+    from unet_edge.training.synthetic import nuclei_image
+
+    seg = Segmenter(model="nuclei")
+    assert seg.guard is not None  # training statistics of 200 generated images
+    image, _ = nuclei_image(115, (256, 256))
+    assert seg.analyze(image).in_domain is True
+    assert seg.analyze(isbi_image).in_domain is False  # an EM slice is not a nuclear stain
