@@ -1,7 +1,8 @@
 """Recipe of the shipped nuclei model: generated images only, weight-map target, export, score.
 
     python export/nuclei/train.py [--work DIR] [--steps N] [--images N] [--threads N]
-                                  [--lr LR] [--init CKPT] [--resume LAST]
+                                  [--style default|broad] [--lr LR] [--init CKPT]
+                                  [--resume LAST]
                                   [--phase all|data|train|export|score]
 
 Phases (``all`` runs them in order; each reads what the one before wrote in
@@ -9,7 +10,8 @@ Phases (``all`` runs them in order; each reads what the one before wrote in
 
 1. ``data``: ``--images`` (default 800) 256x256 training images from
    :func:`unet_edge.training.synthetic.write_folder` with seed 21 in
-   ``WORK/train``, and 40 held-out images with seed 2021 in ``WORK/heldout``
+   ``WORK/train`` (``--style``: the generator's ranges), and 40 held-out images
+   with seed 2021 in ``WORK/heldout``
    (never trained on, never tuned on: they only give metrics.json).
 2. ``train``: CONFIG below (instance labels, the paper's two-class target
    with the border weight map, which beat the three-class target in
@@ -18,11 +20,13 @@ Phases (``all`` runs them in order; each reads what the one before wrote in
    line per 100 steps. ``--init`` starts from other weights, ``--resume``
    goes on from ``WORK/nuclei.last.pt`` (MODEL_CARD.md: how the shipped
    weights were run).
-3. ``export``: ``WORK/nuclei.onnx`` (``unet_edge.training.export``), which is
-   copied by hand to ``unet_edge/data/nuclei.onnx``.
+3. ``export``: ``WORK/nuclei.onnx`` (``unet_edge.training.export``) with its
+   labelling rule (LABELLING) and the domain statistics of 200 training images
+   in its metadata; copied by hand to ``unet_edge/data/nuclei.onnx``.
 4. ``score``: instance F1 at IoU 0.5, merges and splits of the exported model
-   (``run --labels``'s labelling, :func:`unet_edge.evaluate.instance_metrics`)
-   on the held-out images -> ``WORK/metrics.json`` (copied beside this file).
+   (``run --labels``'s labelling, and connected regions for comparison;
+   :func:`unet_edge.evaluate.instance_metrics`) on the held-out images ->
+   ``WORK/metrics.json`` (copied beside this file).
 
 No real image is used anywhere: images shipped in other packages (skimage,
 cellpose, stardist, DSB 2018) are kept for judging the model, not for training
