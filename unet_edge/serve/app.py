@@ -12,9 +12,11 @@ time (one model in memory, shared: :meth:`Segmenter.segment` is thread-safe).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -208,11 +210,14 @@ class Handler(BaseHTTPRequestHandler):
             self._json(503, {"error": "server busy: queue full; retry"}, {"Retry-After": "1"})
             return
         try:
-            self._segment()
-        finally:
+            reply = self._segment()
+        finally:  # freed before replying: a client holding its answer has freed its place
             self.server.admitted.release()
+        reply()
 
-    def _segment(self) -> None:
+    def _segment(self) -> Callable[[], None]:
+        """Read, parse and compute one request; returns the reply to send (after the
+        admission slot is freed)."""
         limit = self.server.config.max_pixels
         try:
             request = protocol.parse_request(self.path, self.headers.get("Content-Type"), limit)
@@ -223,20 +228,17 @@ class Handler(BaseHTTPRequestHandler):
             out, quality = self.server.compute(request, protocol.decode(request, body, limit))
         except RequestError as e:
             self.close_connection = True  # an unread body would be taken for the next request
-            self._json(e.status, {"error": str(e)})
-            return
+            return functools.partial(self._json, e.status, {"error": str(e)})
         except MemoryLimitError as e:
-            self._json(413, {"error": str(e)})
-            return
+            return functools.partial(self._json, 413, {"error": str(e)})
         except UnetEdgeError as e:  # the Segmenter refused the image (size, dtype, values)
-            self._json(422, {"error": str(e)})
-            return
+            return functools.partial(self._json, 422, {"error": str(e)})
         except OSError:
             raise  # the client went away or stopped sending: nobody to answer
         except Exception as e:  # a bug of ours: say so, and keep serving
-            self._json(500, {"error": f"internal error: {type(e).__name__}: {str(e)[:200]}"})
-            return
+            error = f"internal error: {type(e).__name__}: {str(e)[:200]}"
+            return functools.partial(self._json, 500, {"error": error})
         body, headers = protocol.encode(out)
         if quality is not None:  # one line of ASCII JSON (json.dumps escapes the rest)
             headers["X-Quality"] = json.dumps(quality)
-        self._reply(200, body, headers)
+        return functools.partial(self._reply, 200, body, headers)
