@@ -132,7 +132,7 @@ DOMAIN_IMAGES = 200  # training images whose statistics the domain guard compare
 
 def export(work: Path) -> None:
     from unet_edge.evaluate import read_array
-    from unet_edge.training.export import export_checkpoint, stamp_domain
+    from unet_edge.training.export import export_checkpoint, stamp_domain, stamp_labelling
 
     path = work / "nuclei.onnx"
     report = export_checkpoint(
@@ -146,23 +146,6 @@ def export(work: Path) -> None:
     train = sorted((work / "train" / "image").glob("*.tif"))[:DOMAIN_IMAGES]
     stamp_domain(path, [read_array(p) for p in train])
     print(f"stated labelling {LABELLING}; domain statistics of {len(train)} images", flush=True)
-
-
-def stamp_labelling(path: Path, rule: dict[str, str]) -> None:
-    """Write ``rule`` as the model's ``output.labelling`` (validated by reading it back)."""
-    import onnx
-
-    from unet_edge import metadata
-    from unet_edge.io.atomic import atomic_path
-
-    proto = onnx.load(str(path))
-    entry = next(p for p in proto.metadata_props if p.key == metadata.KEY)
-    d = json.loads(entry.value)
-    d["output"]["labelling"] = rule
-    entry.value = json.dumps(d)
-    assert metadata.from_props({metadata.KEY: entry.value}).labelling == rule
-    with atomic_path(path) as tmp:
-        onnx.save_model(proto, str(tmp), save_as_external_data=False)
 
 
 def score(work: Path) -> dict[str, float]:

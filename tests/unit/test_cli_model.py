@@ -70,3 +70,29 @@ def test_quantize_options_are_checked_by_the_command_line(runner: CliRunner) -> 
     r = runner.invoke(main, ["quantize", "-c", "x.png", "-p", "cuda"])
     assert r.exit_code == 2 and "'cuda' is not one of" in r.output
     assert runner.invoke(main, ["quantize"]).exit_code == 2  # --calibrate is required
+
+
+def test_export_states_a_labelling_rule_that_label_follows(
+    runner: CliRunner, tmp_path: Path, tiny_ckpt: Path
+) -> None:
+    from unet_edge import Segmenter, metadata
+
+    out = tmp_path / "ruled.onnx"
+    args = ["export", str(tiny_ckpt), "-o", str(out), "--no-domain"]
+    r = runner.invoke(main, [*args, "--split", "watershed", "--min-size", "12"])
+    assert r.exit_code == 0, r.output
+    assert "labelling rule: split watershed, min_size 12px" in r.output
+    assert metadata.read(out).labelling == {"split": "watershed", "min_size": "12px"}
+    plain = tmp_path / "plain.onnx"
+    assert (
+        runner.invoke(main, ["export", str(tiny_ckpt), "-o", str(plain), "--no-domain"]).exit_code
+        == 0
+    )
+    assert metadata.read(plain).labelling == {}
+    image = np.zeros((64, 64), np.uint8)
+    image[8:20, 8:20] = 255
+    image[40:42, 40:42] = 255  # 4 px: under the stated minimum
+    ruled = Segmenter(out).label(image)
+    assert np.array_equal(ruled, Segmenter(out).label(image, split="watershed", min_size=12))
+    bad = runner.invoke(main, [*args, "--overwrite", "--min-size", "-3"])
+    assert bad.exit_code == 2 and "Invalid value for '--min-size'" in bad.output

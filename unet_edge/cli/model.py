@@ -12,6 +12,7 @@ from . import options as o
 
 if TYPE_CHECKING:
     from ..config import Normalization
+    from ..objects.labels import MinSize
 
 
 def _finite(value: float | None, param: click.Parameter) -> float | None:
@@ -43,6 +44,19 @@ def _finite(value: float | None, param: click.Parameter) -> float | None:
     is_flag=True,
     help="Write the model without statistics of its training images (no domain guard).",
 )
+@click.option(
+    "--split",
+    type=click.Choice(["watershed", "none"], case_sensitive=False),
+    default=None,
+    help="State how the model's objects are best made: split touching ones (watershed) or "
+    "not; `run --labels` and label() then follow it unless told [default: not stated].",
+)
+@click.option(
+    "--min-size",
+    type=o.MinSizeType(),
+    default=None,
+    help="State the smallest object the model's labels keep (e.g. 10px) [default: not stated].",
+)
 @o.overwrite_opt
 @o.verbosity_options
 def export(
@@ -52,6 +66,8 @@ def export(
     fp16: bool,
     domain_data: Path | None,
     no_domain: bool,
+    split: str | None,
+    min_size: MinSize | None,
     overwrite: bool,
     out: o.Reporter,
 ) -> None:
@@ -65,6 +81,7 @@ def export(
     \b
     Example:
       unet-edge export ckpt.pt -o model.onnx
+      unet-edge export ckpt.pt --split watershed --min-size 10px   # nuclei-like objects
     """
     from .. import io
 
@@ -83,7 +100,15 @@ def export(
         overwrite=overwrite,
         fp16=fp16,
     )
+    rule = _labelling_rule(split, min_size)
+    if rule:  # validated by the metadata before the file is replaced
+        from ..training.export import stamp_labelling
+
+        stamp_labelling(output, rule)
+        report.file_bytes = output.stat().st_size
     out.info(report.summary())
+    if rule:
+        out.info(f"labelling rule: {', '.join(f'{k} {v}' for k, v in rule.items())}")
     if found.images or not no_domain:  # what the domain guard of the model will know
         hint = "" if found.images else "; add them with --domain-data DIR"
         out.info(found.note() + hint)
@@ -92,6 +117,14 @@ def export(
             f"  parity {tuple(p['shape'])}: max abs {p['max_abs_error']:.2e}, "
             f"relative {p['rel_error']:.2e}"
         )
+
+
+def _labelling_rule(split: str | None, min_size: MinSize | None) -> dict[str, str]:
+    """``output.labelling`` from the export options ({}: nothing stated)."""
+    rule = {"split": split.lower()} if split else {}
+    if min_size is not None:
+        rule["min_size"] = f"{min_size.value:g}{min_size.unit}"
+    return rule
 
 
 @click.command(short_help="Write an int8 copy of a model, kept only if its masks agree with fp32.")

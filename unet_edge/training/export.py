@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,8 +291,6 @@ def stamp_domain(path: str | Path, images: Sequence[Any]) -> None:
     exported model at ``path`` sees them, in its metadata (key ``domain``; the file is
     replaced atomically, nothing else changes), so that the runtime warns on images unlike
     them (:mod:`unet_edge.domain`)."""
-    import json
-
     from .. import domain
     from ..runtime import Segmenter
 
@@ -300,9 +298,27 @@ def stamp_domain(path: str | Path, images: Sequence[Any]) -> None:
     with Segmenter(path) as seg:  # the written graph: what the runtime will run
         what = seg.info.provenance.get("training_data") or f"{len(images)} training images"
         stats = domain.measure(seg, images, source=f"{what}, through this model")
+    _edit_metadata(path, lambda d: d.update(domain=stats.to_dict()))
+
+
+def stamp_labelling(path: str | Path, rule: Mapping[str, str]) -> None:
+    """State how the exported model's mask is best made into objects (metadata
+    ``output.labelling``: ``split`` "watershed"/"none", ``min_size`` such as "10px"), which
+    ``label()`` and ``run --labels`` then follow unless told otherwise; the file is replaced
+    atomically, nothing else changes. Raises ModelError for a rule the metadata refuses."""
+    _edit_metadata(Path(path), lambda d: d["output"].update(labelling=dict(rule)))
+
+
+def _edit_metadata(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Apply ``change`` to the decoded metadata of the ONNX file at ``path``, check that the
+    result is still valid, and replace the file atomically."""
+    import json
+
     proto = onnx.load(str(path))
     entry = next(p for p in proto.metadata_props if p.key == metadata.KEY)
-    entry.value = json.dumps({**json.loads(entry.value), "domain": stats.to_dict()})
-    metadata.from_props({metadata.KEY: entry.value}, str(path))  # still valid
+    decoded = json.loads(entry.value)
+    change(decoded)
+    entry.value = json.dumps(decoded)
+    metadata.from_props({metadata.KEY: entry.value}, str(path))  # still valid, or ModelError
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
