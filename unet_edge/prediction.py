@@ -53,8 +53,8 @@ class Prediction:
         """Instance labels as :meth:`Segmenter.label` gives them by default: by the model's
         ``rule`` (``ModelInfo.labelling``: ``split``, ``min_size`` in px; ``{}``:
         :attr:`labels`)."""
-        from .objects.labels import label_classes
+        from .objects.outputs import Labelling, label_classes
 
+        how = Labelling.make().for_model(rule)  # the one resolution of a stated rule
         classes = self.object_classes or (1,)
-        size, split = rule.get("min_size", 0), rule.get("split")
-        return label_classes(self.mask, classes, min_size=size, split=split)
+        return label_classes(self.mask, classes, min_size=how.min_size or 0, split=how.split)
