@@ -246,7 +246,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "napari": (
         "the napari plugin (extra napari): widget with progress/cancel, reader, sample",
-        {"engines", "errors", "imagemeta", "io", "objects", "processing", "runtime"},
+        {"engines", "errors", "imagemeta", "io", "objects", "processing", "runtime", "scale"},
         {"numpy", "napari", "qtpy"},
     ),
     "serve": (

@@ -70,3 +70,18 @@ def test_a_two_class_mask_reads_as_class_indices(tmp_path: Path) -> None:
     assert kind == "labels" and kwargs["name"] == "x mask"
     assert np.array_equal(data, (mask > 0).astype(np.uint8))
     assert kwargs["metadata"]["provenance"] == prov and kwargs["metadata"]["calibration"] is None
+
+
+def test_the_sample_carries_the_isbi_pixel_size_the_shipped_model_was_trained_at() -> None:
+    from unet_edge import Segmenter
+    from unet_edge.napari import _segment
+
+    ((data, kwargs, kind),) = _reader.isbi_sample()
+    assert kind == "image" and data.shape == (512, 512)
+    assert kwargs["scale"] == (0.004, 0.004) and kwargs["units"] == ("micrometer",) * 2
+    with Segmenter() as seg:  # so the widget segments it as it is, and says so
+        rescale, said = _segment.pixel_size_for(seg.info.pixel_size, None, kwargs, 2)
+    assert (
+        rescale is None
+        and said == "pixel size (the layer's) is the model's 0.004 µm: not resampled"
+    )

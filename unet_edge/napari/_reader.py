@@ -139,7 +139,12 @@ def _placed(cal: Calibration | None, ndim: int) -> dict[str, Any]:
     return {"scale": scale, **({"units": (unit,) * ndim} if unit else {})}
 
 
+#: The ISBI 2012 slices' pixel size (about 4 x 4 nm), which the shipped model was trained at.
+_ISBI_PIXEL = Calibration(0.004, 0.004, "µm")
+
+
 def isbi_sample() -> list[LayerData]:
-    """The ISBI 2012 EM slice shipped with the package, as an Image layer."""
+    """The ISBI 2012 EM slice shipped with the package, as an Image layer at its pixel size
+    (``scale`` 0.004, ``units`` micrometer): the widget segments it as it is."""
     path = Path(str(resources.files("unet_edge") / "data" / "sample_isbi2012.png"))
-    return [(io.read_image(path), {"name": "ISBI 2012 sample"}, "image")]
+    return [(io.read_image(path), {"name": "ISBI 2012 sample", **_placed(_ISBI_PIXEL, 2)}, "image")]
