@@ -19,7 +19,8 @@ Schema version 1::
      "output": {"name": str, "kind": "probabilities", "classes": [str, ...],
                 "objects": [str, ...],    # optional: the object classes (see object_classes)
                 "labelling": {"split": "watershed" | "none",   # optional: how its objects are
-                              "min_size": "10px"}},            # best made (label() defaults)
+                              "min_size": "10px",              # best made (label() defaults)
+                              "border": str}},   # a class given to the objects it borders
      "border": "symmetric", "precision": "fp32" | "fp16" | "int8",
      "pixel_size": {"y": float, "x": float, "unit": "µm"},   # optional: training pixel size
      "domain": {...},   # optional: statistics of the training images (unet_edge.domain)
@@ -109,7 +110,8 @@ class ModelInfo:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[str, ...] = ()  # the object classes by name; () = the default rule
     # How its objects are best made when the caller does not say (``split``: "watershed" or
-    # "none", ``min_size``: "10px"); {}: connected regions, no minimum size.
+    # "none", ``min_size``: "10px", ``border``: the name of a class of pixels that belong to
+    # the objects they border, as a three-class model's); {}: connected regions, no minimum.
     labelling: Mapping[str, str] = field(default_factory=dict)
     pixel_size: PixelSize | None = None  # the pixel size it was trained at; None: unknown
     # Statistics of the training images (unet_edge.domain.DomainStats.to_dict); {}: no guard.
@@ -127,6 +129,12 @@ class ModelInfo:
                 f"object class {unknown[0]!r} is not one of the classes "
                 f"{list(self.class_names)}; name object classes among them"
             )
+        border = self.labelling.get("border")
+        if border is not None and (border not in self.class_names or border in self.objects):
+            raise ModelError(
+                f"labelling border class {border!r} is not one of the classes "
+                f"{list(self.class_names)} other than the object classes; name one of them"
+            )
 
     @property
     def object_classes(self) -> tuple[int, ...]:
@@ -141,6 +149,16 @@ class ModelInfo:
         if names:
             return tuple(self.class_names.index(c) for c in names)
         return (1,) if self.classes == 2 else tuple(range(1, self.classes))
+
+    @property
+    def border_classes(self) -> tuple[int, ...]:
+        """Index of the class whose pixels belong to the objects they border (a three-class
+        model's border bands, ``labelling["border"]``), which ``label()`` gives back to the
+        nearest object; () when the model states none."""
+        border = self.labelling.get("border")
+        if border is None or self.class_names.index(border) in self.object_classes:
+            return ()
+        return (self.class_names.index(border),)
 
     @property
     def geometry(self) -> Geometry:
@@ -277,13 +295,14 @@ def _class_names(v: object, what: str = "output.classes") -> tuple[str, ...]:
 
 
 #: What ``output.labelling`` may say: its keys and the split methods.
-LABELLING_KEYS, SPLITS = ("split", "min_size"), ("watershed", "none")
+LABELLING_KEYS, SPLITS = ("split", "min_size", "border"), ("watershed", "none")
 
 
 def _labelling(v: object) -> dict[str, str]:
-    """``output.labelling``: a JSON object of ``split`` (one of :data:`SPLITS`) and
+    """``output.labelling``: a JSON object of ``split`` (one of :data:`SPLITS`),
     ``min_size`` (a size such as ``"10px"``; parsed where it is used, by
-    :class:`unet_edge.objects.MinSize`)."""
+    :class:`unet_edge.objects.MinSize`) and ``border`` (a class name, checked by
+    :class:`ModelInfo`)."""
     if not isinstance(v, dict) or set(v) - set(LABELLING_KEYS):
         raise ModelError(
             f"invalid model metadata: output.labelling must be a JSON object of "

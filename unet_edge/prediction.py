@@ -26,6 +26,9 @@ class Prediction:
     # Per frame: how it compares with the training images (domain.Quality); None: the model
     # has no domain statistics.
     quality: tuple[Quality, ...] | None = None
+    # The class given back to the objects it borders (ModelInfo.border_classes: a three-class
+    # model's border bands); () for none.
+    border_classes: tuple[int, ...] = ()
 
     @property
     def in_domain(self) -> bool | None:
@@ -44,10 +47,13 @@ class Prediction:
     @property
     def labels(self) -> np.ndarray:
         """Instance labels, uint32 (H, W) or (Z, H, W): the connected regions of the object
-        classes, no min size, no split (:meth:`labelled` follows a model's stated rule)."""
+        classes with the border class's pixels given back to them, no min size, no split
+        (:meth:`labelled` follows a model's stated rule)."""
         from .objects.labels import label_classes
 
-        return label_classes(self.mask, self.object_classes or (1,))
+        return label_classes(
+            self.mask, self.object_classes or (1,), border_classes=self.border_classes
+        )
 
     def labelled(self, rule: Mapping[str, str]) -> np.ndarray:
         """Instance labels as :meth:`Segmenter.label` gives them by default: by the model's
@@ -57,4 +63,7 @@ class Prediction:
 
         how = Labelling.make().for_model(rule)  # the one resolution of a stated rule
         classes = self.object_classes or (1,)
-        return label_classes(self.mask, classes, min_size=how.min_size or 0, split=how.split)
+        size, split = how.min_size or 0, how.split
+        return label_classes(
+            self.mask, classes, min_size=size, split=split, border_classes=self.border_classes
+        )

@@ -425,10 +425,10 @@ class Segmenter:
                 yield done, total
         outs = [grid.back(r.result) if grid else r.result for r in runs]
         probs = np.stack(outs) if stack else outs[0]
-        stats = tuple(s.to_dict() for _, s in frames)
+        stats, info = tuple(s.to_dict() for _, s in frames), self.info
         rescaled = grid.rescale.to_dict() if grid else None
         quality = self.guard.assess_runs(runs, [s for _, s in frames]) if self.guard else None
-        return Prediction(probs, stats, self.info.object_classes, rescaled, quality)
+        return Prediction(probs, stats, info.object_classes, rescaled, quality, info.border_classes)
 
     def predict(
         self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
@@ -459,13 +459,13 @@ class Segmenter:
         calibration: Any = None,
         pixel_size: Any = None,
     ) -> np.ndarray:
-        """Instance labels, uint32 (H, W) or (Z, H, W): 0 background, 1..N the regions of
-        ``info.object_classes`` in raster order; ``min_size`` px or ``"2um2"``, ``split``
-        ("watershed", "none"); None: ``info.labelling`` (nuclei: watershed, 10 px), else not."""
+        """Instance labels, uint32 (H, W) or (Z, H, W), 1..N in raster order (0 background):
+        by ``min_size`` (px, "2um2") and ``split``; None: the model's ``info.labelling``."""
         from .objects.outputs import Labelling, label_classes
 
         how = Labelling.make(min_size, split).for_model(self.info.labelling)
         kw = {"min_size": how.min_size or 0, "split": how.split, "calibration": calibration}
+        kw["border_classes"] = self.info.border_classes  # a three-class model's bands go back
         return label_classes(self.segment(image, pixel_size), self.info.object_classes, **kw)
 
     def stream(

@@ -58,6 +58,32 @@ def test_three_class_export_names_its_object_class(folder: Path, tmp_path: Path)
     info = metadata.read(tmp_path / "b.onnx")
     assert info.class_names == ("background", "nucleus", "border")
     assert info.objects == ("nucleus",) and info.object_classes == (1,)
+    # its border bands belong to the nuclei: label() gives them back
+    assert info.labelling == {"border": "border"} and info.border_classes == (2,)
+    assert "labelling rule: border pixels given back" in r.output
+
+
+def test_train_states_a_labelling_rule_that_export_keeps_and_can_override(
+    folder: Path, tmp_path: Path
+):
+    ck = tmp_path / "ruled.pt"
+    args = [str(folder), "-o", str(ck), "--labels", "instances", "--target", "three-class"]
+    code, out = train(
+        [*args, "--classes", "bg,nucleus,edge", "--split", "watershed", "--min-size", "12"]
+    )
+    assert code == 0, out
+    r = CliRunner().invoke(main, ["export", str(ck), "-o", str(tmp_path / "a.onnx")])
+    assert r.exit_code == 0, r.output
+    stated = {"split": "watershed", "min_size": "12px", "border": "edge"}
+    assert metadata.read(tmp_path / "a.onnx").labelling == stated
+    assert "labelling rule: split watershed, min size 12px, edge pixels given back" in r.output
+    r = CliRunner().invoke(
+        main, ["export", str(ck), "-o", str(tmp_path / "b.onnx"), "--split", "none"]
+    )
+    assert r.exit_code == 0, r.output
+    assert metadata.read(tmp_path / "b.onnx").labelling == {**stated, "split": "none"}
+    code, out = train([str(folder), "-o", str(tmp_path / "x.pt"), "--min-size", "ten"])
+    assert code == 2 and "got 'ten'" in out
 
 
 def test_class_names_from_classes_txt_and_classes_overrides(folder: Path, tmp_path: Path):

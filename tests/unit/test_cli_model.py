@@ -81,7 +81,7 @@ def test_export_states_a_labelling_rule_that_label_follows(
     args = ["export", str(tiny_ckpt), "-o", str(out), "--no-domain"]
     r = runner.invoke(main, [*args, "--split", "watershed", "--min-size", "12"])
     assert r.exit_code == 0, r.output
-    assert "labelling rule: split watershed, min_size 12px" in r.output
+    assert "labelling rule: split watershed, min size 12px" in r.output
     assert metadata.read(out).labelling == {"split": "watershed", "min_size": "12px"}
     plain = tmp_path / "plain.onnx"
     assert (

@@ -33,6 +33,23 @@ def test_labelling_rule_round_trips_and_defaults_to_none() -> None:
     assert metadata.from_props({metadata.KEY: stated.to_json()}).labelling == rule
 
 
+def test_a_stated_border_class_is_given_back_unless_it_is_an_object_class() -> None:
+    names = ("background", "cell", "border")
+    three = UNetConfig(base_width=8, classes=3)
+    model = metadata.ModelInfo(three, Normalization(), names, labelling={"border": "border"})
+    assert model.object_classes == (1,) and model.border_classes == (2,)
+    assert metadata.from_props({metadata.KEY: model.to_json()}).border_classes == (2,)
+    assert metadata.ModelInfo(three, Normalization(), names).border_classes == ()
+    with pytest.raises(ModelError, match="other than the object classes"):
+        metadata.ModelInfo(
+            three,
+            Normalization(),
+            names,
+            objects=("cell", "border"),
+            labelling={"border": "border"},
+        )
+
+
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
@@ -45,6 +62,7 @@ def test_labelling_rule_round_trips_and_defaults_to_none() -> None:
         (lambda d: d["output"].update(labelling={"split": "voronoi"}), "labelling.split"),
         (lambda d: d["output"].update(labelling={"min": "10px"}), "output.labelling must"),
         (lambda d: d["output"].update(labelling=["watershed"]), "output.labelling must"),
+        (lambda d: d["output"].update(labelling={"border": "edge"}), "border class 'edge'"),
     ],
 )
 def test_invalid_metadata_is_specific(mutate, match: str) -> None:  # type: ignore[no-untyped-def]

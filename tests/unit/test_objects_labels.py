@@ -166,3 +166,68 @@ def test_bad_masks_are_refused() -> None:
         label_stack(np.zeros((4, 4), bool))
     with pytest.raises(Exception, match="split method"):
         label(np.zeros((4, 4), bool), split="voronoi")
+
+
+def _touching_cores() -> tuple[np.ndarray, np.ndarray]:
+    """Two 10 x 10 squares that touch, as a three-class model draws them: cores (class 1)
+    with 2-px border bands (class 2) where they meet, and the true instances."""
+    truth = np.zeros((20, 30), np.uint32)
+    truth[5:15, 5:15] = 1
+    truth[5:15, 15:25] = 2
+    classes = (truth > 0).astype(np.uint8)
+    classes[5:15, 13:17] = 2  # the band: 2 px on each side of the contact
+    return classes, truth
+
+
+def test_border_pixels_go_back_to_the_object_they_border() -> None:
+    classes, truth = _touching_cores()
+    cores = label_classes(classes, (1,))
+    assert cores.max() == 2 and (cores > 0).sum() == truth.astype(bool).sum() - 40
+    whole = label_classes(classes, (1,), border_classes=(2,))
+    assert np.array_equal(whole, truth)  # each band pixel to the nearer core: the contact line
+    assert whole.dtype == np.uint32
+
+
+def test_a_border_pixel_far_from_every_object_stays_background() -> None:
+    from unet_edge.objects.labels import BORDER_REACH_PX, give_border
+
+    labels = np.zeros((30, 30), np.uint32)
+    labels[10:20, 10:13] = 7
+    border = np.zeros((30, 30), bool)
+    border[15, 13 + int(BORDER_REACH_PX) - 1] = True  # within reach
+    border[15, 13 + int(BORDER_REACH_PX) + 2] = True  # beyond it
+    border[12, 11] = True  # already an object pixel: unchanged
+    out = give_border(labels, border)
+    assert out[15, 13 + int(BORDER_REACH_PX) - 1] == 7
+    assert out[15, 13 + int(BORDER_REACH_PX) + 2] == 0
+    assert out[12, 11] == 7 and np.array_equal(labels[labels > 0], out[labels > 0])
+    assert labels[15, 13 + int(BORDER_REACH_PX) - 1] == 0  # the input is not changed
+
+
+def test_border_is_given_back_after_the_minimum_size_and_slice_by_slice() -> None:
+    classes, truth = _touching_cores()
+    classes[0, 0] = 1  # a 1-px speck, dropped by the minimum before any growing
+    classes[1, 0] = 2
+    out = label_classes(classes, (1,), min_size=5, border_classes=(2,))
+    assert out[0, 0] == 0 and out[1, 0] == 0 and np.array_equal(out, truth)
+    stack = label_classes(
+        np.stack([classes, np.zeros_like(classes)]), (1,), min_size=5, border_classes=(2,)
+    )
+    assert np.array_equal(stack[0], truth) and stack[1].max() == 0
+
+
+def test_give_border_refuses_mismatched_inputs() -> None:
+    from unet_edge.objects.labels import give_border
+
+    with pytest.raises(InputError, match="same shape"):
+        give_border(np.zeros((4, 4), np.uint32), np.zeros((4, 5), bool))
+    with pytest.raises(InputError, match="integer"):
+        give_border(np.zeros((4, 4), np.float32), np.zeros((4, 4), bool))
+    empty = give_border(np.zeros((4, 4), np.uint32), np.ones((4, 4), bool))
+    assert empty.max() == 0  # no object to give the border to
+
+
+def test_min_size_text_reads_back() -> None:
+    for text in ("10px", "2.5um2", "0px"):
+        assert str(MinSize.parse(text)) == text
+        assert MinSize.parse(str(MinSize.parse(text))) == MinSize.parse(text)

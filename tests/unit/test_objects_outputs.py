@@ -73,6 +73,7 @@ def test_every_output_from_one_prediction(tmp_path: Path) -> None:
         "classes": ["cell"],
         "min_size": "1um2",
         "split": None,
+        "border": [],
     }
     rows = paths["objects"].read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("label,slice,area_um2,")
@@ -81,3 +82,19 @@ def test_every_output_from_one_prediction(tmp_path: Path) -> None:
     assert float(rows[1].split(",")[header.index("mean_probability")]) == pytest.approx(0.8)
     assert len(roifile.roiread(paths["rois"])) == 2
     assert '"classification":{"name":"cell"}' in paths["geojson"].read_text()
+
+
+def test_a_three_class_models_border_pixels_go_back_and_provenance_says_so(
+    tmp_path: Path,
+) -> None:
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:15, 5:25] = 1
+    mask[5:15, 13:17] = 2  # the border class between two touching cells
+    probs = np.stack([mask == k for k in range(3)]).astype(np.float32)
+    pred = Prediction(probs, ({},), (1,), border_classes=(2,))
+    names = ("background", "cell", "border")
+    writers = object_writers(("labels",), pred, mask, names, Labelling.make(), None, {})
+    writers["labels"](tmp_path / "l.tif")
+    labels = tifffile.imread(tmp_path / "l.tif")
+    assert labels.max() == 2 and (labels > 0).sum() == 200  # the 40 border pixels given back
+    assert io.read_provenance(tmp_path / "l.tif")["objects"]["border"] == ["border"]

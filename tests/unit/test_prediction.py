@@ -42,3 +42,18 @@ def test_labelled_follows_a_stated_rule() -> None:
     assert np.array_equal(p.labelled({}), p.labels)
     split = p.labelled({"split": "watershed", "min_size": "10px"})
     assert split.max() == 2 and split[30, 35] != split[30, 69] and split[2, 110] == 0
+
+
+def test_labels_give_a_border_class_back_to_the_objects() -> None:
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:15, 5:25] = 1
+    mask[5:15, 13:17] = 2  # a border band between two touching cells
+    probs = np.stack([mask == k for k in range(3)]).astype(np.float32)
+    plain = Prediction(probs, ({},), object_classes=(1,))
+    assert plain.labels.max() == 2 and (plain.labels > 0).sum() == 160
+    given = Prediction(probs, ({},), object_classes=(1,), border_classes=(2,))
+    for labels in (given.labels, given.labelled({}), given.labelled({"min_size": "5px"})):
+        assert labels.max() == 2 and (labels > 0).sum() == 200
+        assert set(np.unique(labels[5:15, 5:15])) == {1} and set(
+            np.unique(labels[5:15, 15:25])
+        ) == {2}

@@ -84,7 +84,7 @@ def test_shipped_checkpoint_was_trained_with_the_recipe():
     # these fields came after the weights, which read class maps with the exposure
     # augmentation at probability 0.5 (the defaults)
     new = {"labels": "classes", "target": "two-class", "border": 2.0, "objects": []}
-    new["exposure"] = 0.5
+    new |= {"exposure": 0.5, "split": None, "min_size": None}
     assert {k: recorded.pop(k, v) for k, v in new.items()} == new
     assert {k: recipe.pop(k) for k in new} == new
     assert recorded == recipe
@@ -120,6 +120,8 @@ def test_strings_and_lists_are_resolved_and_round_trip():
         ({"class_names": ("a", "b", "c")}, r"3 class names .* for 2 classes"),
         ({"val_names": ("20", "21"), "train_names": ("21",)}, r"\['21'\] are in both"),
         ({"select": "accuracy"}, r"unknown selection metric 'accuracy'.*rand_error_expanded"),
+        ({"split": "voronoi"}, r"split must be 'watershed' or 'none', got 'voronoi'"),
+        ({"min_size": "ten"}, r"minimum object size .* got 'ten'"),
     ],
 )
 def test_invalid_values_are_refused_by_name(kwargs: dict[str, object], message: str):
@@ -142,3 +144,21 @@ def test_loop_re_exports_the_same_names():
 
     for name in ("TrainConfig", "Optimizer", "Schedule", "parse_names"):
         assert getattr(loop, name) is getattr(config, name), name
+
+
+def test_the_stated_labelling_rule_of_a_run():
+    from unet_edge.training.config import stated_labelling
+
+    assert stated_labelling(TrainConfig().to_dict()) == {}
+    assert stated_labelling({}) == {}  # a config recorded before these fields
+    ruled = TrainConfig(split="watershed", min_size="10px").to_dict()
+    assert stated_labelling(ruled) == {"split": "watershed", "min_size": "10px"}
+    three = TrainConfig(
+        labels="instances",
+        target="three-class",
+        classes=3,
+        class_names=("background", "nucleus", "edge"),
+    )
+    assert stated_labelling(three.to_dict()) == {"border": "edge"}
+    two = TrainConfig(labels="instances", class_names=("background", "nucleus"))
+    assert stated_labelling(two.to_dict()) == {}

@@ -107,8 +107,7 @@ def export(
         stamp_labelling(output, rule)
         report.file_bytes = output.stat().st_size
     out.info(report.summary())
-    if rule:
-        out.info(f"labelling rule: {', '.join(f'{k} {v}' for k, v in rule.items())}")
+    _say_rule(output, out)  # the export options over what training stated
     if found.images or not no_domain:  # what the domain guard of the model will know
         hint = "" if found.images else "; add them with --domain-data DIR"
         out.info(found.note() + hint)
@@ -119,11 +118,21 @@ def export(
         )
 
 
+def _say_rule(path: Path, out: o.Reporter) -> None:
+    """Say the ``output.labelling`` the exported model at ``path`` states, if any."""
+    from ..metadata import read
+    from .models import rule_text
+
+    stated = read(path).labelling
+    if stated:
+        out.info(f"labelling rule: {rule_text(stated)}")
+
+
 def _labelling_rule(split: str | None, min_size: MinSize | None) -> dict[str, str]:
     """``output.labelling`` from the export options ({}: nothing stated)."""
     rule = {"split": split.lower()} if split else {}
     if min_size is not None:
-        rule["min_size"] = f"{min_size.value:g}{min_size.unit}"
+        rule["min_size"] = str(min_size)
     return rule
 
 

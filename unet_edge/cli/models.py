@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import click
 
 from . import options as o
+
+
+def rule_text(rule: Mapping[str, str]) -> str:
+    """A model's ``output.labelling`` in words, in a fixed order: ``split watershed, min
+    size 10px, border class border given back`` ("" when it states nothing)."""
+    words = [f"split {rule['split']}"] if "split" in rule else []
+    words += [f"min size {rule['min_size']}"] if "min_size" in rule else []
+    words += [f"{rule['border']} pixels given back"] if "border" in rule else []
+    return ", ".join(words)
 
 
 @click.command(short_help="List the shipped models (-m NAME): classes, pixel size, training data.")
@@ -41,7 +51,7 @@ def models(as_json: bool, out: o.Reporter) -> None:
         click.echo(f"  classes:       {classes}")
         click.echo(f"  pixel size:    {d['pixel_size'] or 'not stated'}")
         rule = dict(d["labelling"] or {})  # type: ignore[call-overload]
-        how = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rule.items())
+        how = rule_text(rule)
         click.echo(f"  objects:       {how or 'connected regions'}")
         click.echo(f"  training data: {d['training_data'] or 'not stated'}")
         click.echo(f"  file:          {d['file']}")

@@ -408,10 +408,8 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
 def _objects_line(mi: Any) -> str:
     """The object classes and how ``--labels`` makes objects of them (the model's rule)."""
     names = ", ".join(mi.class_names[c] for c in mi.object_classes)
-    rule = mi.labelling
-    how = (
-        f"split {rule.get('split', 'none')}, min size {rule.get('min_size', '0px')} (the model's)"
-        if rule
-        else "connected regions"
-    )
+    from .models import rule_text
+
+    rule = {"split": "none", "min_size": "0px", **mi.labelling}
+    how = f"{rule_text(rule)} (the model's)" if mi.labelling else "connected regions"
     return f"{names}: {how}"

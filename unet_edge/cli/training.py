@@ -117,6 +117,18 @@ _CONFIG_OPTIONS = (
         help="Width (px) of the three-class border bands, on each side of a contact.",
     ),
     _config_opt(
+        "split",
+        type=click.Choice(["watershed", "none"]),
+        help="State in the exported model how its objects are best made: split touching ones "
+        "(watershed) or not; `run --labels` and label() then follow it [default: not stated].",
+    ),
+    _config_opt(
+        "min_size",
+        type=o.MinSizeType(),
+        help="State in the exported model the smallest object its labels keep (e.g. 10px) "
+        "[default: not stated].",
+    ),
+    _config_opt(
         "pixel_size",
         type=click.FloatRange(min=0, min_open=True),
         help="The images' pixel size in um (0.004: 4 nm), recorded in the model: images of "
@@ -227,6 +239,8 @@ def train(
     from ..training.loop import train as run_training
 
     _label_settings(data_dir, classes, label_kind, settings, out)
+    if settings.get("min_size") is not None:  # a MinSize; the checkpoint keeps its text
+        settings["min_size"] = str(settings["min_size"])
     if init is not None:
         _keep_init_architecture(ctx, init, settings)
     config = TrainConfig(

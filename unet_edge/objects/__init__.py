@@ -2,7 +2,8 @@
 
 - :mod:`~unet_edge.objects.labels`: :func:`object_mask`, :func:`label`,
   :func:`label_stack` (OpenCV connected components, raster-order ids),
-  :class:`MinSize`; :mod:`~unet_edge.objects.split` splits touching objects;
+  :class:`MinSize`, :func:`give_border` (a border class back to its objects);
+  :mod:`~unet_edge.objects.split` splits touching objects;
 - :mod:`~unet_edge.objects.measure`: :class:`ObjectSums` (per-object sums
   that windows add up exactly), :func:`measure_labels`, :func:`measure_stack`;
   :mod:`~unet_edge.objects.table`: :class:`ObjectTable` and its CSV;
@@ -18,6 +19,7 @@ from __future__ import annotations
 from .labels import (
     MinSize,
     Split,
+    give_border,
     label,
     label_classes,
     label_stack,
@@ -32,6 +34,7 @@ __all__ = [
     "ObjectSums",
     "ObjectTable",
     "Split",
+    "give_border",
     "label",
     "label_classes",
     "label_stack",

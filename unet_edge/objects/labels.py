@@ -30,8 +30,10 @@ from ..errors import InputError
 from ..imagemeta import Calibration
 
 __all__ = [
+    "BORDER_REACH_PX",
     "MinSize",
     "Split",
+    "give_border",
     "label",
     "label_classes",
     "label_stack",
@@ -62,6 +64,10 @@ class MinSize:
                 f"{self.unit!r}; e.g. 20px or 2um2",
                 option="min_size",
             )
+
+    def __str__(self) -> str:
+        """``"10px"``, ``"2um2"``: what :meth:`parse` reads back (metadata, provenance)."""
+        return f"{self.value:g}{self.unit}"
 
     @classmethod
     def parse(cls, text: str | int | float | MinSize) -> MinSize:
@@ -217,6 +223,7 @@ def label_classes(
     min_size: int | float | str | MinSize = 0,
     split: str | Split | None = None,
     calibration: Calibration | None = None,
+    border_classes: Sequence[int] = (),
 ) -> np.ndarray:
     """Instance labels of a class-index mask (H, W) or stack (Z, H, W) (uint8, as
     :func:`unet_edge.processing.to_mask` gives): the objects of ``object_classes``,
@@ -224,9 +231,52 @@ def label_classes(
 
     ``min_size`` is pixels (a number or ``"20px"``) or square micrometres
     (``"2um2"``, a :class:`MinSize`), converted with ``calibration``.
+    ``border_classes`` (a three-class model's border bands, ``ModelInfo.border_classes``):
+    their pixels are then given to the nearest object (:func:`give_border`), after the
+    minimum size and the split, so an object is whole again.
     """
     mask = object_mask(classes, object_classes)
     px = MinSize.parse(min_size).pixels(calibration)
     if mask.ndim == 3:
-        return label_stack(mask, min_size=px, split=split)
-    return label(mask, min_size=px, split=split)
+        labels = label_stack(mask, min_size=px, split=split)
+    else:
+        labels = label(mask, min_size=px, split=split)
+    if not border_classes:
+        return labels
+    border = object_mask(classes, border_classes)
+    if labels.ndim == 2:
+        return give_border(labels, border)
+    return np.stack([give_border(lab, b) for lab, b in zip(labels, border, strict=True)])
+
+
+#: How far (px) a border pixel may lie from the object it is given to. A three-class model's
+#: bands are ``border`` px (2 by default) on each side of a contact, so its pixels lie 1-3 px
+#: from their object's core; a band the network drew farther from any object stays background.
+BORDER_REACH_PX = 5.0
+
+
+def give_border(
+    labels: np.ndarray, border: np.ndarray, reach: float = BORDER_REACH_PX
+) -> np.ndarray:
+    """``labels`` (uint32 (H, W)) with every pixel of ``border`` (bool (H, W)) that is
+    background there and within ``reach`` px (Euclidean, OpenCV's 5x5 mask) of an object
+    given that object's id: where two objects touch, each takes the border pixels nearer
+    to it. Ids and their number are unchanged; a new array."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "iu" or labels.shape != np.shape(border):
+        raise InputError(
+            f"give_border takes integer (H, W) labels and a bool border mask of the same shape, "
+            f"got labels {labels.dtype} {labels.shape} and a mask of shape {np.shape(border)}; "
+            "give both from the same image"
+        )
+    out = labels.astype(np.uint32)  # a copy
+    free = (out == 0).view(np.uint8)
+    if not free.any() or free.all():  # no background to give, or no object to give it to
+        return out
+    dist, nearest = cv2.distanceTransformWithLabels(
+        free, cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ids = np.concatenate([[0], out[free == 0]])  # cv2 numbers the object pixels in raster order
+    take = np.asarray(border, bool) & (free == 1) & (dist <= reach)
+    out[take] = ids[nearest[take]]
+    return out

@@ -65,7 +65,7 @@ class Labelling:
         """For provenance (None: left to the model, not yet resolved)."""
         m = self.min_size
         split = None if self.split in (None, Split.NONE) else self.split.value
-        return {"min_size": None if m is None else f"{m.value:g}{m.unit}", "split": split}
+        return {"min_size": None if m is None else str(m), "split": split}
 
 
 def object_kinds(
@@ -110,9 +110,11 @@ def object_writers(
         min_size=labelling.min_size or 0,
         split=labelling.split,
         calibration=calibration,
+        border_classes=prediction.border_classes,
     )
     objects = [class_names[c] for c in classes]
-    prov = {**provenance, "objects": {"classes": objects, **labelling.to_dict()}}
+    given = {"border": [class_names[c] for c in prediction.border_classes]}
+    prov = {**provenance, "objects": {"classes": objects, **labelling.to_dict(), **given}}
     writers: dict[str, Callable[[Path], object]] = {
         "labels": lambda p: io.write_labels(p, labels, prov, calibration=calibration),
         "rois": lambda p: write_rois(p, labels),

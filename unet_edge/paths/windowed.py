@@ -164,7 +164,8 @@ class ObjectFiles:
             plan.outputs.get("objects"),
             labelling.min_size.pixels(calibration) if labelling.min_size else 0,
             None,  # for_model(split=False): a split asked for was refused by the plan
-            {"objects": {"classes": names, **labelling.to_dict()}},
+            # a three-class model's border pixels are not given back window by window
+            {"objects": {"classes": names, **labelling.to_dict(), "border": []}},
         )
 
 

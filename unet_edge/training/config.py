@@ -15,6 +15,7 @@ its options (and validate a config) without the ``[train]`` extra.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -114,6 +115,12 @@ class TrainConfig:
     # The images' pixel size in µm (None: unknown), exported into the model's metadata: the
     # runtime then resamples images of other pixel sizes to it (unet_edge.scale).
     pixel_size: float | None = None
+    # How the exported model's mask is best made into objects, stated in its metadata
+    # (output.labelling, which label() and `run --labels` follow): split touching objects
+    # ("watershed") or not ("none"), and the smallest object kept ("10px", "2um2");
+    # None: not stated. A three-class target also states its border class (given back).
+    split: str | None = None
+    min_size: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", look_up(Optimizer, self.optimizer, "optimizer"))
@@ -183,6 +190,20 @@ class TrainConfig:
         unknown = [c for c in self.objects if c not in self.class_names]
         if unknown:
             raise ConfigError(f"object class {unknown[0]!r} is not one of {list(self.class_names)}")
+        self._check_labelling()
+
+    def _check_labelling(self) -> None:
+        """``split`` one of watershed/none and ``min_size`` a size, or ConfigError."""
+        if self.split is not None and self.split not in ("watershed", "none"):
+            raise ConfigError(f"split must be 'watershed' or 'none', got {self.split!r}")
+        if self.min_size is not None:
+            from ..errors import InputError
+            from ..objects.labels import MinSize
+
+            try:
+                MinSize.parse(self.min_size)
+            except InputError as e:  # "ten", "-3px"
+                raise ConfigError(str(e)) from None
 
     def scaling(self) -> Normalization:
         """How each training image is scaled (mean and std are measured on the data)."""
@@ -207,6 +228,16 @@ class TrainConfig:
         d["train_names"] = None if self.train_names is None else list(self.train_names)
         d["objects"] = list(self.objects)
         return d
+
+
+def stated_labelling(config: Mapping[str, Any]) -> dict[str, str]:
+    """The ``output.labelling`` a model exported from a run of ``config`` (a
+    :meth:`TrainConfig.to_dict`, possibly of an older version) states: its ``split`` and
+    ``min_size``, and a three-class target's border class ({}: nothing stated)."""
+    rule = {k: str(config[k]) for k in ("split", "min_size") if config.get(k)}
+    if config.get("labels") == "instances" and config.get("target") == "three-class":
+        rule["border"] = str(config["class_names"][2])
+    return rule
 
 
 def class_names_for(text: str | None) -> dict[str, Any]:

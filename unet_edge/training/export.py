@@ -30,6 +30,7 @@ from ..errors import ExportError
 from ..io import atomic_path
 from ..metadata import ModelInfo
 from . import checkpoint as ckpt_mod
+from .config import stated_labelling
 from .model import UNet, conv_gflops, count_parameters
 
 DEFAULT_OPSET = 17
@@ -277,12 +278,14 @@ def variant_torchscript(
 
 
 def _from_training(config: dict[str, Any]) -> dict[str, Any]:
-    """What the training config says about the model: its object classes and the pixel
-    size it was trained at (µm; None: unknown), as ModelInfo fields."""
+    """What the training config says about the model: its object classes, the pixel
+    size it was trained at (µm; None: unknown) and how its objects are made (split, min
+    size, a three-class border class), as ModelInfo fields."""
     um = config.get("pixel_size")
     return {
         "objects": tuple(config.get("objects", ())),
         "pixel_size": None if um is None else metadata.PixelSize(float(um), float(um)),
+        "labelling": stated_labelling(config),
     }
 
 
@@ -303,10 +306,12 @@ def stamp_domain(path: str | Path, images: Sequence[Any]) -> None:
 
 def stamp_labelling(path: str | Path, rule: Mapping[str, str]) -> None:
     """State how the exported model's mask is best made into objects (metadata
-    ``output.labelling``: ``split`` "watershed"/"none", ``min_size`` such as "10px"), which
-    ``label()`` and ``run --labels`` then follow unless told otherwise; the file is replaced
-    atomically, nothing else changes. Raises ModelError for a rule the metadata refuses."""
-    _edit_metadata(Path(path), lambda d: d["output"].update(labelling=dict(rule)))
+    ``output.labelling``: ``split`` "watershed"/"none", ``min_size`` such as "10px",
+    ``border`` a class name), which ``label()`` and ``run --labels`` then follow unless told
+    otherwise. The keys of ``rule`` replace the same keys of the rule the model states (from
+    its training config); the others are kept. The file is replaced atomically, nothing else
+    changes. Raises ModelError for a rule the metadata refuses."""
+    _edit_metadata(Path(path), lambda d: d["output"].setdefault("labelling", {}).update(rule))
 
 
 def _edit_metadata(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
