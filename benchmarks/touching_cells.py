@@ -32,11 +32,12 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from unet_edge.training.config import TrainConfig
+from unet_edge.training.config import TrainConfig, stated_labelling
 from unet_edge.training.synthetic import NucleiStyle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +126,10 @@ def figure(path: Path) -> None:
 def score(checkpoint: Path, config: TrainConfig, folder: Path) -> dict[str, float]:
     """Pooled instance metrics of a checkpoint on a generated folder (object class 1): as
     ``run --labels`` labels, and with objects under :data:`MIN_SIZE` px dropped
-    (``run --labels --min-size 10``; keys ending ``_min``)."""
+    (``run --labels --min-size 10``; keys ending ``_min``). A three-class model's border
+    pixels are given back to the nearest object, as its exported metadata states
+    (``output.labelling.border``); keys ending ``_cores`` score it without that (objects
+    under :data:`MIN_SIZE` px dropped)."""
     from unet_edge.datasets import find_pairs, split_folder
     from unet_edge.evaluate import instance_metrics, pooled_instance_metrics, read_array
     from unet_edge.objects.labels import label_classes
@@ -135,21 +139,29 @@ def score(checkpoint: Path, config: TrainConfig, folder: Path) -> dict[str, floa
 
     c = ckpt.load(checkpoint)
     model = c.build_model()
-    per, per_min = [], []
+    stated = stated_labelling(config.to_dict())  # what the exported model would say
+    border = (config.class_names.index(stated["border"]),) if "border" in stated else ()
+    per, per_min, per_cores = [], [], []
     for _, image_path, label_path in find_pairs(*split_folder(folder)):
         image, truth = read_array(image_path), read_array(label_path)
         scaled, _ = scale_image(image[:, :, None], config.scaling())
         mask = predict_whole(model, scaled, c.normalization).argmax(0).astype(np.uint8)
-        per.append(instance_metrics(label_classes(mask, (1,)), truth))
-        per_min.append(instance_metrics(label_classes(mask, (1,), min_size=MIN_SIZE), truth))
-    pooled_min = pooled_instance_metrics(per_min)
-    return {**pooled_instance_metrics(per), **{f"{k}_min": v for k, v in pooled_min.items()}}
+        per.append(instance_metrics(label_classes(mask, (1,), border_classes=border), truth))
+        labels = label_classes(mask, (1,), min_size=MIN_SIZE, border_classes=border)
+        per_min.append(instance_metrics(labels, truth))
+        if border:
+            per_cores.append(instance_metrics(label_classes(mask, (1,), min_size=MIN_SIZE), truth))
+    rows = {**pooled_instance_metrics(per)}
+    rows |= {f"{k}_min": v for k, v in pooled_instance_metrics(per_min).items()}
+    if border:
+        rows |= {f"{k}_cores": v for k, v in pooled_instance_metrics(per_cores).items()}
+    return rows
 
 
-def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
+def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
     """Generate the folders in ``work``, train each variant there (unless ``--score-only``
     finds its checkpoint already) and score it."""
-    from unet_edge.training.loop import TrainEvent, train
+    from unet_edge.training.loop import TrainEvent
     from unet_edge.training.synthetic import write_folder
 
     def report(e: TrainEvent) -> None:
@@ -159,23 +171,44 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
     if not args.score_only:
         write_folder(work / "train", args.images, TRAIN_SEED, (192, 192), STYLE)
         write_folder(work / "test", args.test_images, TEST_SEED, (192, 192), STYLE)
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name in args.variants.split(","):
-        changes = VARIANTS[name]
-        config = dataclasses.replace(BASE, steps=args.steps, threads=args.threads, **changes)
-        t0 = time.perf_counter()
-        out = work / f"{name.replace(' ', '_')}.pt"
-        if not args.score_only:
-            train(config, work / "train", out, progress=report, overwrite=True)
-        trained_s = time.perf_counter() - t0
-        rows[name] = score(out, config, work / "test")
-        if not args.score_only:
-            rows[name]["train_s"] = trained_s
-        print(f"{name}: {json.dumps({k: round(v, 3) for k, v in rows[name].items()})}", flush=True)
+        runs = [_variant(args, work, name, seed, report) for seed in args.seeds]
+        rows[name] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+        if len(runs) > 1:  # the spread over training seeds: what one run's F1 can be off by
+            rows[name] |= {f"{k}_seeds": [r[k] for r in runs] for k in ("f1", "f1_min")}
     return rows
 
 
-def table(rows: dict[str, dict[str, float]]) -> str:
+def _variant(
+    args: argparse.Namespace, work: Path, name: str, seed: int, report: Any
+) -> dict[str, float]:
+    """Train (unless ``--score-only``) and score one variant with one training seed."""
+    from unet_edge.training.loop import train
+
+    config = dataclasses.replace(
+        BASE, steps=args.steps, threads=args.threads, seed=seed, **VARIANTS[name]
+    )
+    t0 = time.perf_counter()
+    out = work / f"{name.replace(' ', '_')}{'' if seed == BASE.seed else f'_s{seed}'}.pt"
+    if not args.score_only:
+        train(config, work / "train", out, progress=report, overwrite=True)
+    trained_s = time.perf_counter() - t0
+    row = score(out, config, work / "test")
+    if not args.score_only:
+        row["train_s"] = trained_s
+    print(f"{name}, seed {seed}: {json.dumps({k: round(v, 3) for k, v in row.items()})}")
+    return row
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    """The Markdown table: means over the training seeds, each F1's range after it."""
+
+    def f1(r: dict[str, Any], key: str) -> str:
+        seeds = r.get(f"{key}_seeds")
+        spread = f" ({min(seeds):.3f}-{max(seeds):.3f})" if seeds else ""
+        return f"{r[key]:.3f}{spread}"
+
     lines = [
         f"| training | F1 @ IoU 0.5 | F1, objects >= {MIN_SIZE} px | precision | recall | "
         "merges | splits | objects found / true |",
@@ -183,9 +216,9 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     ]
     for name, r in rows.items():
         lines.append(
-            f"| {name} | {r['f1']:.3f} | {r['f1_min']:.3f} | {r['precision_min']:.3f} | "
-            f"{r['recall_min']:.3f} | {int(r['merges_min'])} | {int(r['splits_min'])} | "
-            f"{int(r['predicted_min'])} / {int(r['objects'])} |"
+            f"| {name} | {f1(r, 'f1')} | {f1(r, 'f1_min')} | {r['precision_min']:.3f} | "
+            f"{r['recall_min']:.3f} | {r['merges_min']:.0f} | {r['splits_min']:.0f} | "
+            f"{r['predicted_min']:.0f} / {r['objects']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -198,6 +231,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--test-images", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--seeds",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=[BASE.seed],
+        help=f"training seeds, comma-separated; the table shows means [default: {BASE.seed}]",
+    )
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="keep data and models here")
     parser.add_argument(
@@ -225,7 +264,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="touching_cells_") as tmp:
             rows = run(args, Path(tmp))
     print(table(rows))
-    keys = ("steps", "images", "test_images", "threads", "variants")
+    for name, r in rows.items():
+        if "f1_cores" in r:
+            cores = r["f1_cores"]
+            print(f"{name}, border not given back: F1 (objects >= {MIN_SIZE} px) {cores:.3f}")
+    keys = ("steps", "images", "test_images", "threads", "variants", "seeds")
     setup = {k: getattr(args, k) for k in keys}
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
