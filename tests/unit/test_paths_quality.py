@@ -1,5 +1,6 @@
 """paths/quality.py: the domain guard's score of a frame whose probabilities arrive region by
-region equals the score of the whole frame (Guard.assess), exactly; Dask's lazy score too."""
+region (or as the parts a Dask chunk sends back) equals the score of the whole frame
+(Guard.assess), exactly; Dask's lazy score too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from unet_edge import Segmenter, domain
 from unet_edge.config import UNetConfig
 from unet_edge.errors import UnetEdgeError
-from unet_edge.paths.quality import RegionQuality, dask_quality
+from unet_edge.paths.quality import RegionQuality, WindowParts, dask_quality
 
 
 def _frames() -> list[np.ndarray]:
@@ -102,3 +103,26 @@ def test_dask_quality_equals_the_in_memory_score(guarded: Path, tiny_onnx: Path)
     with Segmenter(tiny_onnx) as seg:
         probs = segment_dask(frame, segmenter=seg, chunk=96, probabilities=True)
         assert dask_quality(probs, frame, seg).compute() is None  # no statistics
+
+
+def test_parts_with_their_raw_pixels_give_the_whole_frames_score_exactly(guarded: Path) -> None:
+    frame = _frames()[1]
+    with Segmenter(guarded) as seg:
+        probs = seg.predict(frame)
+        whole = seg.guard.assess(frame, seg.scaling_for(frame), probs)  # type: ignore[union-attr]
+        quality = RegionQuality.of(seg, frame.shape)
+    assert quality is not None
+
+    def read(t: int, s: int, h: int, w: int) -> np.ndarray:
+        return frame[t : t + h, s : s + w]
+
+    parts = WindowParts(frame.shape, read)  # what a Dask chunk sends back
+    for t in range(0, 330, 110):
+        for s in range(0, 290, 100):
+            h, w = min(110, 330 - t), min(100, 290 - s)
+            parts.add((t, s, h, w), probs[:, t : t + h, s : s + w])
+    assert all(raw.shape == p.shape[1:] for _, raw, p in parts.parts)
+    quality.add_parts(parts.parts[:-1])
+    assert not quality.complete
+    quality.add_parts(parts.parts[-1:])
+    assert quality.assess(None, seg.scaling_for(frame)) == whole  # no reader: the parts' pixels

@@ -32,7 +32,7 @@ import numpy as np
 from .. import io, processing
 from ..errors import InputError
 from .dask import DEFAULT_CHUNK, segment_dask
-from .quality import RegionQuality
+from .quality import BandQuality, RegionQuality
 from .windowed import ObjectFiles, WindowObjects, write_outputs
 
 if TYPE_CHECKING:
@@ -134,9 +134,10 @@ def segment_windows_dask(
     )
     found = WindowObjects.for_source(seg, src, objects)
     rows = lazy.chunks[1][0]
-    # the domain guard's windows; not with a resampling (they lie on the model's grid)
-    quality = None if rescale else RegionQuality.of(seg, (h, w))
-    bands = _bands(client, lazy, seg.info.classes, found, progress, quality)
+    # the domain guard's windows, on the grid the kernel runs on (the model's, resampled)
+    quality = RegionQuality.of(seg, rescale.grid((h, w)).model_shape if rescale else (h, w))
+    band_quality = None if quality is None else BandQuality(quality, lazy, rescale is not None)
+    bands = _bands(client, lazy, seg.info.classes, found, progress, band_quality)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
     noted["quality"] = None  # filled in once every band is here (unet_edge.paths.quality)
@@ -146,7 +147,8 @@ def segment_windows_dask(
     if quality is not None:
 
         def late() -> dict[str, Any]:  # prov too: the objects outputs and the caller see it
-            prov["quality"] = quality.record(src.read_window, scaling)
+            # resampled: the raw pixels came with the parts, from the model's grid
+            prov["quality"] = quality.record(None if rescale else src.read_window, scaling)
             return {"quality": prov["quality"]}
 
         kw["late"] = late
@@ -168,7 +170,7 @@ def _bands(
     classes: int,
     objects: WindowObjects | None,
     progress: Callable[[int, int], None] | None,
-    quality: RegionQuality | None = None,
+    quality: BandQuality | None = None,
 ) -> Iterator[np.ndarray]:
     """The saved mask, one band of chunk rows at a time, computed on the cluster a few bands
     ahead; each band's class mask (and its objects' probability) handed to ``objects``, and
@@ -180,25 +182,22 @@ def _bands(
     tops = np.cumsum((0, *probs.chunks[1])).tolist()
     total = len(tops) - 1
     ahead = max(2, len(client.scheduler_info().get("workers", {})))
-    pending: deque[tuple[list[Any], list[Any]]] = deque()
+    pending: deque[tuple[int, list[Any]]] = deque()
 
     def submit(i: int) -> None:
         r0, r1 = tops[i], tops[i + 1]
-        parts = [] if quality is None else quality.crops((r0, 0, r1 - r0, probs.shape[2]))
-        crops = [probs[:, t : t + h, c : c + w] for (t, c, h, w), _ in parts]
         lazy = [mask[r0:r1]] + ([prob[r0:r1]] if prob is not None else [])
-        pending.append(([where for where, _ in parts], client.compute(lazy + crops)))
+        pending.append((len(lazy), client.compute(lazy + (quality.lazy(i) if quality else []))))
 
     for i in range(min(ahead, total)):
         submit(i)
     for i in range(total):
-        wheres, futures = pending.popleft()
+        n, futures = pending.popleft()
         got = client.gather(futures)
         if i + ahead < total:
             submit(i + ahead)
-        if quality is not None:  # the feature windows' crops come last
-            for where, crop in zip(wheres, got[len(got) - len(wheres) :], strict=True):
-                quality.add(where, crop)
+        if quality is not None:  # the feature windows' pieces come last
+            quality.add(i, got[n:])
         band = got[0]
         if objects is not None:
             objects.add((tops[i], 0, *band.shape), band, got[1] if prob is not None else None)

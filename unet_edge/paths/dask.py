@@ -24,6 +24,7 @@ and zarr are the optional ``[dask]`` extra and are imported on first use.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ import numpy as np
 
 from .. import processing, scale, tiling
 from ..errors import InputError
-from .quality import dask_quality
+from .quality import PAIR_PREFIX, WindowParts, dask_quality
 from .windowed import run_region
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _block(
     probabilities: bool,
     scaling: processing.Scaling,
     grid: Grid | None = None,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, list[Any]]:
     seg = worker_segmenter(model, provider, batch_size, threads, tta, precision, normalization)
     (r0, r1), (c0, c1) = (
         block_info[None]["array-location"][-2:]
@@ -117,8 +118,14 @@ def _block(
             out[a - t : b - t, c - lft : d - lft] = block[a - top : b - top, c - left : d - left]
         return out
 
-    probs = run_region(seg, plan, read, (r0, c0, r1 - r0, c1 - c0), scaling, grid)
-    return probs if probabilities else processing.to_mask(probs)
+    region = (r0, c0, r1 - r0, c1 - c0)
+    if grid is None:
+        probs = run_region(seg, plan, read, region, scaling)
+        return probs if probabilities else processing.to_mask(probs)
+    # on the model's grid: the guard's windows are there, so the chunk sends their parts too
+    kept = WindowParts(grid.model_shape, grid.reader(read)) if seg.guard else None
+    probs = run_region(seg, plan, read, region, scaling, grid, kept)
+    return (probs if probabilities else processing.to_mask(probs)), (kept.parts if kept else [])
 
 
 def segment_dask(
@@ -225,7 +232,7 @@ def _map_overlap(
         extra["drop_axis"] = 2
         if probabilities:
             extra["new_axis"] = 0
-    return da.map_overlap(
+    out = da.map_overlap(
         _block,
         arr,
         depth=depth,
@@ -236,10 +243,16 @@ def _map_overlap(
         dtype=np.float32 if probabilities else np.uint8,
         meta=np.empty((0,) * len(out_chunks), np.float32 if probabilities else np.uint8),
         **extra,
+        token=PAIR_PREFIX.rstrip("-") if block_kw.get("grid") else None,
         halo=halo,
         probabilities=probabilities,
         **block_kw,
     )
+    if block_kw.get("grid") is None:
+        return out
+    # chunks (result, parts of the guard's windows on the model's grid: paths.quality's)
+    meta = np.empty((0,) * out.ndim, out.dtype)
+    return out.map_blocks(operator.itemgetter(0), dtype=out.dtype, meta=meta)
 
 
 def label_dask(objects: Any, *, min_size: int = 0, split: str | None = None) -> Any:

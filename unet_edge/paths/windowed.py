@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import io, processing, scale, tiling
-from .quality import RegionQuality
+from .quality import RegionQuality, WindowParts
 
 if TYPE_CHECKING:
     from ..imagemeta import Calibration
@@ -62,7 +62,7 @@ def run_region(
     region: tiling.Region,
     scaling: processing.Scaling,
     grid: Grid | None = None,
-    quality: RegionQuality | None = None,
+    quality: WindowParts | None = None,
 ) -> np.ndarray:
     """Probabilities (K, h, w) float32 of ``region`` (top, left, h, w) of the whole-image result.
 
