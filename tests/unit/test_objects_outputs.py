@@ -73,7 +73,6 @@ def test_every_output_from_one_prediction(tmp_path: Path) -> None:
         "classes": ["cell"],
         "min_size": "1um2",
         "split": None,
-        "border": [],
     }
     rows = paths["objects"].read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("label,slice,area_um2,")

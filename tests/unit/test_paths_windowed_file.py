@@ -39,7 +39,7 @@ def test_outputs_of_the_plan(tiny_onnx: Path, image_tif: Path, tmp_path: Path) -
     prov = segment_plan(seg, plan, header, None, make_folder=make_folder)
     assert folders == [tmp_path / "out"] and prov["source"] == "img.tif"
     about = io.read_provenance(plan.outputs["labels"])["objects"]
-    assert about == {"classes": ["class1"], "min_size": "5px", "split": None, "border": []}
+    assert about == {"classes": ["class1"], "min_size": "5px", "split": None}
     mask = seg.segment(tifffile.imread(image_tif))
     want = label(object_mask(mask, seg.info.object_classes), min_size=5)
     assert np.array_equal(tifffile.imread(plan.outputs["labels"]), want)

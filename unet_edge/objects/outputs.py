@@ -113,7 +113,8 @@ def object_writers(
         border_classes=prediction.border_classes,
     )
     objects = [class_names[c] for c in classes]
-    given = {"border": [class_names[c] for c in prediction.border_classes]}
+    border = [class_names[c] for c in prediction.border_classes]  # given back to the objects
+    given = {"border": border} if border else {}
     prov = {**provenance, "objects": {"classes": objects, **labelling.to_dict(), **given}}
     writers: dict[str, Callable[[Path], object]] = {
         "labels": lambda p: io.write_labels(p, labels, prov, calibration=calibration),

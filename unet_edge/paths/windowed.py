@@ -165,8 +165,13 @@ class ObjectFiles:
             labelling.min_size.pixels(calibration) if labelling.min_size else 0,
             None,  # for_model(split=False): a split asked for was refused by the plan
             # a three-class model's border pixels are not given back window by window
-            {"objects": {"classes": names, **labelling.to_dict(), "border": []}},
+            {"objects": {"classes": names, **labelling.to_dict(), **_not_given(seg)}},
         )
+
+
+def _not_given(seg: Segmenter) -> dict[str, Any]:
+    """Provenance of a model with a border class: none of it given back (``"border": []``)."""
+    return {"border": []} if seg.info.border_classes else {}
 
 
 class WindowObjects:
