@@ -12,7 +12,7 @@ from . import options as o
 
 def rule_text(rule: Mapping[str, str]) -> str:
     """A model's ``output.labelling`` in words, in a fixed order: ``split watershed, min
-    size 10px, border class border given back`` ("" when it states nothing)."""
+    size 10px, border pixels given back`` ("" when it states nothing)."""
     words = [f"split {rule['split']}"] if "split" in rule else []
     words += [f"min size {rule['min_size']}"] if "min_size" in rule else []
     words += [f"{rule['border']} pixels given back"] if "border" in rule else []

@@ -407,9 +407,9 @@ def info(model: Path, normalization: Normalization | None, as_json: bool) -> Non
 
 def _objects_line(mi: Any) -> str:
     """The object classes and how ``--labels`` makes objects of them (the model's rule)."""
-    names = ", ".join(mi.class_names[c] for c in mi.object_classes)
     from .models import rule_text
 
+    names = ", ".join(mi.class_names[c] for c in mi.object_classes)
     rule = {"split": "none", "min_size": "0px", **mi.labelling}
     how = f"{rule_text(rule)} (the model's)" if mi.labelling else "connected regions"
     return f"{names}: {how}"
