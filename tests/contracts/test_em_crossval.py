@@ -1,0 +1,101 @@
+"""export/isbi2012-default/crossval.py: folds, the cross-validated choice of training length
+and threshold, and the final model, run end to end on tiny data with a tiny recipe."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.bench_fixtures import make_tiny_data
+
+pytest.importorskip("torch")
+pytest.importorskip("skimage")
+
+HERE = Path(__file__).resolve().parents[2] / "export" / "isbi2012-default"
+
+
+def _load() -> ModuleType:
+    sys.path.insert(0, str(HERE))  # crossval imports train.py beside it
+    try:
+        spec = importlib.util.spec_from_file_location("crossval", HERE / "crossval.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(HERE))
+
+
+def test_folds_are_contiguous_and_cover_every_slice():
+    cv = _load()
+    names = [f"{i:02d}" for i in range(25)]
+    parts = cv.folds(names, 5)
+    assert parts[0] == ["00", "01", "02", "03", "04"] and parts[4][-1] == "24"
+    assert [n for p in parts for n in p] == names
+    assert [len(p) for p in cv.folds(names[:7], 3)] == [3, 2, 2]
+    with pytest.raises(SystemExit, match=r"--folds must be 2\.\.25"):
+        cv.folds(names, 1)
+
+
+def test_the_choice_weighs_topology_under_the_pixel_ceiling():
+    cv = _load()
+    done = [
+        {
+            "names": ["a", "b"],
+            "history": [{"step": 2, cv.SELECT: 0.3}, {"step": 4, cv.SELECT: 0.1}],
+        },
+        {"names": ["c"], "history": [{"step": 2, cv.SELECT: 0.0}, {"step": 4, cv.SELECT: 0.4}]},
+    ]
+    step, mean = cv.choose_length(done)
+    assert mean == {2: pytest.approx(0.2), 4: pytest.approx(0.2)} and step == 2  # tie: shorter
+    rows = [
+        {"threshold": 0.2, "pixel_error": 0.07, cv.SELECT: 0.09},
+        {"threshold": 0.3, "pixel_error": 0.079, cv.SELECT: 0.05},
+        {"threshold": 0.4, "pixel_error": 0.09, cv.SELECT: 0.01},  # over the pixel ceiling
+    ]
+    assert cv.choose_threshold(rows)["threshold"] == 0.3
+    over = [dict(r, pixel_error=0.1 + i / 100) for i, r in enumerate(rows)]
+    assert cv.choose_threshold(over)["threshold"] == 0.2  # none under it: the lowest pixel error
+
+
+def test_end_to_end_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cv = _load()
+    (tmp_path / "data").mkdir()
+    data = make_tiny_data(tmp_path / "data")
+    tiny = {"width": 4, "depth": 2, "tile": 76, "exposure": 0.0}
+
+    def recipe(args: argparse.Namespace, **changes: object) -> object:
+        from unet_edge.training.config import TrainConfig
+
+        return dataclasses.replace(TrainConfig(steps=4, val_every=2, threads=1, **tiny), **changes)
+
+    monkeypatch.setattr(cv, "_recipe", recipe)
+    work = tmp_path / "work"
+    monkeypatch.setattr(
+        sys, "argv", ["crossval.py", str(data), "--work", str(work), "--folds", "3"]
+    )
+    cv.main()
+    result = json.loads((work / "crossval.json").read_text())
+    assert [f["names"] for f in result["folds"]] == [["s0"], ["s1"], ["s2"]]
+    assert all([h["step"] for h in f["history"]] == [2, 4] for f in result["folds"])
+    choice = result["choice"]
+    assert choice["steps"] in (2, 4) and choice["threshold"] in cv.THRESHOLDS
+    row = next(r for r in result["pooled_table"] if r["threshold"] == choice["threshold"])
+    assert choice["estimate"]["pixel_error"] == row["pixel_error"]
+    from unet_edge import metadata
+    from unet_edge.training import checkpoint as ckpt
+
+    final = ckpt.load(work / "final.pt")
+    assert final.training["threshold"] == choice["threshold"]
+    assert final.training["train_names"] == ["s0", "s1", "s2"]  # every slice, no validation
+    info = metadata.read(work / "isbi2012-default.onnx")
+    assert info.pixel_size is not None and info.pixel_size.x == cv.PIXEL_SIZE_UM
+    assert info.domain  # the statistics of its training slices
+    assert info.provenance["recipe"] == "export/isbi2012-default/crossval.py"
