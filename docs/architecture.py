@@ -252,7 +252,7 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     "serve": (
         "the local HTTP face (unet-edge serve): wire protocol (shape, dtype, body, reply) and "
         "the server around one Segmenter",
-        {"capture", "errors", "runtime"},
+        {"capture", "errors", "imagemeta", "runtime", "scale"},
         {"numpy", "cv2", "tifffile"},
     ),
     "training": (

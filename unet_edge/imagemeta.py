@@ -5,7 +5,9 @@ Pure metadata, no file access (:mod:`unet_edge.io` opens the files):
 - :class:`Calibration`, the pixel size of an input, read from whichever the
   TIFF has: OME-XML ``PhysicalSizeX/Y/Z``, ImageJ metadata (``unit``,
   ``spacing`` and the resolution tags) or plain TIFF resolution tags with an
-  inch or centimetre ``ResolutionUnit`` (converted to micrometres);
+  inch or centimetre ``ResolutionUnit`` (converted to micrometres); and the
+  interval between time points (OME ``TimeIncrement`` and its unit, ImageJ
+  ``finterval`` and ``tunit``), written back into outputs with a T axis;
 - the tifffile arguments that write an array as an ImageJ hyperstack (axes,
   calibration, provenance as the ImageJ ``Info`` property) or as OME-TIFF
   (``Physical*`` sizes, provenance as a ``MapAnnotation``, and resolution tags
@@ -27,6 +29,7 @@ write).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import struct
@@ -41,6 +44,7 @@ from .errors import OutputError
 __all__ = [
     "PROVENANCE_KEY",
     "SIZE_RANGE",
+    "TIME_UNITS",
     "UNITS",
     "Calibration",
     "calibration_and_note",
@@ -78,6 +82,21 @@ _UNIT_NAMES = {"pm": "picometer", "Å": "angstrom", "nm": "nanometer", "µm": "m
 _UNIT_NAMES |= {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"}
 _RESUNIT_MICROMETRES = {2: 25400.0, 3: 1e4}  # TIFF ResolutionUnit: inch, centimetre
 _DROPPED = "the outputs are written without a pixel size"
+#: Seconds per time unit, for the allowed units, by their OME-XML (``UnitsTime``) symbols.
+TIME_UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+TIME_UNITS["d"] = 86400.0
+#: Shortest and longest time interval (seconds) taken from an input: a picosecond to 30 years.
+TIME_RANGE = (1e-12, 1e9)
+_TIME_SPELLINGS = {"sec": "s", "secs": "s", "second": "s", "seconds": "s", "msec": "ms"}
+_TIME_SPELLINGS |= {"us": "µs", "μs": "µs", "usec": "µs", "\\u00b5s": "µs", "nsec": "ns"}
+_TIME_SPELLINGS |= {"minute": "min", "minutes": "min", "mins": "min", "hour": "h", "hr": "h"}
+_TIME_SPELLINGS |= {"hours": "h", "hrs": "h", "day": "d", "days": "d"}
+_TIME_SPELLINGS |= {
+    prefix + end: symbol
+    for symbol, prefix in (("ns", "nano"), ("µs", "micro"), ("ms", "milli"))
+    for end in ("second", "seconds")
+}
+_IMAGEJ_TIME = {"s": "sec", "µs": "us", "h": "hour", "d": "day"}  # ImageJ's tunit (ASCII)
 #: Resolution tags in inches at these dots per inch (with no ImageJ or OME calibration) are
 #: what desktop software writes by default, not a pixel size: the image is uncalibrated.
 PLACEHOLDER_DPI = (72.0, 96.0, 150.0, 300.0)
@@ -86,12 +105,16 @@ PLACEHOLDER_DPI = (72.0, 96.0, 150.0, 300.0)
 @dataclass(frozen=True)
 class Calibration:
     """The physical size of one pixel: ``x`` and ``y`` (and ``z``, the slice spacing,
-    when known) in ``unit`` (``"µm"``, ``"nm"``, ... as OME-XML spells them)."""
+    when known) in ``unit`` (``"µm"``, ``"nm"``, ... as OME-XML spells them); ``t``, the
+    interval between time points when known, in ``t_unit`` (``"s"``, ``"ms"``, ``"min"``,
+    ... as OME-XML spells them, :data:`TIME_UNITS`)."""
 
     x: float
     y: float
     unit: str = "µm"
     z: float | None = None
+    t: float | None = None
+    t_unit: str = "s"
 
     @classmethod
     def make(cls, x: Any, y: Any, unit: Any, z: Any = None) -> Calibration | None:
@@ -139,7 +162,25 @@ class Calibration:
         if factor is None:
             return None
         z = None if self.z is None else self.z * factor
-        return Calibration(self.x * factor, self.y * factor, "µm", z)
+        return Calibration(self.x * factor, self.y * factor, "µm", z, self.t, self.t_unit)
+
+    def with_interval(self, t: Any, unit: Any) -> tuple[Calibration, str | None]:
+        """This calibration with the time interval ``t`` in ``unit`` (raw values, as an
+        input's metadata gives them) and a note when they are not taken: the unit must be
+        one of :data:`TIME_UNITS` or another spelling of one (normalised to its OME
+        symbol), ``t`` a number of :data:`TIME_RANGE` seconds."""
+        text = unit.strip() if isinstance(unit, str) else ""
+        name = text if text in TIME_UNITS else _TIME_SPELLINGS.get(text.lower())
+        if name is None:
+            allowed = ", ".join(TIME_UNITS)
+            why = f"the input's time unit {_quoted(unit)} is not one of {allowed}"
+            return self, f"{why}; the outputs are written without a time interval"
+        seconds = _number(t) * TIME_UNITS[name]
+        if not (math.isfinite(seconds) and TIME_RANGE[0] <= seconds <= TIME_RANGE[1]):
+            lo, hi = TIME_RANGE
+            why = f"the input's time interval {_shown(t)} {name} is not within {lo:g}..{hi:g} s"
+            return self, f"{why}; the outputs are written without a time interval"
+        return dataclasses.replace(self, t=_number(t), t_unit=name), None
 
 
 def _unit(unit: Any) -> tuple[str | None, str | None]:
@@ -207,12 +248,13 @@ def calibration_and_note(tf: Any) -> tuple[Calibration | None, str | None]:
             return _from_ome(tf.ome_metadata or "")
         page = tf.pages.first
         xres, yres = page.tags.valueof("XResolution"), page.tags.valueof("YResolution")
+        ij = (tf.imagej_metadata or {}) if tf.is_imagej else {}
+        interval = (ij.get("finterval"), ij.get("tunit") or "s")  # ImageJ's default: seconds
         if xres is None or yres is None:
-            return None, None
+            return _timed((None, None), *interval)
         x, y = _per_pixel(xres), _per_pixel(yres)
         if tf.is_imagej:
-            ij = tf.imagej_metadata or {}
-            return Calibration.checked(x, y, ij.get("unit"), ij.get("spacing"))
+            return _timed(Calibration.checked(x, y, ij.get("unit"), ij.get("spacing")), *interval)
         unit = int(page.tags.valueof("ResolutionUnit", 1))
         if unit == 2 and 1 / x == 1 / y and round(1 / x, 6) in PLACEHOLDER_DPI:
             return None, _placeholder(1 / x)
@@ -240,9 +282,12 @@ def _per_pixel(resolution: Any) -> float:
 def _from_ome(xml: str) -> tuple[Calibration | None, str | None]:
     """The calibration in OME-XML (y and z converted to x's unit) and a note."""
     pixels = ET.fromstring(xml).find(".//{*}Image/{*}Pixels")
-    if pixels is None or pixels.get("PhysicalSizeX") is None:
+    if pixels is None:
         return None, None
     get = pixels.attrib.get
+    interval = (get("TimeIncrement"), get("TimeIncrementUnit", "s"))  # the schema's default
+    if get("PhysicalSizeX") is None:
+        return _timed((None, None), *interval)
     x_unit, note = _unit(get("PhysicalSizeXUnit", "µm"))  # the schema's default unit
     y_unit, y_note = _unit(get("PhysicalSizeYUnit", "µm"))
     if x_unit is None or y_unit is None:
@@ -252,7 +297,26 @@ def _from_ome(xml: str) -> tuple[Calibration | None, str | None]:
     z = None
     if z_text is not None:
         z = _number(z_text) * UNITS[z_unit] / UNITS[x_unit] if z_unit else math.nan
-    return Calibration.checked(get("PhysicalSizeX"), y, x_unit, z)
+    return _timed(Calibration.checked(get("PhysicalSizeX"), y, x_unit, z), *interval)
+
+
+def _timed(
+    found: tuple[Calibration | None, str | None], t: Any, unit: Any
+) -> tuple[Calibration | None, str | None]:
+    """``found`` (a calibration and its note) with the time interval ``t`` ``unit`` an
+    input states (none, or 0 as ImageJ writes for none: unchanged), and both notes. The
+    interval travels with a pixel size: without one taken, it is dropped with a note."""
+    cal, note = found
+    if t is None or t == "" or _number(t) == 0:
+        return cal, note
+    if cal is None:
+        dropped = (
+            "the input states a time interval but no pixel size is taken; outputs carry a "
+            "time interval only with a pixel size, so they are written without one"
+        )
+        return None, "; ".join(n for n in (note, dropped) if n)
+    cal, t_note = cal.with_interval(t, unit)
+    return cal, "; ".join(n for n in (note, t_note) if n) or None
 
 
 def tiff_kwargs(
@@ -284,6 +348,8 @@ def tiff_kwargs(
         meta["unit"] = _IMAGEJ_UNITS.get(cal.unit, cal.unit)
         if cal.z is not None and "Z" in axes:
             meta["spacing"] = cal.z
+        if cal.t is not None and "T" in axes:  # ImageJ's Image > Properties > Frame interval
+            meta.update(finterval=cal.t, tunit=_IMAGEJ_TIME.get(cal.t_unit, cal.t_unit))
         kwargs.update(resolution=(1 / cal.x, 1 / cal.y), resolutionunit=1)
     return kwargs
 
@@ -294,7 +360,8 @@ def _writable(calibration: Any) -> Calibration | None:
     if not isinstance(calibration, Calibration):
         return None
     c = calibration
-    return Calibration.checked(c.x, c.y, c.unit, c.z)[0]
+    cal = Calibration.checked(c.x, c.y, c.unit, c.z)[0]
+    return cal.with_interval(c.t, c.t_unit)[0] if cal is not None and c.t is not None else cal
 
 
 def _ome_kwargs(axes: str, calibration: Calibration | None, text: str) -> dict[str, Any]:
@@ -308,6 +375,8 @@ def _ome_kwargs(axes: str, calibration: Calibration | None, text: str) -> dict[s
     for axis, size in sizes.items():
         meta[f"PhysicalSize{axis}"] = size
         meta[f"PhysicalSize{axis}Unit"] = calibration.unit
+    if calibration.t is not None and "T" in axes:
+        meta.update(TimeIncrement=calibration.t, TimeIncrementUnit=calibration.t_unit)
     um = calibration.in_micrometres()
     per_cm = (1e4 / um.x, 1e4 / um.y) if um is not None else (math.inf,)
     if all(v <= 4e9 for v in per_cm):  # a 32-bit rational: below 2.5 pm per pixel is not one

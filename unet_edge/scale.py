@@ -323,7 +323,9 @@ def output_calibration(stated: Any, found: Calibration | None) -> Calibration | 
     if isinstance(stated, Calibration):
         return stated
     if isinstance(stated, float):
-        return Calibration(stated, stated, "µm", None if found is None else _z_um(found))
+        if found is None:
+            return Calibration(stated, stated, "µm")
+        return Calibration(stated, stated, "µm", _z_um(found), found.t, found.t_unit)
     return found
 
 

@@ -75,8 +75,10 @@ def serve(
     POST raw little-endian pixels (uint8, uint16, int16, float32) to
     /segment?shape=H,W&dtype=uint16 (Z,H,W for a stack), or a TIFF/PNG body;
     the reply is uint8 class indices (output=probabilities: float32,
-    output=labels: uint32) with X-Shape and X-Dtype headers. The API:
-    docs/serve-openapi.json.
+    output=labels: uint32) with X-Shape and X-Dtype headers. The image is
+    segmented at the model's pixel size from pixel_size=UM in the query, else
+    a TIFF body's own calibration (X-Pixel-Size and X-Rescale say which and
+    how). The API: docs/serve-openapi.json.
 
     \b
     Example (a 512x512 16-bit frame, from another terminal):

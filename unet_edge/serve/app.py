@@ -7,6 +7,11 @@ the GIL, and it adds no dependency and works offline. Admission is a bounded
 count: at most ``max_queue`` requests are admitted (waiting or running) and the
 rest get 503 with Retry-After at once; ``workers`` of them run the model at a
 time (one model in memory, shared: :meth:`Segmenter.segment` is thread-safe).
+
+An image is segmented at the model's pixel size as ``unet-edge run`` does
+(:mod:`unet_edge.scale`): the pixel size is the query's ``pixel_size=``, else
+the one a TIFF body states; the reply says which (``X-Pixel-Size``) and how it
+was resampled (``X-Rescale``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import scale
 from ..errors import ConfigError, MemoryLimitError, RequestError, UnetEdgeError
 from . import protocol
 
 if TYPE_CHECKING:
+    from ..imagemeta import Calibration
     from ..runtime import Segmenter
 
 #: Most pixels one request may carry by default (all planes together): a 64 Mpx stack.
@@ -113,22 +120,56 @@ class SegmentServer(ThreadingHTTPServer):
         return f"http://{host!s}:{port}"
 
     def compute(
-        self, request: protocol.SegmentRequest, image: np.ndarray
-    ) -> tuple[np.ndarray, Any]:
-        """The output ``request`` asks for, for one decoded image, and its quality: how the
-        image compares with the model's training images (JSON-ready: one record for a
-        frame, a list for a stack; None when the model has no domain statistics)."""
+        self, request: protocol.SegmentRequest, decoded: protocol.Decoded
+    ) -> tuple[np.ndarray, dict[str, str]]:
+        """The output ``request`` asks for, for one decoded body, and the reply headers that
+        describe it (:func:`scale_headers`; ``X-Quality``: how the image compares with the
+        model's training images, one record for a frame, a list for a stack, absent when the
+        model has no domain statistics). Raises ScaleError (a UnetEdgeError) for a TIFF
+        whose pixel size is more than :data:`unet_edge.scale.MAX_FACTOR` from the model's."""
+        info = self.segmenter.info
+        found = decoded.calibration if request.pixel_size is None else None  # the query wins
+        rescale = scale.resolve(info.pixel_size, request.pixel_size, found)
         with self.running:
-            pred = self.segmenter.analyze(image, request.pixel_size)
+            pred = self.segmenter.analyze(decoded.image, rescale)
         if request.output == "probabilities":
             out = pred.probabilities
         else:
             labels = request.output == "labels"  # by the model's rule, as run --labels
-            out = pred.labelled(self.segmenter.info.labelling) if labels else pred.mask
-        if pred.quality is None:
-            return out, None
-        brief = [{k: q.to_dict()[k] for k in QUALITY_KEYS} for q in pred.quality]
-        return out, brief if pred.probabilities.ndim == 4 else brief[0]  # (Z, K, H, W): a stack
+            out = pred.labelled(info.labelling) if labels else pred.mask
+        headers = scale_headers(request.pixel_size, found, pred.rescale, decoded.note)
+        if pred.quality is not None:  # one line of ASCII JSON (json.dumps escapes the rest)
+            brief = [{k: q.to_dict()[k] for k in QUALITY_KEYS} for q in pred.quality]
+            stack = pred.probabilities.ndim == 4  # (Z, K, H, W)
+            headers["X-Quality"] = json.dumps(brief if stack else brief[0])
+        return out, headers
+
+
+def scale_headers(
+    stated: float | str | None,
+    found: Calibration | None,
+    rescale: dict[str, Any] | None,
+    note: str | None = None,
+) -> dict[str, str]:
+    """The reply headers (one line of ASCII JSON each) that say at which scale an image was
+    segmented. ``X-Pixel-Size``: the image's pixel size as taken, ``{"y", "x", "unit": "µm",
+    "source": "query" | "tiff"}`` (absent when unknown: a raw or PNG body without
+    ``pixel_size=``, a TIFF that states none, ``pixel_size=native``); ``X-Rescale``: the
+    resampling to the model's pixel size (the provenance's ``rescale`` record: factor, both
+    pixel sizes, resampling each way), ``null`` when the image was segmented as it is;
+    ``X-Calibration-Note``: why a TIFF's stated pixel size was not taken (absent: nothing
+    was dropped)."""
+    headers = {"X-Rescale": json.dumps(rescale)}
+    um = found.in_micrometres() if found is not None else None
+    if isinstance(stated, float):
+        size = {"y": stated, "x": stated, "unit": "µm", "source": "query"}
+        headers["X-Pixel-Size"] = json.dumps(size)
+    elif stated is None and um is not None:
+        size = {"y": um.y, "x": um.x, "unit": "µm", "source": "tiff"}
+        headers["X-Pixel-Size"] = json.dumps(size)
+    if note is not None:
+        headers["X-Calibration-Note"] = json.dumps(note)
+    return headers
 
 
 def make_server(
@@ -225,7 +266,8 @@ class Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(n)
             if len(body) != n:
                 raise RequestError(f"body ended after {len(body)} of {n} bytes")
-            out, quality = self.server.compute(request, protocol.decode(request, body, limit))
+            decoded = protocol.decode_body(request, body, limit)
+            out, described = self.server.compute(request, decoded)
         except RequestError as e:
             self.close_connection = True  # an unread body would be taken for the next request
             return functools.partial(self._json, e.status, {"error": str(e)})
@@ -239,6 +281,4 @@ class Handler(BaseHTTPRequestHandler):
             error = f"internal error: {type(e).__name__}: {str(e)[:200]}"
             return functools.partial(self._json, 500, {"error": error})
         body, headers = protocol.encode(out)
-        if quality is not None:  # one line of ASCII JSON (json.dumps escapes the rest)
-            headers["X-Quality"] = json.dumps(quality)
-        return functools.partial(self._reply, 200, body, headers)
+        return functools.partial(self._reply, 200, body, {**headers, **described})

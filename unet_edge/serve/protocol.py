@@ -3,7 +3,9 @@
 Pure functions over bytes and strings (no sockets), so every rule is testable
 without a server. A request body is either raw little-endian pixels
 (``application/octet-stream``) described by ``shape`` and ``dtype`` in the
-query, or an encoded image (``image/tiff``, ``image/png``). Every refusal is a
+query, or an encoded image (``image/tiff``, ``image/png``); a TIFF's pixel size
+comes from its metadata, read as ``unet-edge run`` reads it
+(:func:`unet_edge.imagemeta.calibration_and_note`). Every refusal is a
 :class:`~unet_edge.errors.RequestError` carrying the HTTP status to answer.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..capture import captured
 from ..errors import RequestError
+from ..imagemeta import Calibration, calibration_and_note
 
 #: Raw pixel dtypes a client may send, by query name: always little-endian on the wire.
 DTYPES: dict[str, np.dtype] = {
@@ -41,14 +44,15 @@ class SegmentRequest:
     ``shape`` is (H, W) or (Z, H, W) (None for an encoded body, which carries its own);
     ``dtype`` the raw pixels' little-endian dtype; ``output`` a key of :data:`OUTPUTS`;
     ``content_type`` one of :data:`RAW`, :data:`TIFF`, :data:`PNG`; ``pixel_size`` the
-    image's pixel size in µm, to segment it at the model's (None: as it is).
+    image's pixel size in µm, to segment it at the model's (None: a TIFF's own, else as
+    it is; ``"native"``: as it is, whatever a TIFF states).
     """
 
     content_type: str
     output: str = "mask"
     shape: tuple[int, ...] | None = None
     dtype: np.dtype | None = None
-    pixel_size: float | None = None
+    pixel_size: float | str | None = None
 
     @property
     def expected_bytes(self) -> int | None:
@@ -114,10 +118,11 @@ def parse_request(target: str, content_type: str | None, max_pixels: int) -> Seg
     return SegmentRequest(RAW, output, shape, DTYPES[name], pixel_size)
 
 
-def parse_pixel_size(text: str | None) -> float | None:
-    """``pixel_size=0.65`` (µm per pixel) as a positive finite float; None when absent."""
-    if text is None:
-        return None
+def parse_pixel_size(text: str | None) -> float | str | None:
+    """``pixel_size=0.65`` (µm per pixel) as a positive finite float, ``pixel_size=native``
+    as ``"native"`` (segment as it is); None when absent."""
+    if text is None or text == "native":
+        return text
     try:
         value = float(text)
     except ValueError:
@@ -125,7 +130,7 @@ def parse_pixel_size(text: str | None) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise RequestError(
             f"pixel_size {text[:40]!r} is not a positive number of micrometres per pixel, "
-            "e.g. pixel_size=0.65"
+            "e.g. pixel_size=0.65, or native"
         )
     return value
 
@@ -166,17 +171,30 @@ def check_length(request: SegmentRequest, length: str | None, max_pixels: int) -
     return n
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """What a body holds: ``image`` in native byte order ((H, W), (Z, H, W) or what the
+    file holds), the pixel size a TIFF states (``calibration``, None: none, or one not
+    taken) and why what it states was not taken (``note``, None: nothing dropped)."""
+
+    image: np.ndarray
+    calibration: Calibration | None = None
+    note: str | None = None
+
+
 def decode(request: SegmentRequest, body: bytes, max_pixels: int) -> np.ndarray:
     """The image a body holds, native byte order: (H, W), (Z, H, W) or what the file holds."""
+    return decode_body(request, body, max_pixels).image
+
+
+def decode_body(request: SegmentRequest, body: bytes, max_pixels: int) -> Decoded:
+    """The image a body holds (:func:`decode`) and, for a TIFF, the pixel size it states."""
     if request.content_type == RAW:
         assert request.dtype is not None and request.shape is not None
-        return (
-            np.frombuffer(body, request.dtype)
-            .reshape(request.shape)
-            .astype(request.dtype.newbyteorder("="), copy=True)
-        )
+        raw = np.frombuffer(body, request.dtype).reshape(request.shape)
+        return Decoded(raw.astype(request.dtype.newbyteorder("="), copy=True))
     if request.content_type == PNG:
-        return _decode_png(body, max_pixels)
+        return Decoded(_decode_png(body, max_pixels))
     return _decode_tiff(body, max_pixels)
 
 
@@ -201,14 +219,15 @@ def _decode_png(body: bytes, max_pixels: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def _decode_tiff(body: bytes, max_pixels: int) -> np.ndarray:
+def _decode_tiff(body: bytes, max_pixels: int) -> Decoded:
     import tifffile
 
     try:
         with tifffile.TiffFile(io.BytesIO(body)) as tif:
             series = tif.series[0]
             check_pixels(tuple(series.shape), max_pixels)
-            return np.asarray(series.asarray())
+            image = np.asarray(series.asarray())
+            return Decoded(image, *calibration_and_note(tif))  # as unet-edge run reads it
     except RequestError:
         raise
     except Exception as e:  # tifffile raises many kinds on damaged bytes
