@@ -168,9 +168,10 @@ def test_what_cannot_be_kept_is_refused_by_name(
     assert code == 1 and "stack of 3 planes" in out and "kept as TYX" in out
     with pytest.raises(InputError, match="time series"):
         segment_file(seg, series, tmp_path / "o", labels=True)  # labels hold Z slices only
-    channels = tmp_path / "c.tif"
-    tifffile.imwrite(channels, _planes(2), imagej=True, metadata={"axes": "CYX"})
-    with pytest.raises(InputError, match=r"window-by-window .* reads one YX plane"):
+    channels = tmp_path / "c.tif"  # one channel of CYX is read alone; of a Z stack, refused
+    data = _planes(4).reshape(2, 2, H, W)
+    tifffile.imwrite(channels, data, imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match=r"stack of 2 planes .* window-by-window"):
         segment_file(seg, channels, tmp_path / "o", large=True, channel=0)
     assert not (tmp_path / "o").exists()
 

@@ -411,23 +411,27 @@ def outputs_for(outputs: Mapping[str, Path], found: Layout) -> dict[str, Path]:
 
 def check_windowed(found: Layout) -> None:
     """Refuse, by name, what the window-by-window path cannot keep: T and Z axes, channels
-    (C), and RGB for a 1-channel model (grey stored as RGB, a colour picked); it reads one
-    (H, W) plane, or (H, W, S) colour for a model that takes them."""
+    (C) other than one picked of a ``CYX`` image, and grey stored as RGB for a 1-channel
+    model; it reads one (H, W) plane, (H, W, S) colour for a model that takes them, or the
+    one channel picked (a colour of RGB, a plane of ``CYX``: :class:`unet_edge.io.TiffWindows`)."""
     if found.is_stack:
         raise InputError(
             f"{found.path} is a stack of {found.frames} planes ({found.describe()}, kept as "
             f"{found.mask_axes}); the window-by-window (large-image) path reads one YX plane, "
             "not a stack: segment it in memory, or save each plane as its own TIFF"
         )
-    if found.colour == "S" and (found.grey_check or found.channel is not None):
+    if found.colour == "S" and found.grey_check:
         raise InputError(
             f"{found.path} is RGB ({found.describe()}) and the model takes 1 channel; the "
-            "window-by-window (large-image) path does not take grey stored as RGB or one "
-            "colour of it: segment it in memory, or save it as a greyscale TIFF"
+            "window-by-window (large-image) path does not take grey stored as RGB (telling "
+            "it from colour needs every pixel): pick the colour channel to segment, segment "
+            "it in memory, or save it as a greyscale TIFF",
+            option="channel",
         )
-    if found.colour == "C":
+    if found.colour == "C" and (found.channel is None or found.axes != "CYX"):
         raise InputError(
             f"{found.path} has {_listed(found, found.shape[found.axes.index('C')])} (axes "
             f"{found.axes}); the window-by-window (large-image) path reads one YX plane, grey "
-            "or RGB: segment it in memory, or save the channel to segment as its own TIFF"
+            "or RGB, or one channel picked of a CYX image: segment it in memory, or save the "
+            "channel to segment as its own TIFF"
         )

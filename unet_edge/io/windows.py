@@ -45,6 +45,10 @@ class TiffWindows:
 
     ``shape`` is (H, W) or (H, W, C), ``dtype`` the file's pixel type,
     ``calibration`` its pixel size (None if it has none).
+
+    ``channel`` reads one channel alone, shape (H, W): a colour sample of (H, W, S)
+    pixels, or one plane of a (C, H, W) channel image (an ImageJ composite or OME
+    ``CYX``; its other channels are never read). None reads every sample.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class TiffWindows:
         *,
         max_pixels: int | None = None,
         expect: ImageHeader | None = None,
+        channel: int | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in TIFF_SUFFIXES:
@@ -63,34 +68,66 @@ class TiffWindows:
         image = self._adopt(open_image(self.path, max_pixels=max_pixels, expect=expect))
         try:
             self.header = image.header
-            self.check_header(self.header)
+            self.check_header(self.header, channel)
             self.calibration: Calibration | None = image.calibration()
             self.calibration_note: str | None = image.calibration_note()  # what was dropped
             tf = image.tiff
             self._offset = int(tf.pages.first.dataoffsets[0]) if self.header.contiguous else -1
             self._byteorder = tf.byteorder
+            self._pick_channel(channel, tf)
             if self._offset < 0:
                 self._open_zarr()
         except BaseException:
             self.close()
             raise
-        self.shape: tuple[int, ...] = self.header.shape
         self.dtype = self.header.dtype
         self.ndim = len(self.shape)
 
+    def _pick_channel(self, channel: int | None, tf: tifffile.TiffFile) -> None:
+        """Set ``shape``, ``channel`` and how a window reads the file: ``_plane``, the C
+        index of a (C, H, W) file, ``_sample``, the S index of (H, W, S) pixels, and the
+        memory-mapped plane's ``_offset`` (-1: read through zarr)."""
+        axes, shape = self.header.axes, self.header.shape
+        self._plane: int | None = None
+        self._sample: int | None = None
+        self._row_shape = shape[1:] if axes != "CYX" else shape[2:]  # one row in the file
+        self.shape: tuple[int, ...] = shape
+        self.channel = None if channel is None or _channels(self.header) == 1 else int(channel)
+        if self.channel is None:
+            return
+        self.shape = tuple(n for n, a in zip(shape, axes, strict=True) if a in "YX")
+        if axes.endswith("S"):
+            self._sample = self.channel
+            return
+        self._plane = self.channel
+        start = tf.series[0].dataoffset  # None unless every plane lies uncompressed in a row
+        plane = int(np.prod(self.shape)) * self.header.dtype.itemsize
+        self._offset = -1 if start is None else int(start) + self.channel * plane
+
     @staticmethod
-    def check_header(header: ImageHeader) -> None:
+    def check_header(header: ImageHeader, channel: int | None = None) -> None:
         """Refuse, from its header alone, a file that cannot be read window by window: not
-        a TIFF, not one (H, W) or (H, W, C) image, or compressed or tiled without zarr."""
+        a TIFF, not one (H, W) or (H, W, C) image (or, with ``channel``, a (C, H, W) one
+        that has that channel), or compressed or tiled without zarr."""
         path, shape = header.path, header.shape
         if path.suffix.lower() not in TIFF_SUFFIXES:
             raise InputError(_not_tiff_message(path))
-        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] > 4):
+        count = _channels(header)
+        if channel is not None and not 0 <= channel < count:
+            raise InputError(
+                f"channel {channel} was picked, but {path} has {count} channel(s) (axes "
+                f"{header.axes}, shape {shape}); pick one of 0..{count - 1}",
+                option="channel",
+            )
+        planes = channel is not None and header.axes == "CYX"  # one plane of them is read
+        if not planes and (len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] > 4)):
             raise InputError(
                 f"{path} holds an array of shape {shape}; large-image mode takes one "
                 "(H, W) or (H, W, C) image, not a stack (segment stacks slice by slice)"
             )
-        if not header.contiguous:
+        # one plane of several may still be memory-mapped (the series' data in one run of
+        # bytes, known once the file is open); else opening it asks for zarr the same way
+        if not header.contiguous and not planes:
             _import_zarr(path)
 
     def _no_file(self) -> None:
@@ -196,9 +233,13 @@ class TiffWindows:
     def _read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """:meth:`read` without the error translation: a memory map of the rows, or zarr."""
         (r0, r1), (c0, c1) = rows, cols
+        sample = () if self._sample is None else (self._sample,)  # one colour of (H, W, S)
         if self._offset < 0:
-            return np.asarray(self._open_zarr()[r0:r1, c0:c1])
-        row_shape = self.shape[1:]
+            z = self._open_zarr()
+            if self._plane is not None:  # only this channel's chunks are decoded
+                return np.asarray(z[self._plane, r0:r1, c0:c1])
+            return np.asarray(z[(slice(r0, r1), slice(c0, c1), *sample)])
+        row_shape = self._row_shape
         row_bytes = int(np.prod(row_shape)) * self.dtype.itemsize
         mm = np.memmap(
             self._opened().file,
@@ -207,9 +248,15 @@ class TiffWindows:
             offset=self._offset + r0 * row_bytes,
             shape=(r1 - r0, *row_shape),
         )
-        out = np.array(mm[:, c0:c1], dtype=self.dtype)
+        out = np.array(mm[(slice(None), slice(c0, c1), *sample)], dtype=self.dtype)
         del mm  # unmap now, so resident memory stays the size of one window
         return out
+
+
+def _channels(header: ImageHeader) -> int:
+    """How many channels (C) or colour samples (S) ``header``'s pixels have (1: grey)."""
+    sizes = [n for n, a in zip(header.shape, header.axes, strict=True) if a in "CS"]
+    return int(np.prod(sizes)) if sizes else 1
 
 
 def _not_tiff_message(path: Path) -> str:

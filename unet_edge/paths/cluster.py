@@ -33,7 +33,7 @@ from .. import io, processing
 from ..errors import InputError
 from .dask import DEFAULT_CHUNK, segment_dask
 from .quality import BandQuality, RegionQuality
-from .windowed import ObjectFiles, WindowObjects, write_outputs
+from .windowed import ObjectFiles, WindowObjects, picked_axes, write_outputs
 
 if TYPE_CHECKING:
     from ..imagemeta import Calibration
@@ -140,6 +140,7 @@ def segment_windows_dask(
     bands = _bands(client, lazy, seg.info.classes, found, progress, band_quality)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    noted |= picked_axes(src)  # one channel of several, read alone
     noted["quality"] = None  # filled in once every band is here (unet_edge.paths.quality)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
     prov["dask"] = {"workers": len(client.scheduler_info().get("workers", {})), "chunk": rows}

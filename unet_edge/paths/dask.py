@@ -339,18 +339,18 @@ def _lookup(local: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[local]
 
 
-def _open_lazy(src: Path) -> Any:
-    """A TIFF (through :class:`unet_edge.io.TiffWindows`) or zarr path as a lazy Dask array."""
+def _open_lazy(src: Path) -> tuple[Any, Any]:
+    """A TIFF (through :class:`unet_edge.io.TiffWindows`) or zarr path as a lazy Dask array,
+    with the TIFF's :class:`unet_edge.io.TiffWindows` (its calibration; None for zarr)."""
     import dask.array as da
 
     if src.suffix.lower() not in (".tif", ".tiff"):
-        return da.from_zarr(str(src))
+        return da.from_zarr(str(src)), None
     from ..io import TiffWindows
 
     win = TiffWindows(src)  # picklable: each worker reads its own windows
-    return da.from_array(
-        win, chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:], meta=np.empty((0,) * win.ndim, win.dtype)
-    )
+    meta = np.empty((0,) * win.ndim, win.dtype)
+    return da.from_array(win, chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:], meta=meta), win
 
 
 def segment_to_zarr(
@@ -365,10 +365,13 @@ def segment_to_zarr(
     """Compute :func:`segment_dask` into a zarr array at ``output``, with provenance attributes.
 
     ``image`` may also be a TIFF path (read lazily through tifffile's zarr
-    store) or a zarr path. The array's attributes hold ``unet_edge``: the
-    Segmenter's provenance (model name and hash, provider, precision, tile
-    plan, TTA, version) and ``quality``, the image's score against the model's training
-    data (:func:`unet_edge.paths.quality.dask_quality`, computed with the result).
+    store) or a zarr path; a TIFF's calibration is its pixel size unless ``pixel_size`` is
+    given, as for :func:`unet_edge.paths.files.segment_file`. The array's attributes hold
+    ``unet_edge``: the Segmenter's provenance (model name and hash, provider, precision, tile
+    plan of the grid the kernel ran on, TTA, version), ``rescale`` when the image was
+    resampled to the model's pixel size (as the file paths record it) and ``quality``, the
+    image's score against the model's training data
+    (:func:`unet_edge.paths.quality.dask_quality`, computed with the result).
     ``tta=True`` asks the Segmenter made here (without ``segmenter``) for test-time
     augmentation; a given one brings its own.
     """
@@ -382,10 +385,11 @@ def segment_to_zarr(
     out = Path(output)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
-    if isinstance(image, (str, os.PathLike)):
-        image = _open_lazy(Path(image))
+    path_given = isinstance(image, (str, os.PathLike))
+    image, win = _open_lazy(Path(image)) if path_given else (image, None)  # win: a TIFF's
     tta = kwargs.pop("tta", False)  # for the Segmenter made here; the workers do as it does
     seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"), tta=tta)
+    noted = _rescale_noted(seg, win, kwargs, (int(image.shape[0]), int(image.shape[1])))
     scaling = seg.scaling_for(image)  # measured once: for the result and its provenance
     wanted = kwargs.pop("probabilities", False)
     path = model if model is not None else seg.model_path
@@ -393,7 +397,7 @@ def segment_to_zarr(
     probs = segment_dask(image, path, segmenter=seg, scaling=scaling, probabilities=True, **kwargs)
     result = probs if wanted else probs.map_blocks(processing.to_mask, drop_axis=0, dtype=np.uint8)
     quality = dask_quality(probs, image, seg, scaling, kwargs.get("pixel_size"))
-    plan = seg.plan_for((int(image.shape[0]), int(image.shape[1])))
+    plan = noted.pop("plan")  # what segment_dask ran: on the model's grid when resampled
     z = zarr.open_array(
         str(out),
         mode="w",
@@ -402,10 +406,30 @@ def segment_to_zarr(
         chunks=tuple(c[0] for c in result.chunks),
     )
     output = "probabilities" if result.ndim == 3 else "mask"
-    prov = seg.result_provenance(plan, [scaling.to_dict()], output=output, quality=None)
+    prov = seg.result_provenance(plan, [scaling.to_dict()], output=output, **noted)
     z.attrs["unet_edge"] = prov
     target: Any = z  # zarr arrays take numpy-style slice assignment
     _, scored = dask.compute(da.store(result, target, lock=False, compute=False), quality)
     if scored is not None:
         z.attrs["unet_edge"] = {**prov, "quality": [scored.to_dict()]}
     return out
+
+
+def _rescale_noted(
+    seg: Segmenter, win: Any, kwargs: dict[str, Any], shape: tuple[int, int]
+) -> dict[str, Any]:
+    """What :func:`segment_to_zarr` records of the resampling, and its ``plan``: the tile
+    plan :func:`segment_dask` runs (on the model's grid when resampled). A TIFF's (``win``)
+    calibration decides unless ``kwargs`` states ``pixel_size``: resolved here into
+    ``kwargs["pixel_size"]``, a :class:`unet_edge.scale.Rescale` or None."""
+    stated = kwargs.get("pixel_size")
+    noted: dict[str, Any] = {}
+    if win is not None and not isinstance(stated, scale.Rescale):
+        kwargs["pixel_size"] = scale.resolve(seg.info.pixel_size, stated, win.calibration)
+        noted |= {"calibration_note": win.calibration_note} if win.calibration_note else {}
+        noted["source"] = win.path.name  # as the file paths record it
+    grid = scale.frame_grid(seg.info.pixel_size, kwargs.get("pixel_size"), shape)
+    noted |= {"rescale": grid.rescale.to_dict()} if grid else {}
+    noted["plan"] = seg.plan_for(grid.model_shape if grid else shape)
+    noted["quality"] = None  # filled in once the result is computed
+    return noted

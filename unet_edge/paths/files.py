@@ -15,14 +15,16 @@ unless ``overwrite``. Every file is written to a temporary name and renamed,
 and a file that fails leaves none of its outputs behind.
 
 Before any pixel is decoded, :func:`preflight` reads the file's header
-(:func:`unet_edge.io.image_header`: every page of a TIFF present, the pixel
-data inside the file, at most ``max_pixels`` pixels per plane) and estimates
-what the in-memory path needs (:func:`in_memory_bytes`). A single-image TIFF
+(:func:`unet_edge.io.open_image`: every page of a TIFF present, the pixel
+data inside the file, at most ``max_pixels`` pixels per plane) and its calibration,
+and estimates what the in-memory path needs (:func:`in_memory_bytes`), at the
+model's pixel size when the image is resampled to it. A single-image TIFF
 that would need more than ``memory_limit`` is segmented window by window
 (:func:`unet_edge.paths.windowed.segment_windows`), with memory independent
 of its size and the same mask; other images that would need more are refused
 with the estimate. ``large=True`` forces the windowed path, ``large=False`` forbids
-it. The windowed path writes the mask only. The output folder is created
+it. The windowed path writes the mask, labels and object table, of one channel
+when one is picked. The output folder is created
 when there is something to write, and removed again (if it was new and is
 empty) when the file fails.
 
@@ -35,6 +37,7 @@ opened exactly twice: once for its header, once for its pixels.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -362,16 +365,33 @@ class Preflight:
     windowed: bool
 
 
-def in_memory_bytes(header: io.ImageHeader, classes: int) -> int:
+def in_memory_bytes(
+    header: io.ImageHeader, classes: int, rescale: scale.Rescale | None = None
+) -> int:
     """Bytes segmenting an image in memory needs, estimated from its header.
 
-    Per pixel of every frame: the raw image (channels x itemsize), its float32
-    copy (4 x channels; the kernel reads mirrored windows tile by tile, so there
-    is no padded copy of the whole image), the float32 probabilities and their
-    stitched copy (8 x classes), and the mask and the saved mask (2).
+    Per pixel of every frame (T x Z; channels, C or S, are a frame's): the raw image
+    (channels x itemsize), its float32 copy (4 x channels; the kernel reads mirrored
+    windows tile by tile, so there is no padded copy of the whole image), the float32
+    probabilities and their stitched copy (8 x classes), and the mask and the saved
+    mask (2).
+
+    With ``rescale`` (the image resampled to the model's pixel size,
+    :func:`unet_edge.scale.resolve`) the kernel runs on the model's grid, factor²
+    as many pixels: there, the resampled image (4 x channels) and the probabilities
+    and their stitched copy (8 x classes); on the input's grid, the raw image, its
+    float32 copy, the probabilities resampled back (4 x classes) and the masks.
     """
-    pixels = header.plane_pixels * header.frames
-    return pixels * (header.channels * (header.dtype.itemsize + 4) + 8 * classes + 2)
+    sizes = list(zip(header.shape, header.axes, strict=True))
+    frames = math.prod(n for n, a in sizes if a not in "YXSC")
+    chans = math.prod(n for n, a in sizes if a in "SC")
+    pixels = header.plane_pixels * frames
+    if rescale is None:
+        return pixels * (chans * (header.dtype.itemsize + 4) + 8 * classes + 2)
+    h, w = (n for n, a in sizes if a in "YX")
+    model = math.prod(rescale.grid((h, w)).model_shape) * frames
+    own = pixels * (chans * (header.dtype.itemsize + 4) + 4 * classes + 2)
+    return own + model * (4 * chans + 8 * classes)
 
 
 def preflight(
@@ -384,34 +404,44 @@ def preflight(
 ) -> Preflight:
     """Read ``plan.input``'s header (no pixels) and decide how it will be segmented.
 
+    The memory needed is estimated at the size the kernel will run at: on the
+    model's grid when the image is resampled to the model's pixel size (the stated
+    ``plan.pixel_size``, or the header's calibration: :func:`unet_edge.scale.resolve`).
+
     Raises :class:`~unet_edge.ImageReadError` for a damaged, truncated or too
-    large file (``max_pixels``) and :class:`~unet_edge.InputError` for an image
-    that needs more than ``memory_limit`` in memory but cannot be segmented
+    large file (``max_pixels``), :class:`~unet_edge.errors.ScaleError` for a
+    calibration too far from the model's pixel size, and :class:`~unet_edge.InputError`
+    for an image that needs more than ``memory_limit`` in memory but cannot be segmented
     window by window (not a single-image TIFF, or more than the mask asked for).
     """
-    header = io.image_header(plan.input, max_pixels=max_pixels)
+    with io.open_image(plan.input, max_pixels=max_pixels) as image:  # no pixel decoded
+        header, calibration = image.header, image.calibration()
     found = io_axes.layout(header, seg.info.channels, plan.channel)  # before any compute
     plan = replace(plan, outputs=io_axes.outputs_for(plan.outputs, found))  # a stack's overlay
-    need = in_memory_bytes(header, seg.info.classes)
+    # the size the kernel will run at: the model's grid when the image is resampled to it
+    rescale = scale.resolve(seg.info.pixel_size, plan.pixel_size, calibration)
+    need = in_memory_bytes(header, seg.info.classes, rescale)
     tiff = plan.input.suffix.lower() in io.TIFF_SUFFIXES
     windowed = bool(large) or (large is None and need > memory_limit)
     if windowed and large is None:
         why = ""
         if not tiff:
             why = "only TIFFs can be segmented window by window; save it as a TIFF"
-        elif header.frames > 1:
+        elif found.is_stack:  # T or Z; channels are checked below (one may be picked)
             why = "a stack is not segmented window by window; split it into one TIFF per slice"
         elif set(plan.outputs) - {"mask", *WINDOWED_OBJECTS}:
             why = "the window-by-window path writes the mask, labels and object table only"
         if why:
             raise InputError(
-                f"{plan.input} needs about {_gib(need)} to segment in memory, more than the limit "
-                f"of {_gib(memory_limit)}, and {why}, or raise the memory limit",
+                f"{plan.input} needs about {_gib(need)} to segment in memory"
+                f"{_resampled(rescale)}, more than the limit of {_gib(memory_limit)}, and "
+                f"{why}, or raise the memory limit",
                 option="memory_limit",
             )
     if windowed:
         io_axes.check_windowed(found)  # T, Z or C axes, by name
-        io.TiffWindows.check_header(header)  # a stack, or windows that cannot be read
+        # a stack, or windows that cannot be read; one channel picked is read alone
+        io.TiffWindows.check_header(header, found.channel)
     return Preflight(plan, header, need, windowed)
 
 
@@ -427,6 +457,15 @@ def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
+
+
+def _resampled(rescale: scale.Rescale | None) -> str:
+    """`` (resampled 4x to the model's pixel size)`` for a message; "" when it is not."""
+    if rescale is None:
+        return ""
+    fy, fx = rescale.factor
+    times = f"{fy:.3g}x" if fy == fx else f"{fy:.3g} x {fx:.3g}x"
+    return f" (resampled {times} to the model's pixel size)"
 
 
 def _gib(n: int) -> str:

@@ -366,6 +366,7 @@ def segment_large(
     max_pixels: int | None = None,
     objects: ObjectFiles | None = None,
     pixel_size: Any = None,
+    channel: int | None = None,
 ) -> Path:
     """Segment a TIFF of any size into a striped mask TIFF with memory independent of its height.
 
@@ -392,19 +393,29 @@ def segment_large(
             model's object classes (:class:`ObjectFiles`), equal to labelling and
             measuring the whole mask at once (:class:`WindowObjects`).
         pixel_size: the image's, as for :func:`unet_edge.paths.files.segment_file`.
+        channel: the channel a 1-channel model segments of a multi-channel image (a colour
+            of RGB, a plane of a ``CYX`` composite), read alone window by window.
 
     Returns the output path. The result equals ``seg.segment(whole image)``.
     Memory holds one band of the mask (a window's height times the width, uint8)
     and one batch of network tiles.
     """
     source = io.as_path(source, "source")
-    with io.TiffWindows(source, max_pixels=max_pixels) as src:
+    with io.TiffWindows(source, max_pixels=max_pixels, channel=channel) as src:
         output = io.as_path(output, "output")
         kw: dict[str, Any] = {"ome": ome, "objects": objects, "memory_budget": memory_budget}
         kw["rescale"] = scale.resolve(seg.info.pixel_size, pixel_size, src.calibration)
         kw["calibration"] = scale.output_calibration(pixel_size, src.calibration)
         segment_windows(seg, src, output, compression=compression, progress=progress, **kw)
     return output
+
+
+def picked_axes(src: io.TiffWindows) -> dict[str, Any]:
+    """The provenance entry ``axes`` of a file read one channel alone (as the in-memory path
+    records it: :meth:`unet_edge.io.axes.Layout.to_dict`); {} when every sample is read."""
+    if src.channel is None:
+        return {}
+    return {"axes": {"input": src.header.axes, "mask": "YX", "channel": src.channel}}
 
 
 def segment_windows(
@@ -438,6 +449,7 @@ def segment_windows(
     bands = mask_bands(seg, plan, src.read_window, scaling, windows, progress, **kw)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
+    noted |= picked_axes(src)
     noted["quality"] = None  # filled in once every window is done (the domain guard's score)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
     kw = {"ome": ome, "compression": compression, "calibration": calibration}

@@ -41,7 +41,8 @@ def segment_plan(
 
     kw: dict[str, Any] = {"ome": plan.output_format is OutputFormat.OME_TIFF}
     kw["progress"] = progress
-    with io.TiffWindows(plan.input, max_pixels=max_pixels, expect=header) as source:
+    read: dict[str, Any] = {"max_pixels": max_pixels, "expect": header, "channel": plan.channel}
+    with io.TiffWindows(plan.input, **read) as source:  # a channel picked: read alone
         kw["calibration"] = scale.output_calibration(plan.pixel_size, source.calibration)
         kw["objects"] = ObjectFiles.for_plan(seg, plan, kw["calibration"])
         kw["rescale"] = scale.resolve(seg.info.pixel_size, plan.pixel_size, source.calibration)
