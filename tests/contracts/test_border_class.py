@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
+from onnx_models import save_edited
 
-from tests.onnx_models import save_edited
 from unet_edge import Segmenter, io
 from unet_edge.cli import main
 from unet_edge.config import UNetConfig

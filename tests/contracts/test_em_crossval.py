@@ -12,8 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from tests.bench_fixtures import make_tiny_data
+from bench_fixtures import make_tiny_data
 
 pytest.importorskip("torch")
 pytest.importorskip("skimage")
