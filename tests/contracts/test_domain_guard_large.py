@@ -9,36 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx_models
 import pytest
 import tifffile
 from click.testing import CliRunner
 
-from unet_edge import Segmenter, domain, io, scale
+from unet_edge import Segmenter, io, scale
 from unet_edge.cli import main
-from unet_edge.config import UNetConfig
 from unet_edge.paths.windowed import ObjectFiles, segment_large, segment_windows
-
-
-@pytest.fixture(scope="module")
-def em(isbi: Path) -> list[np.ndarray]:
-    """Three ISBI training slices (uint8, 512 x 512)."""
-    return [io.read_image(isbi / "train" / "image" / f"{i:02d}.png") for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory, em: list[np.ndarray]) -> Path:
-    """A tiny U-Net at 4 nm per pixel with the statistics of two EM slices."""
-    folder = tmp_path_factory.mktemp("guard_large")
-    config = UNetConfig(base_width=2)
-    with Segmenter(onnx_models.save(folder / "plain.onnx", config)) as seg:
-        stats = domain.measure(seg, em[:2], source="ISBI slices 00-01")
-
-    def edit(d: dict) -> None:
-        d.update(domain=stats.to_dict(), name="tiny-em")
-        d["pixel_size"] = {"y": 0.004, "x": 0.004, "unit": "µm"}
-
-    return onnx_models.save_edited(folder / "guarded.onnx", config, edit)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ need the [napari] extra and a display (``make test-napari``, under xvfb-run) and
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +87,6 @@ def test_widget_layers_measure_in_the_input_layers_units() -> None:
 
 
 # -- with napari --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def viewer(request: pytest.FixtureRequest) -> Any:
-    pytest.importorskip("napari", reason="the [napari] extra is not installed")
-    if importlib.util.find_spec("pytestqt") is None:
-        pytest.skip("pytest-qt is not installed (make test-napari installs it)")
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        pytest.skip(
-            "no X display: napari's canvas needs OpenGL; run under xvfb-run (make test-napari)"
-        )
-    return request.getfixturevalue("make_napari_viewer")()
 
 
 def test_viewer_opens_labels_with_sortable_features(viewer: Any, tmp_path: Path) -> None:

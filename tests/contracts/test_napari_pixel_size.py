@@ -9,9 +9,6 @@ elsewhere they skip, saying why.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +58,6 @@ def test_a_layer_in_nanometres_is_segmented_as_segment_does_at_that_pixel_size(
 
 
 # -- in a viewer ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def viewer(request: pytest.FixtureRequest) -> Any:
-    pytest.importorskip("napari", reason="the [napari] extra is not installed")
-    if importlib.util.find_spec("pytestqt") is None:
-        pytest.skip("pytest-qt is not installed (make test-napari installs it)")
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        pytest.skip(
-            "no X display: napari's canvas needs OpenGL; run under xvfb-run (make test-napari)"
-        )
-    return request.getfixturevalue("make_napari_viewer")()
 
 
 def _widget(viewer: Any) -> Any:

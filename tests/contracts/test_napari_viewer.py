@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import subprocess
 import sys
 import time
@@ -209,18 +208,6 @@ def test_npe2_validates_the_installed_manifest() -> None:
     }
     for command in commands:  # every python_name imports (what `--imports` checks, in-process)
         assert callable(import_python_name(command.python_name))
-
-
-@pytest.fixture
-def viewer(request: pytest.FixtureRequest) -> Any:
-    pytest.importorskip("napari", reason="the [napari] extra is not installed")
-    if importlib.util.find_spec("pytestqt") is None:
-        pytest.skip("pytest-qt is not installed (make test-napari installs it)")
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        pytest.skip(
-            "no X display: napari's canvas needs OpenGL; run under xvfb-run (make test-napari)"
-        )
-    return request.getfixturevalue("make_napari_viewer")()
 
 
 def test_viewer_opens_results_through_the_manifest_with_scale_and_units(
