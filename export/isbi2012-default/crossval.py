@@ -2,6 +2,7 @@
 
     python export/isbi2012-default/crossval.py --work DIR [DATA_DIR] [--folds 5] [--steps N]
         [--val-every N] [--device cpu|cuda|auto] [--threads N] [--phase all|folds|choose|final]
+        [--fold K ...]
 
 The shipped model's step and threshold were chosen on slices 20-24 alone, by
 pixel error first. Here every choice rests on all 25 labelled slices, each
@@ -12,7 +13,9 @@ error of the cell labels grown over the membranes, "expanded") counts:
    each, the recipe (``train.py``'s ``CONFIG``: the shipped model's settings)
    trains from scratch on the other slices and validates on the fold every
    ``--val-every`` steps (``WORK/fold{k}.pt``: the step with the lowest expanded
-   Rand error; a fold whose files exist is not trained again).
+   Rand error; a finished fold is not trained again, an interrupted one resumes
+   from its latest state, ``WORK/fold{k}.last.pt``). ``--phase folds --fold K``
+   trains only fold K, so folds can run in parallel processes, one thread each.
 2. ``choose``: the training length is the validation step with the lowest
    expanded Rand error averaged over the folds (arg-max masks); the threshold on
    the cell probability is taken from the folds' kept checkpoints, each on its
@@ -84,13 +87,24 @@ def train_folds(args: argparse.Namespace, parts: list[list[str]]) -> list[dict[s
     done = []
     for k, held in enumerate(parts):
         out = args.work / f"fold{k}.pt"
-        if not out.exists():
-            rest = tuple(n for n in everyone if n not in held)
-            config = _recipe(args, val_names=tuple(held), train_names=rest, select=SELECT)
-            print(f"fold {k}: validate on {held[0]}-{held[-1]}, train on {len(rest)}", flush=True)
+        if args.fold and k not in args.fold:
+            continue
+        rest = tuple(n for n in everyone if n not in held)
+        config = _recipe(args, val_names=tuple(held), train_names=rest, select=SELECT)
+        at = finished_step(out)
+        if at is None or at < config.steps:  # not started, or interrupted: (re)start or resume
+            resume = last_path(out) if at is not None else None
+            start = f"resume at step {at}" if resume else f"train on {len(rest)}"
+            print(f"fold {k}: validate on {held[0]}-{held[-1]}, {start}", flush=True)
             t0 = time.perf_counter()
             train(
-                config, args.data, out, progress=report, overwrite=True, device=resolve(args.device)
+                config,
+                args.data,
+                out,
+                progress=report,
+                overwrite=True,
+                resume=resume,
+                device=resolve(args.device),
             )
             print(f"fold {k}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
         # the kept checkpoint's history ends at its step; the latest state's is complete
@@ -99,6 +113,19 @@ def train_folds(args: argparse.Namespace, parts: list[list[str]]) -> list[dict[s
         best = dict(ckpt.load(out).metrics)
         done.append({"fold": k, "names": held, "best": best, "history": history})
     return done
+
+
+def finished_step(out: Path) -> int | None:
+    """The step the latest state beside the kept checkpoint ``out`` reached; None when the
+    fold has not validated yet (an interrupted fold resumes from there, a finished one is
+    kept)."""
+    from unet_edge.training import checkpoint as ckpt
+    from unet_edge.training.loop import last_path
+
+    last = last_path(out)
+    if not (out.exists() and last.exists()):
+        return None
+    return int(ckpt.load(last).training["step"])
 
 
 def choose_length(done: list[dict[str, Any]]) -> tuple[int, dict[int, float]]:
@@ -180,10 +207,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="[default: the recipe's]")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     parser.add_argument("--phase", choices=["all", "folds", "choose", "final"], default="all")
+    parser.add_argument(
+        "--fold",
+        type=int,
+        action="append",
+        default=[],
+        help="train only this fold (repeat; with --phase folds, to run folds in parallel)",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     names = sorted(n for n, _, _ in find_pairs(*split_folder(args.data)))
     parts = folds(names, args.folds)
+    if any(not 0 <= k < len(parts) for k in args.fold):
+        raise SystemExit(f"--fold must be 0..{len(parts) - 1}, got {args.fold}")
+    if args.fold and args.phase != "folds":
+        raise SystemExit("--fold trains part of the folds: use it with --phase folds")
     done = train_folds(args, parts)
     if args.phase == "folds":
         return
