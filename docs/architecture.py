@@ -148,9 +148,26 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
         {"objects", "processing"},
         {"numpy"},
     ),
+    "analysis": (
+        "a Segmenter's in-memory analysis: the channel picked of an array (a file's rule), "
+        "frames, the model's grid, tile plans, kernels, the Prediction",
+        {
+            "cost",
+            "engines",
+            "errors",
+            "geometry",
+            "io",
+            "prediction",
+            "processing",
+            "scale",
+            "tiling",
+        },
+        {"numpy"},
+    ),
     "runtime": (
         "Segmenter: owns one engine session and builds each frame's kernel",
         {
+            "analysis",
             "capture",
             "config",
             "cost",

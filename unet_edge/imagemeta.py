@@ -47,8 +47,10 @@ __all__ = [
     "TIME_UNITS",
     "UNITS",
     "Calibration",
+    "Interval",
     "calibration_and_note",
     "calibration_of",
+    "interval_of",
     "png_text",
     "png_with_text",
     "provenance_of",
@@ -166,21 +168,40 @@ class Calibration:
 
     def with_interval(self, t: Any, unit: Any) -> tuple[Calibration, str | None]:
         """This calibration with the time interval ``t`` in ``unit`` (raw values, as an
-        input's metadata gives them) and a note when they are not taken: the unit must be
-        one of :data:`TIME_UNITS` or another spelling of one (normalised to its OME
-        symbol), ``t`` a number of :data:`TIME_RANGE` seconds."""
+        input's metadata gives them) and a note when they are not taken
+        (:meth:`Interval.checked`)."""
+        found, note = Interval.checked(t, unit)
+        if found is None:
+            return self, note
+        return dataclasses.replace(self, t=found.t, t_unit=found.unit), None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The interval between time points, ``t`` in ``unit`` (as OME-XML spells it,
+    :data:`TIME_UNITS`): what a time series says of its T axis, with or without a pixel
+    size (:class:`Calibration` ``t`` carries it with one)."""
+
+    t: float
+    unit: str = "s"
+
+    @classmethod
+    def checked(cls, t: Any, unit: Any) -> tuple[Interval | None, str | None]:
+        """An interval from raw values (as an input's metadata gives them) and a note when
+        they are not taken: the unit must be one of :data:`TIME_UNITS` or another spelling
+        of one (normalised to its OME symbol), ``t`` a number of :data:`TIME_RANGE` seconds."""
         text = unit.strip() if isinstance(unit, str) else ""
         name = text if text in TIME_UNITS else _TIME_SPELLINGS.get(text.lower())
         if name is None:
             allowed = ", ".join(TIME_UNITS)
             why = f"the input's time unit {_quoted(unit)} is not one of {allowed}"
-            return self, f"{why}; the outputs are written without a time interval"
+            return None, f"{why}; the outputs are written without a time interval"
         seconds = _number(t) * TIME_UNITS[name]
         if not (math.isfinite(seconds) and TIME_RANGE[0] <= seconds <= TIME_RANGE[1]):
             lo, hi = TIME_RANGE
             why = f"the input's time interval {_shown(t)} {name} is not within {lo:g}..{hi:g} s"
-            return self, f"{why}; the outputs are written without a time interval"
-        return dataclasses.replace(self, t=_number(t), t_unit=name), None
+            return None, f"{why}; the outputs are written without a time interval"
+        return cls(_number(t), name), None
 
 
 def _unit(unit: Any) -> tuple[str | None, str | None]:
@@ -304,19 +325,38 @@ def _timed(
     found: tuple[Calibration | None, str | None], t: Any, unit: Any
 ) -> tuple[Calibration | None, str | None]:
     """``found`` (a calibration and its note) with the time interval ``t`` ``unit`` an
-    input states (none, or 0 as ImageJ writes for none: unchanged), and both notes. The
-    interval travels with a pixel size: without one taken, it is dropped with a note."""
+    input states (none, or 0 as ImageJ writes for none: unchanged), and both notes.
+    Without a pixel size taken there is no calibration to carry it: :func:`interval_of`
+    reads it on its own (the note still says why one that is not taken is dropped)."""
     cal, note = found
     if t is None or t == "" or _number(t) == 0:
         return cal, note
     if cal is None:
-        dropped = (
-            "the input states a time interval but no pixel size is taken; outputs carry a "
-            "time interval only with a pixel size, so they are written without one"
-        )
-        return None, "; ".join(n for n in (note, dropped) if n)
+        t_note = Interval.checked(t, unit)[1]
+        return None, "; ".join(n for n in (note, t_note) if n) or None
     cal, t_note = cal.with_interval(t, unit)
     return cal, "; ".join(n for n in (note, t_note) if n) or None
+
+
+def interval_of(tf: Any) -> Interval | None:
+    """The time interval an open ``tifffile.TiffFile`` states, with or without a pixel size
+    (OME ``TimeIncrement``, ImageJ ``finterval``/``tunit``); None when it states none (or
+    0, ImageJ's none) or one that is not taken (:func:`calibration_and_note` says why)."""
+    try:
+        if tf.is_ome:
+            pixels = ET.fromstring(tf.ome_metadata or "").find(".//{*}Image/{*}Pixels")
+            get = {} if pixels is None else pixels.attrib
+            t, unit = get.get("TimeIncrement"), get.get("TimeIncrementUnit", "s")
+        elif tf.is_imagej:
+            ij = tf.imagej_metadata or {}
+            t, unit = ij.get("finterval"), ij.get("tunit") or "s"  # ImageJ's default: seconds
+        else:
+            return None
+    except (ET.ParseError, ValueError, TypeError, AttributeError):
+        return None  # unreadable metadata: the pixels still are the pixels
+    if t is None or t == "" or _number(t) == 0:
+        return None
+    return Interval.checked(t, unit)[0]
 
 
 def tiff_kwargs(
@@ -324,6 +364,7 @@ def tiff_kwargs(
     calibration: Calibration | None,
     provenance: Mapping[str, Any],
     ome: bool,
+    interval: Interval | None = None,
 ) -> dict[str, Any]:
     """``tifffile.imwrite`` arguments for an array with ``axes`` (``"ZCYX"``, ``"YX"``, ...).
 
@@ -333,14 +374,23 @@ def tiff_kwargs(
     ``Info`` property. OME-TIFF: the axes and ``PhysicalSize*`` in the OME-XML,
     the provenance as a MapAnnotation, and resolution tags in centimetres.
     A ``calibration`` that an input's would not pass (:meth:`Calibration.checked`)
-    is left out, so these arguments always write.
+    is left out, so these arguments always write. With a ``T`` axis the time interval is
+    written (ImageJ ``finterval``/``tunit``, OME ``TimeIncrement``): the calibration's, or
+    ``interval`` when it has none (a time series with no pixel size).
     """
     text = json.dumps(dict(provenance))  # ASCII, control characters escaped
     cal = _writable(calibration)
+    # an API caller may pass any values: checked as an input's are
+    interval = Interval.checked(interval.t, interval.unit)[0] if interval else None
+    if cal is not None and cal.t is None and interval is not None and "T" in axes:
+        cal = dataclasses.replace(cal, t=interval.t, t_unit=interval.unit)
+    time = interval if cal is None and "T" in axes else None  # no pixel size to carry it
     if ome:
-        return _ome_kwargs(axes, cal, text)
+        return _ome_kwargs(axes, cal, text, time)
     meta: dict[str, Any] = {"axes": axes, "Info": text}
     kwargs: dict[str, Any] = {"imagej": True, "metadata": meta}
+    if time is not None:  # ImageJ's Image > Properties > Frame interval
+        meta.update(finterval=time.t, tunit=_IMAGEJ_TIME.get(time.unit, time.unit))
     if cal is not None:
         if not all(SIZE_RANGE[0] <= v <= SIZE_RANGE[1] for v in (cal.x, cal.y)):
             # pixels per unit are 32-bit rationals: 1e9 pm per pixel is not one, 1000 µm is
@@ -364,9 +414,13 @@ def _writable(calibration: Any) -> Calibration | None:
     return cal.with_interval(c.t, c.t_unit)[0] if cal is not None and c.t is not None else cal
 
 
-def _ome_kwargs(axes: str, calibration: Calibration | None, text: str) -> dict[str, Any]:
+def _ome_kwargs(
+    axes: str, calibration: Calibration | None, text: str, time: Interval | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"axes": axes, "MapAnnotation": {PROVENANCE_KEY: text}}
     kwargs: dict[str, Any] = {"ome": True, "photometric": "minisblack", "metadata": meta}
+    if time is not None:  # an interval with no pixel size
+        meta.update(TimeIncrement=time.t, TimeIncrementUnit=time.unit)
     if calibration is None:
         return kwargs
     sizes = {"X": calibration.x, "Y": calibration.y}

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import cost, domain, kernel, processing, scale, tiling
+from . import analysis, domain, kernel, processing, tiling
 from .config import Normalization, look_up
 from .engines import select, session
 from .engines.options import Provider, ProviderOptions, check_int
@@ -48,7 +48,14 @@ from .prediction import Prediction
 from .tiling import DEFAULT_MAX_TILE
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .io.axes import Arranged
     from .paths.stream import FrameResult
+
+    #: What analyze, predict, segment and label take: a frame, a stack, a list of frames, or
+    #: frames arranged from a file's or an array's axes (:class:`unet_edge.io.axes.Arranged`).
+    Image: TypeAlias = np.ndarray | Sequence[np.ndarray] | Arranged
 
 #: Activation memory one inference call may use when the tile is chosen (see unet_edge.cost).
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -108,6 +115,12 @@ class Segmenter:
         normalization:
             How raw pixel values were scaled in training: required for an ONNX
             graph without unet-edge metadata, and replaces the model's own otherwise.
+        channel:
+            The channel (or colour: 0 red, 1 green, 2 blue) a 1-channel model segments of
+            arrays with channels last, (H, W, C) or (Z, H, W, C), as ``segment_file`` and
+            ``run --channel`` pick one of a file; a call's own ``channel=`` replaces it
+            (analyze, predict, segment, label; streams use this one).
+            None: arrays must have the model's channels (:func:`.analysis.pick_channel`).
     """
 
     def __init__(
@@ -125,23 +138,16 @@ class Segmenter:
         tta: bool = False,
         normalization: Normalization | None = None,
         precision: str | None = None,
+        channel: int | None = None,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
             raise ModelError(f"model must be a file path or None, got {type(model).__name__}")
         self.model_path = resolve_model(model)  # a path, or a shipped name ("nuclei")
         self.source = open_model(self.model_path, normalization)
         self.info: ModelInfo = self.source.info
+        self.channel = analysis.check_channel(channel, self.info.channels)
         self.geometry = self.source.geometry
-        self.tile = None if tile is None else tiling._as_pair(tile)
-        if self.tile is not None:
-            for t in self.tile:
-                self.geometry.check_tile(t)
-        check_int("max_tile", max_tile, 1)
-        check_int("memory_budget", memory_budget, 1, optional=True)
-        if max_tile < self.geometry.min_input:
-            raise InputError(
-                f"max_tile {max_tile} is below the smallest legal tile {self.geometry.min_input}"
-            )
+        self.tile = analysis.check_tiling(self.geometry, tile, max_tile, memory_budget)
         self.max_tile = max_tile
         self.memory_budget = memory_budget
         self.input_range = processing.camera_range(input_range, bit_depth)
@@ -309,19 +315,7 @@ class Segmenter:
         key = (*tiling.image_size(shape), budget)
         p = self._plans.get(key)
         if p is None:
-            known = self.source.origin == "unet-edge"  # else the activations are not known
-            tile = self.tile or tiling.choose_tile(
-                key[:2],
-                self.geometry,
-                self.max_tile,
-                tile_bytes=functools.partial(
-                    cost.activation_bytes, self.info.architecture, batch=self.batch_size
-                )
-                if known
-                else None,
-                memory_budget=budget,
-            )
-            p = tiling.plan(key[:2], self.geometry, tile)
+            p = analysis.new_plan(self, key[:2], budget)
             with self._plans_lock:
                 if len(self._plans) > 64:
                     self._plans.clear()
@@ -388,14 +382,15 @@ class Segmenter:
         return self.frame_run(frame, scaling).run(self.predict_batch)
 
     def analyze(
-        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+        self, image: Image, pixel_size: Any = None, channel: int | None = None
     ) -> Prediction:
         """Probabilities, mask and the normalisation used, for a frame or a stack.
 
         Each frame of a stack is normalised on its own (like frames of a stream).
         ``pixel_size``: the image's (µm, a Calibration): segmented at the model's (:mod:`.scale`).
+        ``channel``: the one a 1-channel model segments (None: the Segmenter's ``channel``).
         """
-        steps = self.analyze_steps(image, pixel_size)
+        steps = self.analyze_steps(image, pixel_size, channel)
         while True:
             try:
                 next(steps)
@@ -403,7 +398,7 @@ class Segmenter:
                 return cast(Prediction, done.value)
 
     def analyze_steps(
-        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+        self, image: Image, pixel_size: Any = None, channel: int | None = None
     ) -> Generator[tuple[int, int], None, Prediction]:
         """:meth:`analyze` one batch of tiles at a time, for callers that show progress or stop.
 
@@ -411,53 +406,47 @@ class Segmenter:
         every batch; returns the :class:`Prediction` (``StopIteration.value``),
         equal to :meth:`analyze`'s bit for bit (it is how :meth:`analyze` runs).
         """
-        frames, stack = self.prepare_frames(image)
-        grid = scale.frame_grid(self.info.pixel_size, pixel_size, frames[0][0].shape[:2])
-        shapes = [grid.model_shape if grid else f.shape for f, _ in frames]
-        cost.check_predict_memory(shapes, self.info.classes, stack)
-        runs = [self._frame_kernel(grid.image(f) if grid else f, s) for f, s in frames]
-        total, done = sum(len(r.tiles) for r in runs), 0
-        yield done, total
-        for run in runs:
-            for tiles, batch in run.batches():
-                run.stitch(tiles, self.predict_batch(batch))
-                done += len(tiles)
-                yield done, total
-        outs = [grid.back(r.result) if grid else r.result for r in runs]
-        probs = np.stack(outs) if stack else outs[0]
-        stats, info = tuple(s.to_dict() for _, s in frames), self.info
-        rescaled = grid.rescale.to_dict() if grid else None
-        quality = self.guard.assess_runs(runs, [s for _, s in frames]) if self.guard else None
-        return Prediction(probs, stats, info.object_classes, rescaled, quality, info.border_classes)
+        picked = analysis.check_channel(channel, self.info.channels)  # before any work
+        return analysis.analyze_steps(self, image, pixel_size, picked)
+
+    def pick_channel(self, image: Image, channel: int | None = None) -> Any:
+        """``image`` as :meth:`analyze` segments it: only ``channel`` (None: this Segmenter's
+        ``channel``) of its last axis, a view (:func:`.analysis.pick_channel`); unchanged
+        when no channel is picked."""
+        picked = analysis.check_channel(channel, self.info.channels)
+        return analysis.pick_channel(image, picked, self.info.channels, self.channel)
 
     def predict(
-        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+        self, image: Image, pixel_size: Any = None, channel: int | None = None
     ) -> np.ndarray:
-        """Class probabilities, float32, on the image's grid (``pixel_size``: :meth:`analyze`).
+        """Class probabilities, float32, on the image's grid (``pixel_size``, ``channel``:
+        :meth:`analyze`).
 
         A frame (H, W) / (H, W, C) gives (K, H, W); a stack (Z, H, W) /
         (Z, H, W, C) or a list of equal-size frames gives (Z, K, H, W); pixels uint8,
-        uint16 or float32; K = ``len(info.class_names)``. Raises InputError (shape, dtype,
-        NaN, range) or MemoryLimitError (too large for memory), before computing.
+        uint16 or float32; K = ``len(info.class_names)``. With a channel picked, C is the
+        image's channels, one of which is segmented. Raises InputError (shape, dtype,
+        NaN, range, channel) or MemoryLimitError (too large for memory), before computing.
         """
-        return self.analyze(image, pixel_size).probabilities
+        return self.analyze(image, pixel_size, channel).probabilities
 
     def segment(
-        self, image: np.ndarray | Sequence[np.ndarray], pixel_size: Any = None
+        self, image: Image, pixel_size: Any = None, channel: int | None = None
     ) -> np.ndarray:
         """Label mask, uint8 class indices: (H, W) for a frame, (Z, H, W) for a stack.
 
         Index i is ``info.class_names[i]`` (shipped: 0 membrane, 1 cell); raises as predict."""
-        return processing.to_mask(self.predict(image, pixel_size))
+        return processing.to_mask(self.predict(image, pixel_size, channel))
 
     def label(
         self,
-        image: np.ndarray | Sequence[np.ndarray],
+        image: Image,
         *,
         min_size: int | str | None = None,
         split: str | None = None,
         calibration: Any = None,
         pixel_size: Any = None,
+        channel: int | None = None,
     ) -> np.ndarray:
         """Instance labels, uint32 (H, W) or (Z, H, W), 1..N in raster order (0 background):
         by ``min_size`` (px, "2um2") and ``split``; None: the model's ``info.labelling``."""
@@ -466,7 +455,8 @@ class Segmenter:
         how = Labelling.make(min_size, split).for_model(self.info.labelling)
         kw = {"min_size": how.min_size or 0, "split": how.split, "calibration": calibration}
         kw["border_classes"] = self.info.border_classes  # a three-class model's bands go back
-        return label_classes(self.segment(image, pixel_size), self.info.object_classes, **kw)
+        mask = self.segment(image, pixel_size, channel)
+        return label_classes(mask, self.info.object_classes, **kw)
 
     def stream(
         self,

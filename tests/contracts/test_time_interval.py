@@ -154,13 +154,12 @@ def test_converting_to_micrometres_keeps_the_interval() -> None:
     assert cal == Calibration(0.004, 0.004, "µm", t=1.5, t_unit="h")
 
 
-def test_an_interval_without_a_pixel_size_is_dropped_with_a_note(tmp_path: Path) -> None:
-    """The interval travels with the pixel size: an ImageJ series in pixels or an OME one
-    without PhysicalSize gives no calibration, and the note says the interval is dropped."""
+def test_an_interval_without_a_pixel_size_is_no_calibration_and_no_note(tmp_path: Path) -> None:
+    """An ImageJ series in pixels or an OME one without PhysicalSize gives no calibration;
+    its interval is not dropped (it is read on its own: tests/contracts/test_interval_alone.py)."""
     meta = {"axes": "TYX", "finterval": 2.0}
     tifffile.imwrite(tmp_path / "ij.tif", FRAMES, imagej=True, metadata=meta)
     meta = {"axes": "TYX", "TimeIncrement": 2.0, "TimeIncrementUnit": "s"}
     tifffile.imwrite(tmp_path / "ome.tif", FRAMES, ome=True, metadata=meta)
     for name in ("ij.tif", "ome.tif"):
-        cal, note = _note(tmp_path / name)
-        assert cal is None and note is not None and "without one" in note, name
+        assert _note(tmp_path / name) == (None, None), name

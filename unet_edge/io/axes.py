@@ -410,23 +410,16 @@ def outputs_for(outputs: Mapping[str, Path], found: Layout) -> dict[str, Path]:
 
 
 def check_windowed(found: Layout) -> None:
-    """Refuse, by name, what the window-by-window path cannot keep: T and Z axes, channels
-    (C) other than one picked of a ``CYX`` image, and grey stored as RGB for a 1-channel
-    model; it reads one (H, W) plane, (H, W, S) colour for a model that takes them, or the
-    one channel picked (a colour of RGB, a plane of ``CYX``: :class:`unet_edge.io.TiffWindows`)."""
+    """Refuse, by name, what the window-by-window path cannot keep: T and Z axes, and
+    channels (C) other than one picked of a ``CYX`` image; it reads one (H, W) plane,
+    (H, W, S) colour for a model that takes them, the one channel picked (a colour of RGB,
+    a plane of ``CYX``), or RGB for a 1-channel model as grey, checked equal window by
+    window as it is read (``found.grey_check``; :class:`unet_edge.io.TiffWindows` ``grey``)."""
     if found.is_stack:
         raise InputError(
             f"{found.path} is a stack of {found.frames} planes ({found.describe()}, kept as "
             f"{found.mask_axes}); the window-by-window (large-image) path reads one YX plane, "
             "not a stack: segment it in memory, or save each plane as its own TIFF"
-        )
-    if found.colour == "S" and found.grey_check:
-        raise InputError(
-            f"{found.path} is RGB ({found.describe()}) and the model takes 1 channel; the "
-            "window-by-window (large-image) path does not take grey stored as RGB (telling "
-            "it from colour needs every pixel): pick the colour channel to segment, segment "
-            "it in memory, or save it as a greyscale TIFF",
-            option="channel",
         )
     if found.colour == "C" and (found.channel is None or found.axes != "CYX"):
         raise InputError(

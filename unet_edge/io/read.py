@@ -30,7 +30,7 @@ import tifffile
 from .. import imagemeta
 from ..capture import captured
 from ..errors import ImageReadError
-from ..imagemeta import Calibration
+from ..imagemeta import Calibration, Interval
 from . import headers
 from .headers import TIFF_SUFFIXES, ImageHeader
 
@@ -75,6 +75,16 @@ class OpenImage:
         """Why the pixel size the file states was dropped (all of it, or its slice
         spacing): a unit off the allow-list, a size out of range; None if nothing was."""
         return self._calibration_and_note()[1]
+
+    def interval(self) -> Interval | None:
+        """The time interval the file states, with or without a pixel size
+        (:func:`unet_edge.imagemeta.interval_of`); None when it states none or one not taken."""
+        if self._tiff is None:
+            return None
+        try:
+            return imagemeta.interval_of(self._tiff)
+        except Exception as e:
+            raise headers.not_tiff(self.path, e) from None
 
     def _calibration_and_note(self) -> tuple[Calibration | None, str | None]:
         if self._tiff is None:
@@ -216,13 +226,15 @@ class Image:
     ``pixels`` as :meth:`OpenImage.pixels` gives them ((H, W), (H, W, C) RGB(A) or
     (Z, H, W[, C]), type unchanged), ``header`` what the file's header says,
     ``calibration`` its pixel size (None if it has none or states one that is not
-    taken), ``calibration_note`` why what it states was dropped (None if nothing was).
+    taken), ``calibration_note`` why what it states was dropped (None if nothing was),
+    ``interval`` the time interval it states, pixel size or not (:meth:`OpenImage.interval`).
     """
 
     header: ImageHeader
     pixels: np.ndarray
     calibration: Calibration | None
     calibration_note: str | None = None
+    interval: Interval | None = None
 
     @property
     def is_stack(self) -> bool:
@@ -244,7 +256,8 @@ def read_file(
     """
     with open_image(path, max_pixels=max_pixels, expect=expect) as image:
         pixels = image.pixels()
-        return Image(image.header, pixels, image.calibration(), image.calibration_note())
+        cal, note = image.calibration(), image.calibration_note()
+        return Image(image.header, pixels, cal, note, image.interval())
 
 
 def image_header(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> ImageHeader:

@@ -49,6 +49,13 @@ class TiffWindows:
     ``channel`` reads one channel alone, shape (H, W): a colour sample of (H, W, S)
     pixels, or one plane of a (C, H, W) channel image (an ImageJ composite or OME
     ``CYX``; its other channels are never read). None reads every sample.
+
+    ``grey`` (with no ``channel``; for a 1-channel model) reads RGB(A) stored grey as
+    one (H, W) plane, as :func:`unet_edge.io.axes.arrange` takes it in memory: every
+    window read is checked, its red, green and blue equal (an alpha ignored; grey and
+    alpha gives the grey), and the first that is not raises
+    :class:`~unet_edge.InputError` (``option="channel"``) naming it. Other images are
+    read as they are.
     """
 
     def __init__(
@@ -58,6 +65,7 @@ class TiffWindows:
         max_pixels: int | None = None,
         expect: ImageHeader | None = None,
         channel: int | None = None,
+        grey: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in TIFF_SUFFIXES:
@@ -74,7 +82,7 @@ class TiffWindows:
             tf = image.tiff
             self._offset = int(tf.pages.first.dataoffsets[0]) if self.header.contiguous else -1
             self._byteorder = tf.byteorder
-            self._pick_channel(channel, tf)
+            self._pick_channel(channel, tf, grey)
             if self._offset < 0:
                 self._open_zarr()
         except BaseException:
@@ -83,16 +91,19 @@ class TiffWindows:
         self.dtype = self.header.dtype
         self.ndim = len(self.shape)
 
-    def _pick_channel(self, channel: int | None, tf: tifffile.TiffFile) -> None:
-        """Set ``shape``, ``channel`` and how a window reads the file: ``_plane``, the C
-        index of a (C, H, W) file, ``_sample``, the S index of (H, W, S) pixels, and the
-        memory-mapped plane's ``_offset`` (-1: read through zarr)."""
+    def _pick_channel(self, channel: int | None, tf: tifffile.TiffFile, grey: bool) -> None:
+        """Set ``shape``, ``channel``, ``grey`` and how a window reads the file: ``_plane``,
+        the C index of a (C, H, W) file, ``_sample``, the S index of (H, W, S) pixels, and
+        the memory-mapped plane's ``_offset`` (-1: read through zarr)."""
         axes, shape = self.header.axes, self.header.shape
         self._plane: int | None = None
         self._sample: int | None = None
         self._row_shape = shape[1:] if axes != "CYX" else shape[2:]  # one row in the file
         self.shape: tuple[int, ...] = shape
         self.channel = None if channel is None or _channels(self.header) == 1 else int(channel)
+        self.grey = grey and self.channel is None and axes == "YXS"  # checked as it is read
+        if self.grey:
+            self.shape = shape[:2]
         if self.channel is None:
             return
         self.shape = tuple(n for n, a in zip(shape, axes, strict=True) if a in "YX")
@@ -204,7 +215,7 @@ class TiffWindows:
 
     def _strided(self, rows: range, cols: slice) -> np.ndarray:
         """Every ``rows.step``-th row of ``rows``, columns ``cols``, read in bands of ~32 MiB."""
-        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        row_bytes = int(np.prod(self._row_shape)) * self.dtype.itemsize  # a row as read
         band = max(1, (32 << 20) // max(1, row_bytes) // rows.step)
         parts = []
         for i in range(0, len(rows), band):
@@ -223,12 +234,31 @@ class TiffWindows:
     def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """Pixels ``[r0, r1) x [c0, c1)`` as a fresh (h, w[, C]) array of the file's dtype."""
         try:
-            return self._read(rows, cols)
+            window = self._read(rows, cols)
         except Exception as e:  # the file changed or was cut short after it was opened
             raise ImageReadError(
                 f"{self.path}: rows {rows[0]}-{rows[1]}, columns {cols[0]}-{cols[1]} cannot be "
                 f"read ({type(e).__name__}: {e}); the file may be truncated or damaged"
             ) from None
+        return self._as_grey(window, rows, cols) if self.grey else window
+
+    def _as_grey(self, window: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
+        """The (h, w) grey of an (h, w, S) ``window`` whose colours are equal, or InputError."""
+        grey = np.ascontiguousarray(window[..., 0])
+        # grey and alpha is grey; an alpha after red, green and blue is ignored
+        colours = 1 if window.shape[-1] == 2 else min(3, window.shape[-1])
+        for c in range(1, colours):
+            if not np.array_equal(grey, window[..., c]):
+                wide = np.float64 if window.dtype.kind == "f" else np.int64
+                spread = np.max(np.abs(window[..., c].astype(wide) - grey.astype(wide)))
+                raise InputError(
+                    f"{self.path} is a colour image: its red, green and blue differ in rows "
+                    f"{rows[0]}-{rows[1]}, columns {cols[0]}-{cols[1]} (by up to {spread:g} "
+                    "levels), but the model takes 1 channel; pick the colour channel to "
+                    "segment (0: red, 1: green, 2: blue), or convert it to grey",
+                    option="channel",
+                )
+        return grey
 
     def _read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """:meth:`read` without the error translation: a memory map of the rows, or zarr."""

@@ -21,7 +21,7 @@ import tifffile
 
 from .. import imagemeta
 from ..errors import OutputError
-from ..imagemeta import Calibration
+from ..imagemeta import Calibration, Interval
 from .atomic import write_atomically
 
 
@@ -58,6 +58,7 @@ def write_tiff(
     calibration: Calibration | None = None,
     ome: bool = False,
     channel_names: Sequence[str] = (),
+    interval: Interval | None = None,
     **kwargs: Any,
 ) -> Path:
     """Write an array as TIFF atomically.
@@ -66,13 +67,14 @@ def write_tiff(
     float32 data) an ImageJ hyperstack, or OME-TIFF if ``ome``, with the pixel
     size of ``calibration`` and ``provenance`` where each format keeps it
     (:func:`unet_edge.imagemeta.tiff_kwargs`), and ``channel_names`` (one per
-    ``C`` of ``axes``, e.g. class names) as ImageJ slice labels or OME channel names.
+    ``C`` of ``axes``, e.g. class names) as ImageJ slice labels or OME channel names;
+    ``interval``: the time interval of a ``T`` axis when ``calibration`` has none.
     Without ``axes`` a plain TIFF (pages) with ``provenance`` as JSON in the
     ImageDescription.
     """
     if axes is not None:
         _check_hyperstack(path, data, axes)
-        kwargs.update(imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome))
+        kwargs.update(imagemeta.tiff_kwargs(axes, calibration, provenance or {}, ome, interval))
         _name_channels(kwargs["metadata"], data.shape, axes, channel_names, ome)
     else:
         kwargs.update(description=json.dumps(dict(provenance or {})), metadata=None)

@@ -7,7 +7,8 @@ older files); other TIFFs are left to other readers. A mask opens as a Labels
 layer of class indices, probabilities as one Image layer per class, named and
 shown as the segmentation widget shows its results, with the pixel size the
 file carries (:func:`unet_edge.io.read_calibration`) as ``scale`` and ``units``
-and the provenance and calibration in the layers' metadata. Needs tifffile
+(a time series' frame interval on its T axis, pixel size or not) and the provenance
+and calibration in the layers' metadata. Needs tifffile
 only (no napari import). ``NAME_labels.tif`` (``run --labels``) opens as a Labels
 layer of instance labels, with the ``NAME_objects.csv`` beside it (``--measure``)
 as the layer's features.
@@ -32,7 +33,7 @@ import numpy as np
 
 from .. import io
 from ..errors import UnetEdgeError
-from ..imagemeta import Calibration
+from ..imagemeta import Calibration, Interval
 from ..objects.table import ObjectTable, read_csv
 from ._segment import LayerData, labels_layer, mask_layer, probability_layer
 
@@ -88,7 +89,8 @@ def read(path: str | os.PathLike[str]) -> list[LayerData]:
     name, kind = _name_and_kind(path) or (Path(path).stem, "mask")
     prov = io.read_provenance(path)
     image = io.read_file(path)  # pixels, header (axes) and calibration from one open
-    data, cal = image.pixels, image.calibration
+    data, cal, axes = image.pixels, image.calibration, image.header.axes
+    when = image.interval  # a time series' frame interval, with a pixel size or not
     classes = _class_names(prov) or []
     meta = {
         "provenance": prov,
@@ -96,15 +98,17 @@ def read(path: str | os.PathLike[str]) -> list[LayerData]:
         "path": str(path),
     }
     if kind == "labels":
-        return [labels_layer(data, name, _placed(cal, data.ndim), meta, _table(path, name))]
+        placed = _placed(cal, data.ndim, axes, when)
+        return [labels_layer(data, name, placed, meta, _table(path, name))]
     if kind == "probabilities":
         probs = _with_class_axis(data, image.header.axes, len(classes))
         k = probs.shape[-3]
         names = classes if len(classes) == k else [str(i) for i in range(k)]
-        return [probability_layer(probs, name, names, _placed(cal, probs.ndim - 1), meta)]
+        placed = _placed(cal, probs.ndim - 1, axes.replace("C", ""), when)  # a class's axes
+        return [probability_layer(probs, name, names, placed, meta)]
     if len(classes) == 2 and not np.any((data != 0) & (data != 255)):
         data = (data > 0).astype(np.uint8)  # saved as 0/255 (processing.mask_to_image)
-    return [mask_layer(data, name, _placed(cal, data.ndim), meta)]
+    return [mask_layer(data, name, _placed(cal, data.ndim, axes, when), meta)]
 
 
 def _table(path: str | os.PathLike[str], name: str) -> ObjectTable | None:
@@ -130,8 +134,25 @@ def _with_class_axis(data: np.ndarray, axes: str, classes: int) -> np.ndarray:
     return out[0] if len(out) == 1 else out
 
 
-def _placed(cal: Calibration | None, ndim: int) -> dict[str, Any]:
-    """Layer keywords ``scale`` (and ``units`` when napari knows the unit) for (Z), Y, X."""
+#: OME time symbols (:data:`unet_edge.imagemeta.TIME_UNITS`) -> napari's (pint's) unit names.
+_TIME_NAMES = {"ns": "nanosecond", "µs": "microsecond", "ms": "millisecond", "s": "second"}
+_TIME_NAMES |= {"min": "minute", "h": "hour", "d": "day"}
+
+
+def _placed(
+    cal: Calibration | None, ndim: int, axes: str = "", interval: Interval | None = None
+) -> dict[str, Any]:
+    """Layer keywords ``scale`` (and ``units`` when napari knows the unit) for (Z), Y, X;
+    a layer whose ``axes`` (one letter each, e.g. ``TZYX``) have a T and whose file states
+    a time ``interval`` gets it on T (other axes: the pixel size, the slice spacing or 1,
+    in the length unit, or ``pixel`` without one)."""
+    if interval is not None and "T" in axes and len(axes) == ndim:
+        lengths = {"Y": cal.y, "X": cal.x} if cal else {}
+        spacing = (cal.z if cal else None) or 1.0  # Z, or pages of an unknown letter
+        scale = tuple(interval.t if a == "T" else lengths.get(a, spacing) for a in axes)
+        length = (cal.unit_name if cal else None) or "pixel"
+        units = tuple(_TIME_NAMES[interval.unit] if a == "T" else length for a in axes)
+        return {"scale": scale, "units": units}
     if cal is None or ndim > 3:
         return {}
     scale = (cal.z or 1.0, cal.y, cal.x)[-ndim:]

@@ -37,7 +37,6 @@ opened exactly twice: once for its header, once for its pixels.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -51,6 +50,7 @@ from ..io import axes as io_axes
 from ..objects.merge import check_local
 from ..objects.outputs import OBJECT_OUTPUTS, Labelling, object_kinds
 from . import in_memory
+from .in_memory import in_memory_bytes
 
 if TYPE_CHECKING:
     from ..runtime import Segmenter
@@ -291,7 +291,7 @@ def segment_file(
             ``"2um2"``) and ``"watershed"`` to split touching ones.
         dask_client: a ``distributed.Client`` whose cluster computes the windows (implies large).
         pixel_size: the image's (µm, a Calibration; None: the file's; "native": as it is).
-        channel: the channel (or colour) a 1-channel model segments (:mod:`unet_edge.io.axes`).
+        channel: the channel (or colour) a 1-channel model segments (None: ``seg.channel``).
 
     Outputs and the header are checked before anything is computed; on failure nothing of
     this file is left (not even a new folder). The file is opened twice: header, pixels.
@@ -365,35 +365,6 @@ class Preflight:
     windowed: bool
 
 
-def in_memory_bytes(
-    header: io.ImageHeader, classes: int, rescale: scale.Rescale | None = None
-) -> int:
-    """Bytes segmenting an image in memory needs, estimated from its header.
-
-    Per pixel of every frame (T x Z; channels, C or S, are a frame's): the raw image
-    (channels x itemsize), its float32 copy (4 x channels; the kernel reads mirrored
-    windows tile by tile, so there is no padded copy of the whole image), the float32
-    probabilities and their stitched copy (8 x classes), and the mask and the saved
-    mask (2).
-
-    With ``rescale`` (the image resampled to the model's pixel size,
-    :func:`unet_edge.scale.resolve`) the kernel runs on the model's grid, factor²
-    as many pixels: there, the resampled image (4 x channels) and the probabilities
-    and their stitched copy (8 x classes); on the input's grid, the raw image, its
-    float32 copy, the probabilities resampled back (4 x classes) and the masks.
-    """
-    sizes = list(zip(header.shape, header.axes, strict=True))
-    frames = math.prod(n for n, a in sizes if a not in "YXSC")
-    chans = math.prod(n for n, a in sizes if a in "SC")
-    pixels = header.plane_pixels * frames
-    if rescale is None:
-        return pixels * (chans * (header.dtype.itemsize + 4) + 8 * classes + 2)
-    h, w = (n for n, a in sizes if a in "YX")
-    model = math.prod(rescale.grid((h, w)).model_shape) * frames
-    own = pixels * (chans * (header.dtype.itemsize + 4) + 4 * classes + 2)
-    return own + model * (4 * chans + 8 * classes)
-
-
 def preflight(
     seg: Segmenter,
     plan: FilePlan,
@@ -416,11 +387,13 @@ def preflight(
     """
     with io.open_image(plan.input, max_pixels=max_pixels) as image:  # no pixel decoded
         header, calibration = image.header, image.calibration()
-    found = io_axes.layout(header, seg.info.channels, plan.channel)  # before any compute
-    plan = replace(plan, outputs=io_axes.outputs_for(plan.outputs, found))  # a stack's overlay
+    channel = seg.channel if plan.channel is None else plan.channel  # the Segmenter's default
+    found = io_axes.layout(header, seg.info.channels, channel)  # before any compute
+    # a stack's overlay is a TIFF; the channel picked is the plan's from here on
+    plan = replace(plan, outputs=io_axes.outputs_for(plan.outputs, found), channel=found.channel)
     # the size the kernel will run at: the model's grid when the image is resampled to it
     rescale = scale.resolve(seg.info.pixel_size, plan.pixel_size, calibration)
-    need = in_memory_bytes(header, seg.info.classes, rescale)
+    need = in_memory_bytes(header, seg.info.classes, rescale, picked=found.channel is not None)
     tiff = plan.input.suffix.lower() in io.TIFF_SUFFIXES
     windowed = bool(large) or (large is None and need > memory_limit)
     if windowed and large is None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import io, processing
-from ..imagemeta import Calibration
+from ..imagemeta import Calibration, Interval
 
 if TYPE_CHECKING:
     from ..io.axes import Arranged
@@ -34,19 +34,21 @@ def image_writers(
     provenance: dict[str, Any],
     calibration: Calibration | None,
     ome: bool = False,
+    interval: Interval | None = None,
 ) -> dict[str, Writer]:
     """One writer (path -> file) for each of ``"mask"``, ``"probabilities"`` and
     ``"overlay"`` of an image whose frames are ``arranged`` and whose per-frame results
     are ``prediction`` ((N, K, H, W) probabilities for a stack of N frames).
 
     TIFFs are ImageJ hyperstacks (OME-TIFF if ``ome``; the overlay is always ImageJ)
-    with ``calibration`` and ``provenance``; a mask path not ending in ``.tif`` is a PNG.
+    with ``calibration`` and ``provenance`` (a time series' ``interval`` too, when the
+    calibration has none); a mask path not ending in ``.tif`` is a PNG.
     """
     found = arranged.layout
     classes = len(class_names)
     mask = arranged.restack(processing.mask_to_image(prediction.mask, classes))
     probs = arranged.restack(prediction.probabilities)
-    tiff: dict[str, Any] = {"calibration": calibration, "ome": ome}
+    tiff: dict[str, Any] = {"calibration": calibration, "ome": ome, "interval": interval}
 
     def write_mask(path: Path) -> object:
         if path.suffix != ".tif":
@@ -59,7 +61,7 @@ def image_writers(
         return io.write_tiff(path, probs, provenance, axes=axes, channel_names=names, **tiff)
 
     def write_overlay(path: Path) -> object:
-        return write_overlays(path, arranged, prediction.mask, provenance, calibration)
+        return write_overlays(path, arranged, prediction.mask, provenance, calibration, interval)
 
     return {"mask": write_mask, "probabilities": write_probabilities, "overlay": write_overlay}
 
@@ -70,6 +72,7 @@ def write_overlays(
     mask: np.ndarray,
     provenance: dict[str, Any],
     calibration: Calibration | None = None,
+    interval: Interval | None = None,
 ) -> Path:
     """The overlay (:func:`unet_edge.processing.overlay`) of every frame of ``arranged``
     with its ``mask`` ((H, W), or (N, H, W) for a stack): a PNG for one image, else an
@@ -85,6 +88,7 @@ def write_overlays(
         provenance,
         axes=found.overlay_axes,
         calibration=calibration,
+        interval=interval,
         photometric="rgb",
         compression="zlib",
     )

@@ -265,12 +265,13 @@ class _Pipeline:
     def _prepare_one(self, job: _Job) -> None:
         frame = job.frame
         self._check(frame)
+        picked = self.seg.pick_channel(frame)  # the Segmenter's channel, if it has one
         # each frame is normalised on its own statistics, as it arrives
         job.grid = self.rescale.grid(frame.shape[:2]) if self.rescale else None
-        processing.frame_to_chw(frame, self.seg.info.channels)  # the shape check first
+        processing.frame_to_chw(picked, self.seg.info.channels)  # the shape check first
         # resampled to the model's pixel size (a grid), scaled on the frame's own pixels
-        seen = frame if job.grid is None else job.grid.image(frame)
-        job.seen = (seen, self.seg.scaling_for(frame))
+        seen = picked if job.grid is None else job.grid.image(picked)
+        job.seen = (seen, self.seg.scaling_for(picked))
         job.run = self.seg.frame_run(*job.seen)
         # the first good frame fixes whatever the caller did not
         self.shape = self.shape if self.shape is not None else frame.shape

@@ -401,7 +401,8 @@ def segment_large(
     and one batch of network tiles.
     """
     source = io.as_path(source, "source")
-    with io.TiffWindows(source, max_pixels=max_pixels, channel=channel) as src:
+    grey = seg.info.channels == 1  # RGB stored grey is checked window by window
+    with io.TiffWindows(source, max_pixels=max_pixels, channel=channel, grey=grey) as src:
         output = io.as_path(output, "output")
         kw: dict[str, Any] = {"ome": ome, "objects": objects, "memory_budget": memory_budget}
         kw["rescale"] = scale.resolve(seg.info.pixel_size, pixel_size, src.calibration)

@@ -42,6 +42,7 @@ def segment_plan(
     kw: dict[str, Any] = {"ome": plan.output_format is OutputFormat.OME_TIFF}
     kw["progress"] = progress
     read: dict[str, Any] = {"max_pixels": max_pixels, "expect": header, "channel": plan.channel}
+    read["grey"] = seg.info.channels == 1  # RGB stored grey: checked window by window
     with io.TiffWindows(plan.input, **read) as source:  # a channel picked: read alone
         kw["calibration"] = scale.output_calibration(plan.pixel_size, source.calibration)
         kw["objects"] = ObjectFiles.for_plan(seg, plan, kw["calibration"])
