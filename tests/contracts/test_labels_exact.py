@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from unet_edge import io
 from unet_edge.cli import main
-from unet_edge.errors import InputError, OutputError
+from unet_edge.errors import ConfigError, InputError, OutputError
 from unet_edge.imagemeta import Calibration
 from unet_edge.objects.labels import label, object_mask
 from unet_edge.paths.files import segment_file
@@ -89,14 +89,11 @@ def test_windowed_objects_past_uint16(tmp_path: Path) -> None:
 
 def test_windowed_refusals(tiny_onnx: Path, mosaic_tif: Path, tmp_path: Path) -> None:
     seg = Segmenter(tiny_onnx)
-    with pytest.raises(InputError, match=r"watershed.*not possible window by window") as e:
-        segment_file(seg, mosaic_tif, tmp_path, large=True, labels=True, split="watershed")
-    assert e.value.option == "split"
     with pytest.raises(InputError, match="mask, the labels and the object table only"):
         segment_file(seg, mosaic_tif, tmp_path, large=True, labels=True, rois=True)
     assert not list(tmp_path.iterdir())  # refused before anything was written
-    with pytest.raises(InputError, match="watershed"):
-        files = ObjectFiles(tmp_path / "l.tif", split="watershed")
+    with pytest.raises(ConfigError, match="unknown split 'voronoi'"):
+        files = ObjectFiles(tmp_path / "l.tif", split="voronoi")
         segment_large(seg, mosaic_tif, tmp_path / "m.tif", objects=files)
 
 
@@ -167,13 +164,10 @@ def test_cli_large_and_dask_local_equal_in_memory(
     assert prov["dask"]["workers"] == 2
 
 
-def test_cli_refuses_split_and_rois_window_by_window(
+def test_cli_refuses_rois_window_by_window(
     tiny_onnx: Path, mosaic_tif: Path, tmp_path: Path
 ) -> None:
     base = ["run", str(mosaic_tif), "-m", str(tiny_onnx), "-o", str(tmp_path / "o"), "--large"]
-    result = CliRunner().invoke(main, [*base, "--labels", "--split", "watershed"])
-    assert result.exit_code == 1
-    assert "not possible window by window" in result.output and "without --split" in result.output
     result = CliRunner().invoke(main, [*base, "--rois"])
     assert result.exit_code == 1 and "--rois" in result.output
     result = CliRunner().invoke(main, [*base[:-1], "--dask", "no such address"])

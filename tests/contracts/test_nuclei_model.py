@@ -79,7 +79,7 @@ def test_the_model_states_how_its_mask_becomes_nuclei_and_label_uses_it():
     assert sum(m["merges"] for m in stated) < sum(m["merges"] for m in plain), (stated, plain)
 
 
-def test_run_labels_follows_the_model_unless_told_and_large_drops_the_split(tmp_path: Path):
+def test_run_labels_follows_the_model_unless_told_also_window_by_window(tmp_path: Path):
     from unet_edge.training.synthetic import nuclei_image
 
     image, _ = nuclei_image(114, (192, 192), diameter=20.0)
@@ -92,13 +92,14 @@ def test_run_labels_follows_the_model_unless_told_and_large_drops_the_split(tmp_
         assert r.exit_code == 0, r.output
         counts[name] = int(tifffile.imread(out / "img_labels.tif").max())
     assert counts["stated"] != counts["none"], counts
-    # window by window a watershed is not exact, so the model's split is left out, not refused
+    # window by window the model's split is applied too, exactly (objects.split_blocks)
     args = ["run", str(tmp_path / "img.tif"), "-m", "nuclei", "--labels", "--large"]
     r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "large")])
     assert r.exit_code == 0, r.output
     large = tifffile.imread(tmp_path / "large" / "img_labels.tif")
     seg = Segmenter(model="nuclei")
-    assert np.array_equal(large, seg.label(image, split="none"))
+    assert np.array_equal(large, seg.label(image))
+    assert np.array_equal(large, tifffile.imread(tmp_path / "stated" / "img_labels.tif"))
 
 
 def test_the_nuclei_model_guards_its_domain(isbi_image: np.ndarray):

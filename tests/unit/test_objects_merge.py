@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from unet_edge.errors import InputError
+from unet_edge.errors import ConfigError, InputError
 from unet_edge.objects.labels import label
 from unet_edge.objects.measure import ObjectSums
 from unet_edge.objects.merge import BlockMerge, check_local, label_blocks, roots
@@ -192,8 +192,8 @@ def test_blocks_out_of_order_are_refused() -> None:
         merge.sums()
 
 
-def test_split_is_refused_as_not_local() -> None:
+def test_a_watershed_is_block_wise_now_an_unknown_split_is_refused() -> None:
     check_local(None)
-    with pytest.raises(InputError, match=r"watershed.*not possible window by window") as e:
-        check_local("watershed")
-    assert e.value.option == "split"
+    check_local("watershed")  # split in a second pass (objects.split_blocks)
+    with pytest.raises(ConfigError, match="unknown split method 'voronoi'"):
+        check_local("voronoi")

@@ -47,8 +47,8 @@ def test_labelling_left_to_the_model_takes_its_rule_unless_the_caller_says() -> 
     said = Labelling.make("3px", "none").for_model(rule)
     assert said == Labelling(MinSize(3), Split.NONE)
     assert said.to_dict() == {"min_size": "3px", "split": None}
-    # window by window the model's split is dropped, its minimum size kept
-    assert Labelling.make().for_model(rule, split=False) == Labelling(MinSize(10), Split.NONE)
+    # an explicit 0 px is the caller's choice; None (segment_file's default) is the model's
+    assert Labelling.make(0).for_model(rule) == Labelling(MinSize(0), Split.WATERSHED)
     assert Labelling.make().to_dict() == {"min_size": None, "split": None}
 
 

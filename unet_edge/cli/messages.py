@@ -20,7 +20,7 @@ HINTS = {
     "--large or --dask (--labels and --measure work window by window)",
     "min_size": "that is --min-size 20px (pixels) or --min-size 2um2",
     "dask": "that is --dask tcp://HOST:PORT or --dask local:N",
-    "split": "run without --split, or without --large/--dask",
+    "split": "run with --split none, or without --large/--dask",
     "memory_limit": "that is --memory-limit SIZE",
     "max_pixels": "that is --max-pixels N (0: no limit)",
     "calibrate": "pass --calibrate IMAGES",

@@ -24,15 +24,17 @@ number of objects, not with the number of pixels. Writing the labels is a
 second pass (:meth:`BlockMerge.relabel`): the same block is labelled again and
 its local ids mapped through the final table.
 
-Splitting touching objects by a watershed is not local (a seed's basin can
-reach any distance), so block-wise labelling refuses it (:func:`check_local`).
+Splitting touching objects by a watershed, and giving a border class back, need
+the final labels: a second pass does them (:mod:`unet_edge.objects.second_pass`);
+:class:`BlockMerge` keeps each object's bounding box for it (``boxes=True``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
+import cv2
 import numpy as np
 
 from ..errors import InputError
@@ -49,15 +51,14 @@ Region = tuple[int, int, int, int]
 
 
 def check_local(split: str | None) -> None:
-    """Refuse a split mode that block-wise labelling cannot reproduce exactly (``"none"``
-    and None do not split)."""
-    if split is not None and split != "none":
-        raise InputError(
-            f"splitting objects ({split!r}) is not possible window by window or block by "
-            "block: a watershed basin can reach across any border, so the result would depend "
-            "on the blocks; label without splitting, or segment the image in memory",
-            option="split",
-        )
+    """Refuse a split mode that block-wise labelling cannot reproduce exactly: none now;
+    ``"watershed"`` splits each object from its own crop in a second pass
+    (:mod:`unet_edge.objects.split_blocks`), so only an unknown mode is refused."""
+    if split is not None:
+        from ..config import look_up
+        from .labels import Split
+
+        look_up(Split, split, "split method")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class Numbering:
     lut: np.ndarray
     count: int
     root: np.ndarray
+    first: np.ndarray | None = None  # (count + 1,) int64: each final id's first pixel
+    boxes: np.ndarray | None = None  # (count + 1, 4) int64: y0, x0, y1, x1 (BlockMerge(boxes=))
 
     @property
     def dtype(self) -> np.dtype:
@@ -179,7 +182,7 @@ def number(
     kept = kept[np.argsort(first_of[kept], kind="stable")]
     final = np.zeros(n + 1, np.uint32)
     final[kept] = np.arange(1, kept.size + 1, dtype=np.uint32)
-    return Numbering(final[root], int(kept.size), root)
+    return Numbering(final[root], int(kept.size), root, np.concatenate([[0], first_of[kept]]))
 
 
 def number_grid(
@@ -224,11 +227,13 @@ class BlockMerge:
     min_size: int = 0
     measure: bool = False
     channels: int = 1
+    boxes: bool = False  # keep each object's bounding box (Numbering.boxes: for a split)
     blocks: dict[Region, int] = field(default_factory=dict)  # region -> offset
     numbering: Numbering | None = None
     _parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # first, count
     _pairs: list[np.ndarray] = field(default_factory=list)
     _window_sums: list[ObjectSums] = field(default_factory=list)
+    _boxes: list[np.ndarray] = field(default_factory=list)  # (n, 4) per block, image rows/cols
     # provisional ids of object pixels facing an object across a border above (y) or on the
     # left (x): each block counted an edge there that is none
     _seams: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"y": [], "x": []})
@@ -257,6 +262,8 @@ class BlockMerge:
         self.blocks[region] = offset
         self._parts.append((s.first, s.count))
         self._n += s.n
+        if self.boxes:
+            self._boxes.append(_block_boxes(mask, region))
         if self.measure:
             self._window_sums.append(self._measure(local, s, prob, raw))
         return local
@@ -317,6 +324,8 @@ class BlockMerge:
             first = np.concatenate([np.zeros(1, np.int64), *(f for f, _ in self._parts)])
             count = np.concatenate([np.zeros(1, np.int64), *(c for _, c in self._parts)])
             self.numbering = number(self._n, pairs, first, count, self.min_size)
+            if self.boxes:
+                self.numbering = _with_boxes(self.numbering, self._boxes)
             self._pairs, self._above, self._left, self._parts = [], None, None, []
         return self.numbering
 
@@ -334,6 +343,29 @@ class BlockMerge:
         if region not in self.blocks:
             raise InputError(f"block {region} was not added; relabel the blocks given to add()")
         return apply(label(mask), self.blocks[region], numbering)
+
+
+def _block_boxes(mask: np.ndarray, region: Region) -> np.ndarray:
+    """(n, 4) int64 bounding boxes (y0, x0, y1, x1, inclusive, in the image) of the objects
+    of one block, by local id (as :func:`~unet_edge.objects.labels.label` numbers them)."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(mask).view(np.uint8), connectivity=4, ltype=cv2.CV_32S
+    )
+    x, y, w, h = (stats[1:, i].astype(np.int64) for i in range(4))
+    return np.stack([y + region[0], x + region[1], y + h - 1 + region[0], x + w - 1 + region[1]], 1)
+
+
+def _with_boxes(numbering: Numbering, parts: Sequence[np.ndarray]) -> Numbering:
+    """``numbering`` with each final object's bounding box, from each block's (offsets in
+    order: the blocks' provisional ids 1..n in the order they were added)."""
+    boxes = np.concatenate([np.zeros((1, 4), np.int64), *parts])
+    out = np.zeros((numbering.count + 1, 4), np.int64)
+    out[:, :2] = np.iinfo(np.int64).max
+    final = numbering.lut.astype(np.intp)
+    kept = final > 0
+    for i, ufunc in enumerate((np.minimum, np.minimum, np.maximum, np.maximum)):
+        ufunc.at(out[:, i], final[kept], boxes[kept, i])
+    return replace(numbering, boxes=out)
 
 
 def final_sums(

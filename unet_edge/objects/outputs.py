@@ -51,14 +51,12 @@ class Labelling:
         how = None if split is None else look_up(Split, split, "split method")
         return cls(None if min_size is None else MinSize.parse(min_size), how)
 
-    def for_model(self, stated: Mapping[str, str], split: bool = True) -> Labelling:
+    def for_model(self, stated: Mapping[str, str]) -> Labelling:
         """Every choice made: what the caller said, else the model's ``stated`` rule
-        (``ModelInfo.labelling``), else 0 px and no split. ``split=False`` (window-by-window
-        labelling, which cannot split) keeps a split the caller did not ask for out."""
+        (``ModelInfo.labelling``), else 0 px and no split (in memory and window by window
+        alike: both apply the split exactly)."""
         size = self.min_size or MinSize.parse(stated.get("min_size", 0))
         how = self.split or Split(stated.get("split", "none"))
-        if not split and self.split is None:
-            how = Split.NONE
         return Labelling(size, how)
 
     def to_dict(self) -> dict[str, Any]:

@@ -255,7 +255,9 @@ def _map_overlap(
     return out.map_blocks(operator.itemgetter(0), dtype=out.dtype, meta=meta)
 
 
-def label_dask(objects: Any, *, min_size: int = 0, split: str | None = None) -> Any:
+def label_dask(
+    objects: Any, *, min_size: int = 0, split: str | None = None, border: Any = None
+) -> Any:
     """A lazy Dask array (H, W) uint32 of the instance labels of a bool object mask.
 
     Each chunk is labelled on its own (:func:`unet_edge.objects.labels.label`),
@@ -266,17 +268,19 @@ def label_dask(objects: Any, *, min_size: int = 0, split: str | None = None) -> 
     (:mod:`unet_edge.objects.merge`). The chunks' local labels are kept (in the
     cluster's memory) until the merge is done, and ``objects`` is computed once
     per compute of the result: persist it first if it is expensive and used again.
-    ``split`` (a watershed) is not local and is refused.
+    ``split`` (a watershed) is refused here (the windowed path does it exactly).
 
     ``objects``: an (H, W) bool Dask or numpy array, e.g. from :func:`segment_dask`'s
-    mask: ``mask.map_blocks(object_mask, object_classes)``.
+    mask: ``mask.map_blocks(object_mask, object_classes)``. ``border``: a three-class
+    model's border class as the same kind of mask (``object_mask(mask,
+    info.border_classes)``): its pixels are given to the nearest object as
+    :func:`unet_edge.objects.labels.label_classes` does in memory, chunk by chunk with an
+    overlap of final labels (:mod:`unet_edge.objects.border_blocks`), exactly.
     """
     import dask
     import dask.array as da
 
-    from ..objects.merge import check_local
-
-    check_local(split)
+    _refuse_split(split)
     arr = objects if isinstance(objects, da.Array) else da.from_array(np.asarray(objects))
     if arr.ndim != 2 or arr.dtype != np.bool_:
         raise InputError(
@@ -305,7 +309,22 @@ def label_dask(objects: Any, *, min_size: int = 0, split: str | None = None) -> 
         ]
         for i, h in enumerate(arr.chunks[0])
     ]
-    return da.block(out)
+    if border is None:
+        return da.block(out)
+    from ..objects.border_blocks import dask_give_border
+
+    return dask_give_border(da.block(out), border)
+
+
+def _refuse_split(split: str | None) -> None:
+    """A watershed split is done window by window (objects.split_blocks), not chunk by chunk."""
+    if split is not None and split != "none":
+        raise InputError(
+            f"label_dask does not split objects ({split!r}) chunk by chunk; label without "
+            "the split, or segment the TIFF window by window (segment_file(large=True)), "
+            "which splits exactly",
+            option="split",
+        )
 
 
 def _label_chunk(objects: np.ndarray) -> np.ndarray:

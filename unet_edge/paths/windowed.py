@@ -145,8 +145,9 @@ class ObjectFiles:
     labels: Path | None = None
     table: Path | None = None
     min_size: int = 0
-    split: str | None = None  # refused: a watershed is not local (objects.merge.check_local)
+    split: str | None = None  # "watershed": touching objects split (objects.split_blocks)
     about: Mapping[str, Any] = field(default_factory=dict)  # added to the outputs' provenance
+    border: tuple[int, ...] = ()  # classes given back to the objects (objects.border_blocks)
 
     @classmethod
     def for_plan(
@@ -156,22 +157,22 @@ class ObjectFiles:
         of the image's ``calibration``."""
         if plan.labelling is None or not {"labels", "objects"} & set(plan.outputs):
             return None
-        # the model's split (ModelInfo.labelling) is left out: no watershed window by window
-        labelling = plan.labelling.for_model(seg.info.labelling, split=False)
+        labelling = plan.labelling.for_model(seg.info.labelling)  # the model's rule, whole
         names = [seg.info.class_names[c] for c in seg.info.object_classes]
         return cls(
             plan.outputs.get("labels"),
             plan.outputs.get("objects"),
             labelling.min_size.pixels(calibration) if labelling.min_size else 0,
-            None,  # for_model(split=False): a split asked for was refused by the plan
-            # a three-class model's border pixels are not given back window by window
-            {"objects": {"classes": names, **labelling.to_dict(), **_not_given(seg)}},
+            labelling.to_dict()["split"],
+            {"objects": {"classes": names, **labelling.to_dict(), **_given(seg)}},
+            seg.info.border_classes,  # a three-class model's bands go back, as in memory
         )
 
 
-def _not_given(seg: Segmenter) -> dict[str, Any]:
-    """Provenance of a model with a border class: none of it given back (``"border": []``)."""
-    return {"border": []} if seg.info.border_classes else {}
+def _given(seg: Segmenter) -> dict[str, Any]:
+    """Provenance of a model with a border class: the classes given back to the objects."""
+    given = [seg.info.class_names[c] for c in seg.info.border_classes]
+    return {"border": given} if given else {}
 
 
 class WindowObjects:
@@ -184,8 +185,10 @@ class WindowObjects:
     :meth:`write`: the objects are merged across the window borders and
     numbered, and the labels written band by band from the kept bits. The labels
     equal :func:`unet_edge.objects.labels.label` on the whole mask, id for id,
-    and the measurements its :class:`~unet_edge.objects.measure.ObjectSums`.
-    Memory: one band of labels, and a few numbers per object.
+    and the measurements its :class:`~unet_edge.objects.measure.ObjectSums`. A split and
+    a border class are applied in a second pass over bands of the final labels, and the
+    objects then measured whole (:class:`unet_edge.objects.second_pass.SecondPass`).
+    Memory: one band of labels and a few numbers per object (more with a split or border).
 
     ``read`` reads raw pixels for the mean intensity; ``channels`` is theirs.
     """
@@ -198,15 +201,23 @@ class WindowObjects:
         read: tiling.WindowReader | None = None,
         channels: int = 1,
     ) -> None:
+        from ..config import look_up
         from ..io.spill import BitSpill
-        from ..objects.merge import BlockMerge, check_local
+        from ..objects.labels import Split
+        from ..objects.merge import BlockMerge
+        from ..objects.second_pass import SecondPass
 
-        check_local(files.split)
+        split = files.split is not None and look_up(Split, files.split, "split") is Split.WATERSHED
         self.shape, self.files, self.read = shape, files, read
         self.classes = sorted(set(object_classes))
-        measure = files.table is not None
-        self.merge = BlockMerge(shape, files.min_size, measure=measure, channels=channels)
-        self.spill = BitSpill(shape[1]) if files.labels is not None else None
+        table, whole = files.table is not None, bool(files.border) or split
+        # split or border: the rule needs the final labels, so pass 2 measures (SecondPass)
+        measure = table and not whole
+        self.merge = BlockMerge(shape, files.min_size, measure, channels, boxes=split)
+        keep = files.labels is not None or (table and whole)
+        self.spill = BitSpill(shape[1]) if keep else None
+        after = SecondPass(shape[1], files.border, table, channels, split) if whole else None
+        self.after = after
         self._band = np.empty((0, shape[1]), bool)
 
     @classmethod
@@ -231,9 +242,11 @@ class WindowObjects:
 
         _, left, h, w = region
         objects = object_mask(mask, self.classes)
-        measuring = self.files.table is not None
+        measuring = self.merge.measure
         raw = self.read(*region) if measuring and self.read is not None else None
-        self.merge.add(region, objects, prob=prob, raw=raw)
+        self.merge.add(region, objects, prob=prob if measuring else None, raw=raw)
+        if self.after is not None:
+            self.after.add(region, mask, prob)
         if self.spill is None:
             return
         if left == 0:
@@ -243,7 +256,19 @@ class WindowObjects:
             self.spill.append(self._band)
 
     def label_bands(self) -> Iterator[np.ndarray]:
-        """The final labels, one band (a row of windows) at a time, top to bottom."""
+        """The final labels, one band (a row of windows) at a time, top to bottom, by the
+        model's whole rule: split and border given back in a second pass, exactly as on the
+        whole image (:class:`unet_edge.objects.second_pass.SecondPass`)."""
+        if self.after is None:
+            yield from (band for _, band in self._object_bands())
+            return
+        read, width = self.read, self.shape[1]
+        raw = (lambda t, h: read(t, 0, h, width)) if read is not None else (lambda t, h: None)
+        self.after.prepare(self.merge.finish(), self.shape, self._object_bands)
+        yield from self.after.bands(self._object_bands, raw)
+
+    def _object_bands(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(top row, final labels of the object classes alone) of each band, top to bottom."""
         assert self.spill is not None
         rows: dict[int, list[tiling.Region]] = {}
         for region in self.merge.blocks:
@@ -255,7 +280,7 @@ class WindowObjects:
             for region in regions:
                 c0, w = region[1], region[3]
                 band[:, c0 : c0 + w] = self.merge.relabel(region, objects[:, c0 : c0 + w])
-            yield band
+            yield top, band
 
     def write(
         self,
@@ -275,6 +300,9 @@ class WindowObjects:
         numbering = self.merge.finish()
         written = []
         try:
+            dtype = numbering.dtype
+            if self.after is not None:  # a split's first sweep: how many objects there are
+                dtype = self.after.prepare(numbering, self.shape, self._object_bands)
             if self.files.labels is not None:
                 first = next(iter(self.merge.blocks), (0, 0, 1, 1))
                 rows = rows_per_strip or first[2]
@@ -287,11 +315,16 @@ class WindowObjects:
                     prov,
                     calibration=calibration,
                     compression=compression,
-                    dtype=numbering.dtype,
+                    dtype=dtype,
                 )
                 written.append(self.files.labels)
             if self.files.table is not None:
-                write_csv(self.files.table, self.merge.sums().table(calibration))
+                whole = self.after.sums if self.after is not None else None
+                if whole is not None and self.files.labels is None:
+                    for _ in self.label_bands():  # pass 2 measures the objects whole
+                        pass
+                sums = self.merge.sums() if whole is None else whole
+                write_csv(self.files.table, sums.table(calibration))
                 written.append(self.files.table)
         except BaseException:
             for path in written:
@@ -302,9 +335,10 @@ class WindowObjects:
         return written
 
     def close(self) -> None:
-        """Delete the temporary file (idempotent)."""
-        if self.spill is not None:
-            self.spill.close()
+        """Delete the temporary files (idempotent)."""
+        for spill in (self.spill, self.after):
+            if spill is not None:
+                spill.close()
 
 
 def write_outputs(
