@@ -233,8 +233,8 @@ def _check_windowed_request(
     paths: Sequence[Path], more: Sequence[str], labelling: Labelling | None = None
 ) -> None:
     """Refuse ``large=True`` for non-TIFF inputs, outputs other than the mask, labels and
-    object table (``more``), or a split (not local: :func:`unet_edge.objects.merge.check_local`)."""
-    if labelling is not None and labelling.split is not None:  # the model's is left out
+    object table (``more``), or an unknown split (:func:`unet_edge.objects.merge.check_local`)."""
+    if labelling is not None and labelling.split is not None:
         check_local(labelling.split.value)
     others = [p for p in paths if p.suffix.lower() not in io.TIFF_SUFFIXES]
     if others or more:
@@ -262,7 +262,7 @@ def segment_file(
     measure: bool = False,
     rois: bool = False,
     geojson: bool = False,
-    min_size: int | str = 0,
+    min_size: int | str | None = None,
     split: str | None = None,
     dask_client: Any = None,
     pixel_size: Any = None,
@@ -288,7 +288,9 @@ def segment_file(
             :mod:`unet_edge.objects`): ``NAME_labels.tif``, ``NAME_objects.csv``,
             ``NAME_rois.zip``, ``NAME_objects.geojson``.
         min_size, split: how objects are made: the smallest kept (pixels, ``"20px"``,
-            ``"2um2"``) and ``"watershed"`` to split touching ones.
+            ``"2um2"``) and ``"watershed"`` to split touching ones, ``"none"`` not to;
+            None: the rule the model states (``ModelInfo.labelling``), as ``run`` and
+            ``Segmenter.label`` follow it, else 0 px and no split.
         dask_client: a ``distributed.Client`` whose cluster computes the windows (implies large).
         pixel_size: the image's (µm, a Calibration; None: the file's; "native": as it is).
         channel: the channel (or colour) a 1-channel model segments (None: ``seg.channel``).
