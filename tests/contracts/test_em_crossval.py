@@ -61,8 +61,14 @@ def test_the_choice_weighs_topology_under_the_pixel_ceiling():
         {"threshold": 0.4, "pixel_error": 0.09, cv.SELECT: 0.01},  # over the pixel ceiling
     ]
     assert cv.choose_threshold(rows)["threshold"] == 0.3
-    over = [dict(r, pixel_error=0.1 + i / 100) for i, r in enumerate(rows)]
-    assert cv.choose_threshold(over)["threshold"] == 0.2  # none under it: the lowest pixel error
+    # none under the ceiling: the one nearest to both targets, not the lowest pixel error
+    # (0.2: max(0.088 / 0.08, 0.10 / 0.06) = 1.67; 0.3: 1.20; 0.4: max(1.37, 0.87) = 1.37)
+    over = [
+        {"threshold": 0.2, "pixel_error": 0.088, cv.SELECT: 0.100},
+        {"threshold": 0.3, "pixel_error": 0.096, cv.SELECT: 0.0715},
+        {"threshold": 0.4, "pixel_error": 0.1093, cv.SELECT: 0.052},
+    ]
+    assert cv.choose_threshold(over)["threshold"] == 0.3
 
 
 def test_end_to_end_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
