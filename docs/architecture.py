@@ -191,8 +191,9 @@ WINGS: dict[str, tuple[str, set[str], set[str]]] = {
     ),
     "paths": (
         "the drivers around the kernel: files (in_memory: one image read whole; image_outputs: "
-        "its mask, probabilities and overlay with its axes), windowed (larger than memory, labels "
-        "exact), windowed_file (a planned file), dask, cluster (files on a Dask cluster), "
+        "its mask, probabilities and overlay with its axes), windowed (larger than memory) with "
+        "windowed_objects (its labels and table, exact), windowed_file (a planned file), dask, "
+        "cluster (files on a Dask cluster), "
         "stream, acquisition (a pymmcore-plus MDA as it runs; useq imported lazily) with "
         "acquisition_results (per-frame result, Skip) and acquisition_output (files per frame); "
         "quality (the domain guard's score of an image computed region by region)",

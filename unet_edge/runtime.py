@@ -119,7 +119,8 @@ class Segmenter:
             The channel (or colour: 0 red, 1 green, 2 blue) a 1-channel model segments of
             arrays with channels last, (H, W, C) or (Z, H, W, C), as ``segment_file`` and
             ``run --channel`` pick one of a file; a call's own ``channel=`` replaces it
-            (analyze, predict, segment, label; streams use this one).
+            (analyze, predict, segment, label; streams use this one; files, the windowed,
+            Dask and cluster paths take it when given none).
             None: arrays must have the model's channels (:func:`.analysis.pick_channel`).
     """
 

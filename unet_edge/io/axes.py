@@ -343,7 +343,7 @@ def _grey(x: np.ndarray, found: Layout) -> tuple[np.ndarray, str]:
     (an alpha channel is ignored; grey and alpha, S = 2, is grey), with a note; else
     :class:`~unet_edge.InputError`."""
     if x.shape[-1] == 2:
-        return x[..., 0], f"{found.path} is grey with an alpha channel; the alpha is ignored"
+        return x[..., 0], grey_note(found.path, 2)
     rgb = x[..., :3]
     tolerance = JPEG_GREY_TOLERANCE if found.path.suffix.lower() in _JPEG else 0
     spread = _spread(rgb)
@@ -358,9 +358,16 @@ def _grey(x: np.ndarray, found: Layout) -> tuple[np.ndarray, str]:
             option="channel",
         )
     grey = rgb[..., 0] if spread == 0 else _mean(rgb)
+    return grey, grey_note(found.path, x.shape[-1], spread)
+
+
+def grey_note(path: Path, samples: int, spread: float = 0) -> str:
+    """The note on an image of ``samples`` colour samples taken as grey (``axes_note`` in
+    provenance): grey and alpha (2), or RGB(A) whose channels differ by ``spread`` at most."""
+    if samples == 2:
+        return f"{path} is grey with an alpha channel; the alpha is ignored"
     within = "equal" if spread == 0 else f"within {spread:g} grey levels (JPEG)"
-    note = f"{found.path} is grey stored as RGB (its channels are {within}); segmented as grey"
-    return grey, note
+    return f"{path} is grey stored as RGB (its channels are {within}); segmented as grey"
 
 
 def _spread(rgb: np.ndarray) -> float:

@@ -31,9 +31,9 @@ import numpy as np
 
 from .. import io, processing
 from ..errors import InputError
-from .dask import DEFAULT_CHUNK, segment_dask
+from .dask import DEFAULT_CHUNK, run_dask
 from .quality import BandQuality, RegionQuality
-from .windowed import ObjectFiles, WindowObjects, picked_axes, write_outputs
+from .windowed import ObjectFiles, WindowObjects, read_for_model, write_outputs
 
 if TYPE_CHECKING:
     from ..imagemeta import Calibration
@@ -109,6 +109,7 @@ def segment_windows_dask(
     threads: int | None = None,
     rescale: Rescale | None = None,
     calibration: Calibration | None = None,
+    channel: int | None = None,
 ) -> dict[str, Any]:
     """:func:`unet_edge.paths.windowed.segment_windows` with the segmentation on the Dask
     cluster of ``client``; returns the provenance written into the outputs.
@@ -116,16 +117,41 @@ def segment_windows_dask(
     ``chunk``: the chunk side (rounded to the tile plan's stride); ``threads``:
     inference threads per worker (None: the engine's default, every core; see
     :func:`worker_threads`); ``rescale``: the image's resampling to the model's pixel
-    size; ``calibration``: the outputs' (None: ``src``'s). The outputs equal
-    :func:`~unet_edge.paths.windowed.segment_windows`'.
+    size; ``calibration``: the outputs' (None: ``src``'s); ``channel``: None: ``src``'s,
+    else the Segmenter's (:func:`unet_edge.paths.windowed.read_for_model`). The outputs
+    equal :func:`~unet_edge.paths.windowed.segment_windows`'.
     """
+    with read_for_model(seg, src, channel) as (src, axes):
+        kw: dict[str, Any] = {"compression": compression, "progress": progress, "ome": ome}
+        kw.update(objects=objects, chunk=chunk, threads=threads, calibration=calibration)
+        return _segment_windows_dask(seg, src, output, client, rescale, axes, **kw)
+
+
+def _segment_windows_dask(
+    seg: Segmenter,
+    src: io.TiffWindows,
+    output: Path,
+    client: Any,
+    rescale: Rescale | None,
+    axes: dict[str, Any],
+    *,
+    compression: str | None,
+    progress: Callable[[int, int], None] | None,
+    ome: bool,
+    objects: ObjectFiles | None,
+    chunk: int,
+    threads: int | None,
+    calibration: Calibration | None,
+) -> dict[str, Any]:
+    """:func:`segment_windows_dask` of ``src`` read as the model takes it; ``axes``: its
+    provenance entries (:func:`unet_edge.paths.windowed.read_for_model`)."""
     h, w = src.shape[0], src.shape[1]
     scaling = seg.scaling_for(src)
     plan = seg.plan_for(rescale.grid((h, w)).model_shape if rescale else (h, w))
-    lazy = segment_dask(
+    lazy = run_dask(  # src is read as the model takes it: no channel picked again
+        seg,
         _lazy(src, chunk),
         seg.model_path,
-        segmenter=seg,
         chunk=chunk,
         probabilities=True,
         scaling=scaling,
@@ -140,7 +166,7 @@ def segment_windows_dask(
     bands = _bands(client, lazy, seg.info.classes, found, progress, band_quality)
     noted: dict[str, Any] = {"rescale": rescale.to_dict()} if rescale else {}
     noted |= {"calibration_note": src.calibration_note} if src.calibration_note else {}
-    noted |= picked_axes(src)  # one channel of several, read alone
+    noted |= axes  # as in memory: the file's axes, the channel picked, grey stored as RGB
     noted["quality"] = None  # filled in once every band is here (unet_edge.paths.quality)
     prov = seg.result_provenance(plan, [scaling.to_dict()], source=src.path.name, **noted)
     prov["dask"] = {"workers": len(client.scheduler_info().get("workers", {})), "chunk": rows}

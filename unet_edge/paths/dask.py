@@ -34,7 +34,7 @@ import numpy as np
 from .. import processing, scale, tiling
 from ..errors import InputError
 from .quality import PAIR_PREFIX, WindowParts, dask_quality
-from .windowed import run_region
+from .windowed import model_read, run_region
 
 if TYPE_CHECKING:
     from ..config import Normalization
@@ -140,6 +140,7 @@ def segment_dask(
     probabilities: bool = False,
     scaling: processing.Scaling | None = None,
     pixel_size: Any = None,
+    channel: int | None = None,
 ) -> Any:
     """A lazy Dask array of the mask (H, W) uint8, or probabilities (K, H, W) float32.
 
@@ -156,20 +157,53 @@ def segment_dask(
             (``segmenter.scaling_for(image)``); None: measured here.
         pixel_size: the image's (µm, a Calibration or a Rescale): segmented at the model's
             pixel size, the result on its grid (:mod:`unet_edge.scale`); None: as it is.
+        channel: the channel (last axis) a 1-channel model segments (None: the Segmenter's
+            ``channel``), taken lazily and refused as :meth:`Segmenter.segment` refuses it.
 
     The values equal ``segmenter.predict``/``segment`` on the whole image.
     Compute with any Dask scheduler, e.g. a ``dask.distributed`` cluster.
     """
-    import dask.array as da
-
     from ..runtime import Segmenter
 
     seg = segmenter or Segmenter(model, provider, batch_size=batch_size)
-    model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
+    kw: dict[str, Any] = {"batch_size": batch_size, "threads": threads, "chunk": chunk}
+    kw.update(probabilities=probabilities, scaling=scaling, pixel_size=pixel_size)
+    return run_dask(seg, pick_lazy(seg, image, channel), model, **kw)
+
+
+def pick_lazy(seg: Segmenter, image: Any, channel: int | None) -> Any:
+    """``image`` (numpy, Dask or zarr, (H, W) or (H, W, C)) as a Dask array with only
+    ``channel`` (None: the Segmenter's) of its last axis, lazily; checked from its shape
+    alone by the rule of :meth:`Segmenter.pick_channel` (a stand-in reads no pixel)."""
+    import dask.array as da
+
     image = processing.as_image(image)
     arr = image if isinstance(image, da.Array) else da.from_array(image)
     if arr.ndim not in (2, 3):
         raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")
+    picked = seg.channel if channel is None else channel
+    if picked is None:
+        return arr
+    stand_in = np.broadcast_to(np.zeros((), arr.dtype), arr.shape)  # no memory
+    taken = seg.pick_channel(stand_in, channel)  # refused here as in memory
+    return arr[..., picked] if arr.ndim == 3 and np.ndim(taken) == 2 else arr
+
+
+def run_dask(
+    seg: Segmenter,
+    arr: Any,
+    model: str | os.PathLike[str] | None = None,
+    *,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    probabilities: bool = False,
+    scaling: processing.Scaling | None = None,
+    pixel_size: Any = None,
+) -> Any:
+    """:func:`segment_dask` of a Dask array ``arr`` that the model takes as it is (its
+    channel, if any, already picked): no channel is picked here, not even ``seg``'s."""
+    model_path = str(Path(model).resolve()) if model is not None else str(seg.model_path)
     h, w = int(arr.shape[0]), int(arr.shape[1])
     if scaling is None:  # the whole image's statistics, from one strided pass
         scaling = seg.scaling_for(arr)
@@ -358,18 +392,27 @@ def _lookup(local: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[local]
 
 
-def _open_lazy(src: Path) -> tuple[Any, Any]:
-    """A TIFF (through :class:`unet_edge.io.TiffWindows`) or zarr path as a lazy Dask array,
-    with the TIFF's :class:`unet_edge.io.TiffWindows` (its calibration; None for zarr)."""
+def _open_lazy(src: Any, seg: Segmenter, channel: int | None) -> tuple[Any, Any, dict[str, Any]]:
+    """An image (an array, or a TIFF or zarr path) as a lazy Dask array, the TIFF's
+    :class:`unet_edge.io.TiffWindows` (its calibration; else None) and its provenance
+    entries ``axes`` (and ``axes_note``). A TIFF is read as the in-memory path reads it for
+    ``seg``'s model (:func:`unet_edge.paths.windowed.model_read`): ``channel`` (None: the
+    Segmenter's) alone, or RGB stored grey as grey, checked window by window."""
     import dask.array as da
 
+    if not isinstance(src, (str, os.PathLike)):
+        return pick_lazy(seg, src, channel), None, {}
+    src = Path(src)
     if src.suffix.lower() not in (".tif", ".tiff"):
-        return da.from_zarr(str(src)), None
-    from ..io import TiffWindows
+        return pick_lazy(seg, da.from_zarr(str(src)), channel), None, {}
+    from ..io import TiffWindows, image_header
 
-    win = TiffWindows(src)  # picklable: each worker reads its own windows
+    channel = seg.channel if channel is None else channel
+    picked, grey, axes = model_read(seg, image_header(src), channel)
+    win = TiffWindows(src, channel=picked, grey=grey)  # picklable: each worker reads its own
     meta = np.empty((0,) * win.ndim, win.dtype)
-    return da.from_array(win, chunks=(DEFAULT_CHUNK,) * 2 + win.shape[2:], meta=meta), win
+    chunks = (DEFAULT_CHUNK,) * 2 + win.shape[2:]
+    return da.from_array(win, chunks=chunks, meta=meta), win, axes
 
 
 def segment_to_zarr(
@@ -392,7 +435,8 @@ def segment_to_zarr(
     image's score against the model's training data
     (:func:`unet_edge.paths.quality.dask_quality`, computed with the result).
     ``tta=True`` asks the Segmenter made here (without ``segmenter``) for test-time
-    augmentation; a given one brings its own.
+    augmentation; a given one brings its own. ``channel`` as for :func:`segment_dask`; a
+    TIFF is read as the in-memory path reads it (RGB stored grey as grey), its ``axes`` kept.
     """
     import dask
     import dask.array as da
@@ -404,26 +448,21 @@ def segment_to_zarr(
     out = Path(output)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
-    path_given = isinstance(image, (str, os.PathLike))
-    image, win = _open_lazy(Path(image)) if path_given else (image, None)  # win: a TIFF's
     tta = kwargs.pop("tta", False)  # for the Segmenter made here; the workers do as it does
-    seg = segmenter or Segmenter(model, kwargs.get("provider", "cpu"), tta=tta)
-    noted = _rescale_noted(seg, win, kwargs, (int(image.shape[0]), int(image.shape[1])))
+    seg = segmenter or Segmenter(model, kwargs.pop("provider", "cpu"), tta=tta)
+    # win: a TIFF's TiffWindows; axes: its provenance entries, as in memory
+    image, win, axes = _open_lazy(image, seg, kwargs.pop("channel", None))
+    noted = _rescale_noted(seg, win, kwargs, (int(image.shape[0]), int(image.shape[1]))) | axes
     scaling = seg.scaling_for(image)  # measured once: for the result and its provenance
     wanted = kwargs.pop("probabilities", False)
     path = model if model is not None else seg.model_path
     # the mask is taken from the probabilities: the feature windows come from the same chunks
-    probs = segment_dask(image, path, segmenter=seg, scaling=scaling, probabilities=True, **kwargs)
+    probs = run_dask(seg, image, path, scaling=scaling, probabilities=True, **kwargs)
     result = probs if wanted else probs.map_blocks(processing.to_mask, drop_axis=0, dtype=np.uint8)
     quality = dask_quality(probs, image, seg, scaling, kwargs.get("pixel_size"))
     plan = noted.pop("plan")  # what segment_dask ran: on the model's grid when resampled
-    z = zarr.open_array(
-        str(out),
-        mode="w",
-        shape=result.shape,
-        dtype=result.dtype,
-        chunks=tuple(c[0] for c in result.chunks),
-    )
+    chunks = tuple(c[0] for c in result.chunks)
+    z = zarr.open_array(str(out), mode="w", shape=result.shape, dtype=result.dtype, chunks=chunks)
     output = "probabilities" if result.ndim == 3 else "mask"
     prov = seg.result_provenance(plan, [scaling.to_dict()], output=output, **noted)
     z.attrs["unet_edge"] = prov

@@ -287,10 +287,8 @@ def segment_file(
         labels, measure, rois, geojson: the object outputs (in memory only; see
             :mod:`unet_edge.objects`): ``NAME_labels.tif``, ``NAME_objects.csv``,
             ``NAME_rois.zip``, ``NAME_objects.geojson``.
-        min_size, split: how objects are made: the smallest kept (pixels, ``"20px"``,
-            ``"2um2"``) and ``"watershed"`` to split touching ones, ``"none"`` not to;
-            None: the rule the model states (``ModelInfo.labelling``), as ``run`` and
-            ``Segmenter.label`` follow it, else 0 px and no split.
+        min_size, split: the smallest object kept (pixels, ``"20px"``, ``"2um2"``) and
+            ``"watershed"``/``"none"``; None: the model's stated rule, as ``run`` follows.
         dask_client: a ``distributed.Client`` whose cluster computes the windows (implies large).
         pixel_size: the image's (µm, a Calibration; None: the file's; "native": as it is).
         channel: the channel (or colour) a 1-channel model segments (None: ``seg.channel``).
@@ -395,7 +393,8 @@ def preflight(
     plan = replace(plan, outputs=io_axes.outputs_for(plan.outputs, found), channel=found.channel)
     # the size the kernel will run at: the model's grid when the image is resampled to it
     rescale = scale.resolve(seg.info.pixel_size, plan.pixel_size, calibration)
-    need = in_memory_bytes(header, seg.info.classes, rescale, picked=found.channel is not None)
+    picked = found.channel is not None
+    need = in_memory_bytes(header, seg.info.classes, rescale, picked=picked, grey=found.grey_check)
     tiff = plan.input.suffix.lower() in io.TIFF_SUFFIXES
     windowed = bool(large) or (large is None and need > memory_limit)
     if windowed and large is None:

@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .. import io, scale
 from ..config import OutputFormat
 from ..errors import OutputError
@@ -20,6 +22,10 @@ from .image_outputs import image_writers
 if TYPE_CHECKING:
     from ..runtime import Segmenter
     from .files import FilePlan
+
+
+#: The suffixes of JPEG files (their grey stored as RGB is checked within a few levels).
+_JPEG = (".jpg", ".jpeg")
 
 
 def make_folder(plan: FilePlan) -> None:
@@ -37,6 +43,7 @@ def in_memory_bytes(
     rescale: scale.Rescale | None = None,
     *,
     picked: bool = False,
+    grey: bool = False,
 ) -> int:
     """Bytes segmenting an image in memory needs, estimated from its header.
 
@@ -57,13 +64,20 @@ def in_memory_bytes(
     (:func:`unet_edge.paths.in_memory.segment_in_memory`): the larger of the read (every
     channel and the copy, (channels + 1) x itemsize) and the compute, which counts one
     channel.
+
+    RGB stored ``grey`` (a 1-channel model, no colour picked: ``Layout.grey_check``) is
+    the same: its colours are checked equal and the grey copied out before the compute,
+    which counts one channel; a JPEG's check may hold wide copies of two colour planes and
+    their difference (3 x 8) while the file is held.
     """
     sizes = list(zip(header.shape, header.axes, strict=True))
     frames = math.prod(n for n, a in sizes if a not in "YXSC")
     chans = math.prod(n for n, a in sizes if a in "SC")
-    seen, item = 1 if picked else chans, header.dtype.itemsize  # the channels computed on
+    seen, item = 1 if picked or grey else chans, header.dtype.itemsize  # computed on
     pixels = header.plane_pixels * frames
     reading = pixels * (chans + 1) * item if seen < chans else 0
+    if grey and header.path.suffix.lower() in _JPEG:  # JPEG's colours may differ a little
+        reading = max(reading, pixels * (chans * item + 3 * 8))
     if rescale is None:
         return max(reading, pixels * (seen * (item + 4) + 8 * classes + 2))
     h, w = (n for n, a in sizes if a in "YX")
@@ -82,9 +96,10 @@ def segment_in_memory(
     # the file's axes, not its shape: T and Z kept, one channel picked (unet_edge.io.axes)
     layout = io_axes.layout(header, seg.info.channels, plan.channel)
     arranged = io_axes.arrange(source.pixels, layout)
-    if layout.channel is not None and layout.colour:
-        # the channel picked is copied out and the others let go before the compute, as
-        # in_memory_bytes counts
+    one = (layout.channel is not None and layout.colour) or layout.grey_check
+    if one and np.may_share_memory(arranged.frames, source.pixels):
+        # the channel picked (or the grey of RGB stored grey) is copied out and the others
+        # let go before the compute, as in_memory_bytes counts
         arranged = replace(arranged, frames=arranged.frames.copy())
         source = replace(source, pixels=arranged.frames)
     rescale = scale.resolve(seg.info.pixel_size, plan.pixel_size, found)

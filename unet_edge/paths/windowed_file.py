@@ -41,6 +41,7 @@ def segment_plan(
 
     kw: dict[str, Any] = {"ome": plan.output_format is OutputFormat.OME_TIFF}
     kw["progress"] = progress
+    kw["channel"] = plan.channel  # as preflight resolved it (None: the Segmenter's)
     read: dict[str, Any] = {"max_pixels": max_pixels, "expect": header, "channel": plan.channel}
     read["grey"] = seg.info.channels == 1  # RGB stored grey: checked window by window
     with io.TiffWindows(plan.input, **read) as source:  # a channel picked: read alone
