@@ -33,6 +33,22 @@ def _load() -> ModuleType:
         sys.path.remove(str(HERE))
 
 
+def _tiny_recipe(args: argparse.Namespace, **changes: object) -> object:
+    """A 4-step recipe of a tiny network, validating every 2 steps, in place of train.py's."""
+    from unet_edge.training.config import TrainConfig
+
+    tiny = {"width": 4, "depth": 2, "tile": 76, "exposure": 0.0}
+    return dataclasses.replace(TrainConfig(steps=4, val_every=2, threads=1, **tiny), **changes)
+
+
+def _tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, Path]:
+    """crossval.py loaded with :func:`_tiny_recipe`, and a tiny data folder."""
+    cv = _load()
+    monkeypatch.setattr(cv, "_recipe", _tiny_recipe)
+    (tmp_path / "data").mkdir()
+    return cv, make_tiny_data(tmp_path / "data")
+
+
 def test_folds_are_contiguous_and_cover_every_slice():
     cv = _load()
     names = [f"{i:02d}" for i in range(25)]
@@ -72,17 +88,7 @@ def test_the_choice_weighs_topology_under_the_pixel_ceiling():
 
 
 def test_end_to_end_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    cv = _load()
-    (tmp_path / "data").mkdir()
-    data = make_tiny_data(tmp_path / "data")
-    tiny = {"width": 4, "depth": 2, "tile": 76, "exposure": 0.0}
-
-    def recipe(args: argparse.Namespace, **changes: object) -> object:
-        from unet_edge.training.config import TrainConfig
-
-        return dataclasses.replace(TrainConfig(steps=4, val_every=2, threads=1, **tiny), **changes)
-
-    monkeypatch.setattr(cv, "_recipe", recipe)
+    cv, data = _tiny_run(tmp_path, monkeypatch)
     work = tmp_path / "work"
     monkeypatch.setattr(
         sys, "argv", ["crossval.py", str(data), "--work", str(work), "--folds", "3"]
@@ -112,17 +118,7 @@ def test_an_interrupted_fold_resumes_and_folds_run_apart(
 ):
     """``--fold K`` trains only fold K; a fold stopped part-way resumes from its latest state
     and ends as the uninterrupted run does; a finished fold is kept."""
-    cv = _load()
-    (tmp_path / "data").mkdir()
-    data = make_tiny_data(tmp_path / "data")
-    tiny = {"width": 4, "depth": 2, "tile": 76, "exposure": 0.0}
-
-    def recipe(args: argparse.Namespace, **changes: object) -> object:
-        from unet_edge.training.config import TrainConfig
-
-        return dataclasses.replace(TrainConfig(steps=4, val_every=2, threads=1, **tiny), **changes)
-
-    monkeypatch.setattr(cv, "_recipe", recipe)
+    cv, data = _tiny_run(tmp_path, monkeypatch)
 
     def folds(work: Path, *fold: str) -> None:
         argv = ["crossval.py", str(data), "--work", str(work), "--folds", "3", "--phase", "folds"]

@@ -4,14 +4,13 @@ colours let go before the compute (issue 21's leftovers)."""
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
+from memory_helpers import peak_bytes
 
 from unet_edge import Segmenter, io, processing
 from unet_edge.paths import files
@@ -74,16 +73,6 @@ def test_grey_rgb_that_fits_as_one_colour_stays_in_memory(
     assert np.array_equal(tifffile.imread(r.outputs["mask"]), want)
 
 
-def _peak(work: Callable[[], object]) -> int:
-    """The most bytes numpy and Python held at once while ``work`` ran (tracemalloc)."""
-    tracemalloc.start()
-    try:
-        work()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_the_colours_are_let_go_before_the_compute(
     seg: Segmenter, isbi_image: np.ndarray, tmp_path: Path
 ) -> None:
@@ -95,9 +84,9 @@ def test_the_colours_are_let_go_before_the_compute(
     rgba = np.dstack([g, g, g, 4095 - g])  # an alpha that differs is ignored
     tifffile.imwrite(tmp_path / "c.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
     files.segment_file(seg, tmp_path / "g.tif", tmp_path / "warm")  # first-run caches
-    alone = _peak(lambda: files.segment_file(seg, tmp_path / "g.tif", tmp_path / "a"))
-    read = _peak(lambda: io.read_file(tmp_path / "c.tif"))
-    taken = _peak(lambda: files.segment_file(seg, tmp_path / "c.tif", tmp_path / "o"))
+    alone = peak_bytes(lambda: files.segment_file(seg, tmp_path / "g.tif", tmp_path / "a"))
+    read = peak_bytes(lambda: io.read_file(tmp_path / "c.tif"))
+    taken = peak_bytes(lambda: files.segment_file(seg, tmp_path / "c.tif", tmp_path / "o"))
     assert taken <= 1.1 * max(read, alone), (taken, read, alone)
     estimate = files.in_memory_bytes(io.image_header(tmp_path / "c.tif"), 2, grey=True)
     assert abs(taken - estimate) < 0.1 * estimate, (taken, estimate)

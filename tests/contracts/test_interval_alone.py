@@ -5,12 +5,12 @@ the repository's own reader (issue 20's leftovers)."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from ome_helpers import ome_pixels
 
 from unet_edge import Segmenter, io, segment_file
 from unet_edge.imagemeta import Calibration, Interval, interval_of, tiff_kwargs
@@ -34,13 +34,6 @@ def _ome(path: Path, increment: float, unit: str) -> Path:
     meta = {"axes": "TYX", "TimeIncrement": increment, "TimeIncrementUnit": unit}
     tifffile.imwrite(path, FRAMES, ome=True, metadata=meta)  # no PhysicalSize
     return path
-
-
-def _ome_pixels(path: Path) -> dict[str, str]:
-    with tifffile.TiffFile(path) as tf:
-        pixels = ET.fromstring(tf.ome_metadata or "").find(".//{*}Image/{*}Pixels")
-    assert pixels is not None
-    return dict(pixels.attrib)
 
 
 def _interval(path: Path) -> Interval | None:
@@ -73,7 +66,7 @@ def test_an_ome_interval_without_a_pixel_size_reaches_ome_and_imagej_outputs(
     segment_file(tiny, src, tmp_path / "ome", probabilities=True, output_format="ome-tiff")
     for name in ("mask", "probabilities"):
         out = tmp_path / "ome" / f"movie_{name}.ome.tif"
-        pixels = _ome_pixels(out)
+        pixels = ome_pixels(out)
         assert (float(pixels["TimeIncrement"]), pixels["TimeIncrementUnit"]) == (100.0, "ms")
         assert pixels["SizeT"] == "3" and "PhysicalSizeX" not in pixels
         assert _interval(out) == Interval(100.0, "ms")
@@ -119,7 +112,7 @@ def test_write_tiff_writes_an_interval_alone(tmp_path: Path) -> None:
     ome = io.write_tiff(
         tmp_path / "t.ome.tif", FRAMES, {}, axes="TYX", ome=True, interval=Interval(4.0, "h")
     )
-    assert _ome_pixels(ome)["TimeIncrementUnit"] == "h" and _interval(ome) == Interval(4.0, "h")
+    assert ome_pixels(ome)["TimeIncrementUnit"] == "h" and _interval(ome) == Interval(4.0, "h")
     with io.open_image(out) as opened:
         assert opened.interval() == Interval(4.0, "h")
     assert io.read_file(out).interval == Interval(4.0, "h")

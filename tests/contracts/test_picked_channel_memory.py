@@ -4,13 +4,12 @@ neither sent window by window nor refused (issue 20's leftovers)."""
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from memory_helpers import peak_bytes
 
 from unet_edge import Segmenter, io, processing
 from unet_edge.errors import InputError
@@ -84,16 +83,6 @@ def test_an_rgb_png_that_fits_with_one_colour_is_not_refused(
     assert np.array_equal(io.read_image(r.outputs["mask"]), want)
 
 
-def _peak(work: Callable[[], object]) -> int:
-    """The most bytes numpy and Python held at once while ``work`` ran (tracemalloc)."""
-    tracemalloc.start()
-    try:
-        work()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_the_other_channels_are_let_go_before_the_compute(
     seg: Segmenter, planes: np.ndarray, tmp_path: Path
 ) -> None:
@@ -103,8 +92,8 @@ def test_the_other_channels_are_let_go_before_the_compute(
     src = _composite(tmp_path / "m.tif", many)
     tifffile.imwrite(tmp_path / "one.tif", many[3])
     files.segment_file(seg, tmp_path / "one.tif", tmp_path / "warm")  # first-run caches
-    alone = _peak(lambda: files.segment_file(seg, tmp_path / "one.tif", tmp_path / "a"))
-    read = _peak(lambda: io.read_file(src))
-    picked = _peak(lambda: files.segment_file(seg, src, tmp_path / "o", channel=3))
+    alone = peak_bytes(lambda: files.segment_file(seg, tmp_path / "one.tif", tmp_path / "a"))
+    read = peak_bytes(lambda: io.read_file(src))
+    picked = peak_bytes(lambda: files.segment_file(seg, src, tmp_path / "o", channel=3))
     assert read + alone > 1.4 * max(read, alone)  # the sum is told apart from the larger
     assert picked <= 1.15 * max(read, alone), (picked, read, alone)

@@ -6,12 +6,12 @@ the repository's own reader."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from ome_helpers import ome_pixels
 
 from unet_edge import Segmenter, io, scale, segment_file
 from unet_edge.imagemeta import Calibration, calibration_and_note, tiff_kwargs
@@ -32,13 +32,6 @@ def _ome_series(path: Path, increment: float, unit: str) -> Path:
     meta |= {"TimeIncrement": increment, "TimeIncrementUnit": unit}
     tifffile.imwrite(path, FRAMES, ome=True, metadata=meta)
     return path
-
-
-def _ome_pixels(path: Path) -> dict[str, str]:
-    with tifffile.TiffFile(path) as tf:
-        pixels = ET.fromstring(tf.ome_metadata or "").find(".//{*}Image/{*}Pixels")
-    assert pixels is not None
-    return dict(pixels.attrib)
 
 
 def _note(path: Path) -> tuple[Calibration | None, str | None]:
@@ -72,7 +65,7 @@ def test_ome_time_increment_reaches_ome_and_imagej_outputs(tiny: Segmenter, tmp_
     segment_file(tiny, src, tmp_path / "ome", probabilities=True, output_format="ome-tiff")
     for name in ("mask", "probabilities"):
         out = tmp_path / "ome" / f"movie_{name}.ome.tif"
-        pixels = _ome_pixels(out)
+        pixels = ome_pixels(out)
         assert (float(pixels["TimeIncrement"]), pixels["TimeIncrementUnit"]) == (100.0, "ms")
         assert pixels["SizeT"] == "3"
         cal = io.read_calibration(out)
